@@ -1,0 +1,209 @@
+"""The ``culturegan`` command: parse arguments, build a config, call the library.
+
+Every command is a thin adapter over a tested Python function; no maths happens here.
+
+Usage::
+
+    culturegan demo
+    culturegan train --config cyclegan_tiny --data.root data/ --train.steps 2000
+    culturegan stylize photos/ --model runs/000-cyclegan/model --out stylized/
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from culturegan import __version__
+
+
+def _parser() -> argparse.ArgumentParser:
+    from culturegan.config import add_override_arguments
+
+    parser = argparse.ArgumentParser(
+        prog="culturegan", description="GAN style transfer across cultures."
+    )
+    parser.add_argument("--version", action="version", version=f"culturegan {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="build synthetic data, train a small model, write a page")
+    p.add_argument("--out", default="culturegan-demo", help="output folder (default: %(default)s)")
+    p.add_argument("--fast", action="store_true", help="a few seconds instead of minutes (tests)")
+    p.add_argument("--steps", type=int, default=None, help="training steps (overrides the preset)")
+    p.add_argument("--style", default="woodblock", help="synthetic art style to learn")
+
+    p = sub.add_parser("train", help="train a model (or resume a run)")
+    p.add_argument("--config", help="YAML file or preset name (see `culturegan list`)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in this folder")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved config and stop")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_override_arguments(p)
+
+    p = sub.add_parser("stylize", help="apply a model to images and folders")
+    p.add_argument("inputs", nargs="+", help="image files and/or folders")
+    p.add_argument("--model", required=True, help="pretrained model folder")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--source", help="source domain (default: the model's first direction)")
+    p.add_argument("--target", help="target domain")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--device", default="cpu")
+
+    p = sub.add_parser("export", help="export a run's EMA generators as a pretrained folder")
+    p.add_argument("run_dir")
+    p.add_argument("--out", required=True)
+
+    p = sub.add_parser("import-cyclegan", help="convert an official CycleGAN generator .pth")
+    p.add_argument("checkpoint", help="e.g. latest_net_G.pth or style_ukiyoe.pth")
+    p.add_argument("--out", required=True, help="pretrained folder to write")
+    p.add_argument("--domains", default="photo,style", help="SOURCE,TARGET names")
+
+    p = sub.add_parser("info", help="describe a pretrained model folder")
+    p.add_argument("model_dir")
+
+    sub.add_parser("list", help="list presets, recipes and networks")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="culturegan: %(message)s",
+    )
+    from culturegan.checkpoint import CheckpointError
+    from culturegan.data.images import ImageLoadError
+
+    try:
+        return COMMANDS[args.command](args)
+    except (
+        ValueError,
+        FileNotFoundError,
+        NotADirectoryError,
+        CheckpointError,
+        ImageLoadError,
+    ) as exc:
+        print(f"culturegan {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from culturegan.config import collect_overrides, load_config
+    from culturegan.training import train
+
+    overrides = collect_overrides(args)
+    if args.resume:
+        if args.config:
+            raise ValueError("--resume takes the config from the run folder; drop --config")
+        if args.dry_run:
+            from culturegan.training.loop import load_run_config
+
+            print(load_run_config(args.resume).to_json())
+            return 0
+        result = train(resume_dir=args.resume, overrides=overrides, progress=not args.no_progress)
+    else:
+        cfg = load_config(args.config, overrides)
+        print(cfg.to_json())
+        if args.dry_run:
+            return 0
+        result = train(cfg, progress=not args.no_progress)
+    if result.stop_signal is not None:
+        print(
+            f"stopped at step {result.step}; checkpoint saved. "
+            f"Resume with: culturegan train --resume {result.run_dir}"
+        )
+        return 128 + result.stop_signal
+    print(f"run folder: {result.run_dir}")
+    if result.finished:
+        print(f"model: {result.run_dir / 'model'}")
+    return 0
+
+
+def cmd_stylize(args: argparse.Namespace) -> int:
+    from culturegan.inference import stylize_paths
+
+    summary = stylize_paths(
+        args.inputs,
+        model_dir=args.model,
+        out_dir=args.out,
+        source=args.source,
+        target=args.target,
+        batch_size=args.batch_size,
+        device=args.device,
+    )
+    print(summary.report())
+    return 0 if summary.written else 1
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from culturegan.training import export_run
+
+    print(f"model: {export_run(args.run_dir, args.out)}")
+    return 0
+
+
+def cmd_import_cyclegan(args: argparse.Namespace) -> int:
+    from culturegan.importers import import_cyclegan
+
+    names = [n.strip() for n in args.domains.split(",")]
+    if len(names) != 2 or not all(names):
+        raise ValueError(f"--domains takes SOURCE,TARGET, got '{args.domains}'")
+    out = import_cyclegan(args.checkpoint, args.out, domains=(names[0], names[1]))
+    print(f"model: {out}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from culturegan.checkpoint import load_pretrained
+
+    config, tensors = load_pretrained(args.model_dir)
+    n_params = sum(t.numel() for t in tensors.values())
+    print(json.dumps(config, indent=2))
+    print(f"domains: {', '.join(config['domains'])}")
+    print(f"directions: {', '.join(config['directions'])}")
+    print(f"parameters: {n_params:,}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from culturegan.config import list_presets
+    from culturegan.models import list_discriminators, list_generators
+    from culturegan.training import list_recipes
+
+    print("presets:        " + ", ".join(list_presets()))
+    print("recipes:        " + ", ".join(list_recipes()))
+    print("generators:     " + ", ".join(list_generators()))
+    print("discriminators: " + ", ".join(list_discriminators()))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from culturegan.demo import DemoInterrupted, run_demo
+
+    try:
+        page = run_demo(Path(args.out), fast=args.fast, steps=args.steps, style=args.style)
+    except DemoInterrupted as exc:
+        run = exc.result.run_dir
+        print(f"{exc}; the checkpoint is in {run} (continue with: culturegan train --resume {run})")
+        return 128 + (exc.result.stop_signal or 0)
+    print(f"demo page: {page.resolve()}")
+    return 0
+
+
+COMMANDS = {
+    "demo": cmd_demo,
+    "train": cmd_train,
+    "stylize": cmd_stylize,
+    "export": cmd_export,
+    "import-cyclegan": cmd_import_cyclegan,
+    "info": cmd_info,
+    "list": cmd_list,
+}
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    raise SystemExit(main())

@@ -1,0 +1,222 @@
+"""Run configuration: nested dataclasses, YAML presets, and command-line overrides.
+
+A run is described by one :class:`RunConfig`. Presets are YAML files (``configs/*.yaml``, also
+shipped inside the package) holding any subset of its fields; every field can be overridden on
+the command line as ``--section.field VALUE`` (e.g. ``--train.steps 2000``). The resolved config
+is printed by ``culturegan train --dry-run`` and written as ``config.json`` in the run folder
+before step 0, so a run can always be rebuilt from its folder.
+
+Usage::
+
+    cfg = load_config("cyclegan_tiny", overrides={"train.steps": 100})
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PRESET_DIR = Path(__file__).parent / "configs"
+
+
+@dataclass
+class DataConfig:
+    root: str = ""  # dataset root: CycleGAN layout (trainA/trainB/...) or one folder per domain
+    domains: list[str] = field(default_factory=list)  # [source, target]; empty = all / A,B
+    load_size: int = 286  # shorter side after resizing (training)
+    crop_size: int = 256  # random square crop fed to the networks
+    flip: bool = True  # random horizontal flips (training only)
+    split_ratios: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
+    split_seed: int = 0  # seed of the stable train/val/test split (per-domain layout)
+    manifest: str = ""  # split manifest path; empty = ROOT/culturegan_split.json
+    num_workers: int = 0  # DataLoader worker processes
+
+
+@dataclass
+class ModelConfig:
+    generator: str = "resnet_9blocks"  # name in culturegan.models.GENERATORS
+    ngf: int = 64  # generator width (channels of the first layer)
+    discriminator: str = "patchgan"  # name in culturegan.models.DISCRIMINATORS
+    ndf: int = 64  # discriminator width
+    d_layers: int = 3  # PatchGAN stride-2 layers (3 = the 70x70 receptive field)
+    spectral_norm: bool = False  # spectral normalisation on discriminator convolutions
+
+
+@dataclass
+class LossConfig:
+    gan_mode: str = "lsgan"  # lsgan | nonsaturating | hinge
+    lambda_cycle: float = 10.0  # weight of the cycle-consistency L1 (paper: lambda)
+    lambda_identity: float = 0.5  # identity L1 weight, relative to lambda_cycle (paper: 0.5)
+    pool_size: int = 50  # image pool of past fakes shown to the discriminators (0 = off)
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 2e-4  # Adam learning rate (paper default)
+    beta1: float = 0.5
+    beta2: float = 0.999
+    decay_steps: int = -1  # lr decays linearly to 0 over the last N steps; -1 = half of steps
+
+
+@dataclass
+class TrainConfig:
+    recipe: str = "cyclegan"  # name in culturegan.training.RECIPES
+    steps: int = 10000  # total optimisation steps
+    batch_size: int = 1
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    ema_decay: float = 0.999  # EMA of generator weights used for export (0 = no EMA)
+    log_every: int = 50  # JSONL / TensorBoard scalars
+    sample_every: int = 500  # PNG sample grids
+    checkpoint_every: int = 500  # resumable training state
+    num_samples: int = 4  # images per domain in a sample grid
+    runs_dir: str = "runs"  # numbered run folders are created here
+    name: str = ""  # suffix of the run folder name
+
+
+@dataclass
+class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RunConfig:
+        cfg = cls()
+        apply_nested(cfg, values, source="config")
+        return cfg
+
+
+def _sections(cfg: RunConfig) -> dict[str, Any]:
+    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
+
+
+def apply_nested(cfg: RunConfig, values: dict[str, Any], *, source: str) -> None:
+    """Set fields of ``cfg`` from ``{"section": {"field": value}}``; unknown keys are errors."""
+    sections = _sections(cfg)
+    for section_name, section_values in values.items():
+        if section_name not in sections:
+            raise ValueError(
+                f"{source}: unknown section '{section_name}' (known: {', '.join(sections)})"
+            )
+        if not isinstance(section_values, dict):
+            raise ValueError(f"{source}: section '{section_name}' must be a mapping")
+        for key, value in section_values.items():
+            set_field(cfg, f"{section_name}.{key}", value, source=source)
+
+
+def set_field(cfg: RunConfig, dotted: str, value: Any, *, source: str = "override") -> None:
+    """Set ``section.field`` to ``value``, converting strings to the field's type."""
+    section_name, _, key = dotted.partition(".")
+    sections = _sections(cfg)
+    if section_name not in sections or not key:
+        raise ValueError(f"{source}: '{dotted}' is not of the form section.field")
+    section = sections[section_name]
+    names = {f.name: f for f in dataclasses.fields(section)}
+    if key not in names:
+        raise ValueError(
+            f"{source}: unknown field '{dotted}' (fields of {section_name}: {', '.join(names)})"
+        )
+    current = getattr(section, key)
+    setattr(section, key, _coerce(value, current, dotted, source))
+
+
+def _coerce(value: Any, current: Any, dotted: str, source: str) -> Any:
+    expected = type(current)
+    try:
+        if isinstance(current, bool):
+            if isinstance(value, str):
+                lowered = value.lower()
+                if lowered not in {"true", "false", "1", "0", "yes", "no"}:
+                    raise ValueError(value)
+                return lowered in {"true", "1", "yes"}
+            return bool(value)
+        if isinstance(current, list):
+            if isinstance(value, str):
+                items = [v.strip() for v in value.split(",") if v.strip()]
+            else:
+                items = list(value)
+            if current and isinstance(current[0], float):
+                return [float(v) for v in items]
+            return [str(v) for v in items]
+        if isinstance(current, int) and isinstance(value, float) and not value.is_integer():
+            raise ValueError(value)
+        return expected(value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{source}: {dotted}={value!r} is not a valid {expected.__name__}"
+        ) from None
+
+
+def resolve_preset(name_or_path: str) -> Path:
+    """A YAML path, or the name of a preset shipped with the package (``cyclegan_tiny``)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    preset = PRESET_DIR / f"{name_or_path}.yaml"
+    if preset.is_file():
+        return preset
+    raise FileNotFoundError(
+        f"config '{name_or_path}' is neither a file nor a preset "
+        f"(presets: {', '.join(list_presets())})"
+    )
+
+
+def list_presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def load_config(preset: str | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Defaults, then the preset's values, then ``{"section.field": value}`` overrides."""
+    cfg = RunConfig()
+    if preset:
+        path = resolve_preset(preset)
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ValueError(f"config '{path}' is not valid YAML: {exc}") from None
+        if not isinstance(values, dict):
+            raise ValueError(f"config '{path}' must be a mapping of sections")
+        apply_nested(cfg, values, source=str(path))
+    for dotted, value in (overrides or {}).items():
+        set_field(cfg, dotted, value)
+    return cfg
+
+
+def add_override_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one ``--section.field`` option per config field (default None = not given)."""
+    for section_name, section in _sections(RunConfig()).items():
+        group = parser.add_argument_group(f"{section_name} overrides")
+        for f in dataclasses.fields(section):
+            default = getattr(section, f.name)
+            group.add_argument(
+                f"--{section_name}.{f.name}",
+                dest=f"override__{section_name}__{f.name}",
+                default=None,
+                metavar=type(default).__name__.upper(),
+                help=f"(default: {default})",
+            )
+
+
+def collect_overrides(args: argparse.Namespace) -> dict[str, str]:
+    """The ``--section.field`` values the user gave, as ``{"section.field": "value"}``."""
+    out = {}
+    for key, value in vars(args).items():
+        if key.startswith("override__") and value is not None:
+            _, section, name = key.split("__", 2)
+            out[f"{section}.{name}"] = value
+    return out

@@ -1,0 +1,274 @@
+"""The one loader for every image file culturegan reads, and the tensor conversion pair.
+
+:func:`load_image` opens a file, refuses it with an :class:`ImageLoadError` naming the file and
+the problem when it cannot be used, and otherwise returns a fully decoded RGB image: EXIF
+orientation applied, first frame only (GIF, multi-page TIFF). Every Pillow mode becomes RGB as
+follows (:func:`to_rgb`, also used for images that arrive in memory):
+
+==================  ==================================================================
+mode                becomes
+==================  ==================================================================
+RGB                 unchanged
+1                   black / white
+L                   the grey value in all three channels
+P                   through RGBA (palette transparency honoured), then as RGBA
+PA, LA, RGBA, ...   any alpha: composited over white paper
+CMYK                Pillow's CMYK -> RGB conversion
+I;16, I;16B/L, I    16-bit range scaled to 8 bit (value * 255 / 65535, clipped), then grey
+F                   values in [0, 1] times 255; otherwise min-max stretched to [0, 255]
+YCbCr, LAB, HSV     Pillow's ``convert("RGB")``
+==================  ==================================================================
+
+Before anything is decoded, the size in the file header is checked against ``max_pixels``
+(a decompression-bomb guard like Pillow's). Pillow's own warning for large images is silenced
+locally, so that our limit and our message are the ones that apply; Pillow still refuses
+images above twice ``PIL.Image.MAX_IMAGE_PIXELS`` whatever ``max_pixels`` says.
+
+Usage::
+
+    img = load_image("photo.jpg")                      # PIL RGB image
+    scan = scan_images("data/photo"); print(scan.summary())
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import struct
+import warnings
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+log = logging.getLogger("culturegan.data")
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
+DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's default MAX_IMAGE_PIXELS
+
+# What Pillow raises while decoding broken data (beyond OSError, which covers truncation).
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error)
+
+
+class ImageLoadError(ValueError):
+    """An image file that cannot be used; ``path`` is the file, ``reason`` says why."""
+
+    def __init__(self, path: str | os.PathLike, reason: str) -> None:
+        super().__init__(path, reason)  # both in args, so the error survives pickling
+        self.path = Path(path)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"cannot load image '{self.path}': {self.reason}"
+
+
+def _open_checked(path: Path, max_pixels: int) -> Image.Image:
+    """Open ``path`` lazily (header only) and apply the pixel limit; the caller closes it."""
+    if not path.exists():
+        # A dangling symlink also lands here: exists() follows links.
+        raise ImageLoadError(path, "file not found")
+    if path.is_dir():
+        raise ImageLoadError(path, "is a directory, not an image file")
+    if path.stat().st_size == 0:
+        raise ImageLoadError(path, "file is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+    except Image.DecompressionBombError as exc:
+        # Pillow's hard limit fired before we could see the size; keep its pixel count.
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        count = f"{int(found.group(1))} pixels" if found else "too many pixels"
+        raise ImageLoadError(
+            path,
+            f"too many pixels ({count}, limit {max_pixels}; Pillow's own limit "
+            f"PIL.Image.MAX_IMAGE_PIXELS also applies)",
+        ) from exc
+    except UnidentifiedImageError as exc:
+        raise ImageLoadError(path, "not a recognised image format") from exc
+    except PermissionError as exc:
+        raise ImageLoadError(path, "permission denied") from exc
+    except FileNotFoundError as exc:
+        raise ImageLoadError(path, "file not found") from exc
+    except _DECODE_ERRORS as exc:
+        raise ImageLoadError(path, f"image data is truncated or corrupt (header: {exc})") from exc
+    width, height = img.size
+    if width * height > max_pixels:
+        img.close()
+        raise ImageLoadError(
+            path,
+            f"too many pixels ({width} x {height} = {width * height}, limit {max_pixels}; "
+            "raise max_pixels to allow it)",
+        )
+    return img
+
+
+def load_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Load ``path`` as a fully decoded RGB image (see the module docstring for the rules).
+
+    Raises :class:`ImageLoadError` for missing, empty, unrecognised, truncated, corrupt or
+    oversized files; the file is closed in every case.
+    """
+    path = Path(path)
+    with _open_checked(path, max_pixels) as img:
+        try:
+            img.load()  # the first frame: Image.open leaves multi-frame files on frame 0
+        except _DECODE_ERRORS as exc:
+            raise ImageLoadError(path, f"image data is truncated or corrupt ({exc})") from exc
+        try:
+            # Always a new image, so it outlives the file closing at the end of the block.
+            upright = ImageOps.exif_transpose(img)
+        except _DECODE_ERRORS + (KeyError, TypeError) as exc:
+            log.warning("ignoring unreadable EXIF orientation of '%s' (%s)", path, exc)
+            upright = img.copy()
+        try:
+            return to_rgb(upright)
+        except ValueError as exc:
+            raise ImageLoadError(path, str(exc)) from exc
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """A new RGB image from ``img`` in any Pillow mode, by the table in the module docstring."""
+    mode = img.mode
+    if mode == "RGB":
+        return img.copy()
+    if mode in ("1", "L", "CMYK", "YCbCr", "LAB", "HSV", "RGBX"):
+        return img.convert("RGB")
+    if mode in ("P", "PA", "LA", "RGBA", "RGBa"):
+        return _over_white(img.convert("RGBA"))
+    if mode == "I" or mode.startswith("I;16"):
+        values = np.asarray(img).astype(np.float64)  # I;16B etc. come out in native order
+        grey = np.clip(np.rint(values * 255.0 / 65535.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    if mode == "F":
+        return Image.fromarray(_float_to_uint8(np.asarray(img))).convert("RGB")
+    try:
+        return img.convert("RGB")
+    except ValueError as exc:
+        raise ValueError(f"unsupported pixel mode ({mode})") from exc
+
+
+def _over_white(rgba: Image.Image) -> Image.Image:
+    """Composite an RGBA image over white paper: c * a + 255 * (1 - a)."""
+    arr = np.asarray(rgba).astype(np.float32)  # (H, W, 4)
+    alpha = arr[..., 3:] / 255.0
+    rgb = arr[..., :3] * alpha + 255.0 * (1.0 - alpha)
+    return Image.fromarray(np.clip(np.rint(rgb), 0, 255).astype(np.uint8))
+
+
+def _float_to_uint8(values: np.ndarray) -> np.ndarray:
+    """Mode F: [0, 1] data is scaled by 255, anything else stretched min-max (constant -> 0)."""
+    values = np.nan_to_num(values.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if low >= 0.0 and high <= 1.0:
+        scaled = values * 255.0
+    elif high > low:
+        scaled = (values - low) * 255.0 / (high - low)
+    else:
+        scaled = np.zeros_like(values)
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+@dataclass
+class ScanResult:
+    """Image files found under ``folder`` and the ones that were skipped, with reasons."""
+
+    files: list[Path]
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+    ignored: int = 0  # files without an image extension (not counted as problems)
+    folder: Path | None = None
+
+    def summary(self) -> str:
+        """One line, e.g. "found 120 images in 'DIR'; skipped 3 (2 not a recognised ...)"."""
+        where = f" in '{self.folder}'" if self.folder is not None else ""
+        text = f"found {len(self.files)} images{where}"
+        if self.skipped:
+            # Group by the reason's fixed leading phrase; details sit in parentheses.
+            kinds = Counter(reason.split(" (")[0] for _, reason in self.skipped)
+            parts = ", ".join(f"{n} {kind}" for kind, n in kinds.most_common())
+            text += f"; skipped {len(self.skipped)} ({parts})"
+        if self.ignored:
+            text += f"; ignored {self.ignored} files without an image extension"
+        return text
+
+    def report(self) -> str:
+        """The summary, then one line per skipped file with its reason."""
+        lines = [self.summary()]
+        lines += [f"  skipped '{path}': {reason}" for path, reason in self.skipped]
+        return "\n".join(lines)
+
+
+def scan_images(
+    folder: str | os.PathLike,
+    *,
+    recursive: bool = True,  # descend into subfolders (hidden ones are always skipped)
+    check: Literal["header", "full", "none"] = "header",  # how hard to look at each file
+    max_pixels: int = DEFAULT_MAX_PIXELS,  # larger images are skipped
+) -> ScanResult:
+    """List the image files under ``folder``, sorted by relative path, skipping bad ones.
+
+    ``check="header"`` opens each file to read its format and size (no decoding) and applies
+    the pixel limit; ``"full"`` decodes each with :func:`load_image`; ``"none"`` only lists.
+    Hidden files and folders (name starting with ".") are left out; files with other
+    extensions are counted in ``ignored``.
+    """
+    if check not in ("header", "full", "none"):
+        raise ValueError(f"check must be 'header', 'full' or 'none', not {check!r}")
+    folder = Path(folder)
+    if not folder.exists():
+        raise FileNotFoundError(f"image folder '{folder}' does not exist")
+    if not folder.is_dir():
+        raise NotADirectoryError(f"'{folder}' is a file, not a folder of images")
+
+    candidates: list[Path] = []
+    ignored = 0
+    for dirpath, dirnames, filenames in os.walk(folder):
+        if recursive:
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        else:
+            dirnames[:] = []
+        for name in filenames:
+            if name.startswith("."):
+                continue
+            if Path(name).suffix.lower() in IMAGE_EXTENSIONS:
+                candidates.append(Path(dirpath) / name)
+            else:
+                ignored += 1
+    candidates.sort(key=lambda p: p.relative_to(folder).as_posix())
+
+    files: list[Path] = []
+    skipped: list[tuple[Path, str]] = []
+    for path in candidates:
+        try:
+            if check == "header":
+                _open_checked(path, max_pixels).close()
+            elif check == "full":
+                load_image(path, max_pixels=max_pixels)
+        except ImageLoadError as exc:
+            skipped.append((path, exc.reason))
+            continue
+        files.append(path)
+    return ScanResult(files=files, skipped=skipped, ignored=ignored, folder=folder)
+
+
+def pil_to_tensor(img: Image.Image) -> torch.Tensor:
+    """A (3, H, W) float32 tensor in [-1, 1]; non-RGB images go through :func:`to_rgb`."""
+    if img.mode != "RGB":
+        img = to_rgb(img)
+    arr = np.asarray(img, dtype=np.float32)  # (H, W, 3)
+    return torch.from_numpy(arr).permute(2, 0, 1).contiguous() / 127.5 - 1.0
+
+
+def tensor_to_pil(tensor: torch.Tensor) -> Image.Image:
+    """An RGB image from a (3, H, W) tensor in [-1, 1] (values outside are clamped)."""
+    if tensor.dim() != 3 or tensor.shape[0] != 3:
+        raise ValueError(f"expected a (3, H, W) tensor, got shape {tuple(tensor.shape)}")
+    t = tensor.detach().to("cpu", torch.float32).clamp(-1.0, 1.0)
+    arr = ((t + 1.0) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()  # (H, W, 3)
+    return Image.fromarray(np.ascontiguousarray(arr))

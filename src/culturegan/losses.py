@@ -1,0 +1,110 @@
+"""Losses of the training recipes.
+
+Adversarial losses take discriminator logits (any shape, e.g. PatchGAN's (B, 1, H', W')):
+
+* ``lsgan``: least squares (Mao et al., 2017), the CycleGAN default;
+* ``nonsaturating``: the logistic loss with the generator maximising log D(G(z))
+  (Goodfellow et al., 2014);
+* ``hinge``: Lim & Ye (2017) / Miyato et al. (2018).
+
+Also the cycle-consistency and identity L1 terms of CycleGAN (Zhu et al., 2017, eq. 2 and the
+identity mapping of section 5.2) and the history buffer of generated images (Shrivastava et al.,
+2017) that CycleGAN shows its discriminators.
+
+Usage::
+
+    adv = AdversarialLoss("lsgan")
+    loss_g = adv.generator(d_b(fake_b))
+    loss_d = adv.discriminator(d_b(real_b), d_b(fake_b.detach()))
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+GAN_MODES = ("lsgan", "nonsaturating", "hinge")
+
+
+class AdversarialLoss:
+    def __init__(self, mode: str) -> None:
+        if mode not in GAN_MODES:
+            raise ValueError(f"unknown gan_mode '{mode}' (known: {', '.join(GAN_MODES)})")
+        self.mode = mode
+
+    def generator(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        """Loss of the generator whose outputs got ``fake_logits``."""
+        if self.mode == "lsgan":
+            return F.mse_loss(fake_logits, torch.ones_like(fake_logits))
+        if self.mode == "nonsaturating":
+            return F.softplus(-fake_logits).mean()
+        return -fake_logits.mean()
+
+    def discriminator(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        """Loss of the discriminator: real images should score high, fakes low."""
+        if self.mode == "lsgan":
+            real = F.mse_loss(real_logits, torch.ones_like(real_logits))
+            fake = F.mse_loss(fake_logits, torch.zeros_like(fake_logits))
+        elif self.mode == "nonsaturating":
+            real = F.softplus(-real_logits).mean()
+            fake = F.softplus(fake_logits).mean()
+        else:
+            real = F.relu(1.0 - real_logits).mean()
+            fake = F.relu(1.0 + fake_logits).mean()
+        # CycleGAN halves the discriminator objective to slow D relative to G.
+        return 0.5 * (real + fake)
+
+
+def cycle_loss(reconstructed: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+    """||F(G(x)) - x||_1, averaged over pixels."""
+    return F.l1_loss(reconstructed, original)
+
+
+def identity_loss(mapped: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+    """||G(y) - y||_1: a target-domain image should pass through its generator unchanged."""
+    return F.l1_loss(mapped, original)
+
+
+class ImagePool:
+    """Holds up to ``size`` past generated images; ``query`` returns a batch mixing new and old.
+
+    Each incoming image is, with probability 1/2 once the pool is full, swapped for a random
+    stored one (which the discriminator then sees instead). Randomness comes from the pool's own
+    seeded generator so a resumed run draws the same images.
+    """
+
+    def __init__(self, size: int, seed: int = 0) -> None:
+        self.size = size
+        self.images: list[torch.Tensor] = []
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def query(self, images: torch.Tensor) -> torch.Tensor:
+        if self.size == 0:
+            return images
+        out = []
+        for image in images.detach():
+            image = image.unsqueeze(0)
+            if len(self.images) < self.size:
+                self.images.append(image.cpu().clone())
+                out.append(image)
+                continue
+            if torch.rand((), generator=self.generator).item() < 0.5:
+                idx = int(torch.randint(len(self.images), (), generator=self.generator))
+                old = self.images[idx].to(image.device)
+                self.images[idx] = image.cpu().clone()
+                out.append(old)
+            else:
+                out.append(image)
+        return torch.cat(out, 0)
+
+    def state_dict(self) -> dict:
+        return {
+            "size": self.size,
+            "images": list(self.images),
+            "rng": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.size = int(state["size"])
+        self.images = [t.clone() for t in state["images"]]
+        self.generator.set_state(state["rng"])

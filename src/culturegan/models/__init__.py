@@ -1,0 +1,24 @@
+"""Pure tensor-in / tensor-out networks and their registries."""
+
+from culturegan.models import discriminators, generators  # noqa: F401  (fills the registries)
+from culturegan.models.registry import (
+    DISCRIMINATORS,
+    GENERATORS,
+    build_discriminator,
+    build_generator,
+    list_discriminators,
+    list_generators,
+    register_discriminator,
+    register_generator,
+)
+
+__all__ = [
+    "DISCRIMINATORS",
+    "GENERATORS",
+    "build_discriminator",
+    "build_generator",
+    "list_discriminators",
+    "list_generators",
+    "register_discriminator",
+    "register_generator",
+]

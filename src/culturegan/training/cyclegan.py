@@ -1,0 +1,216 @@
+"""Recipe ``cyclegan``: unpaired two-domain translation (Zhu et al., ICCV 2017).
+
+Names in code and paper: ``g_ab`` is the paper's G: X -> Y, ``g_ba`` is F: Y -> X, ``d_b`` is
+D_Y (judges domain B = Y) and ``d_a`` is D_X. (The official code calls them netG_A, netG_B,
+netD_A, netD_B, with netD_A judging domain B.) One step is two phases, in the paper's order:
+
+1. generators: adversarial + lambda * cycle + lambda * lambda_idt * identity, discriminators
+   frozen;
+2. discriminators: real vs. a fake drawn from the image pool, objective halved.
+
+Adam(lr 2e-4, betas 0.5/0.999), constant learning rate then linear decay to zero, EMA copies of
+both generators for export. This module owns the optimisers and the order of updates; the
+networks in ``culturegan.models`` are pure functions of their input.
+
+Usage::
+
+    recipe = CycleGANRecipe(cfg, device=torch.device("cpu"), domains=("photo", "ukiyoe"))
+    losses = recipe.train_step({"a": real_a, "b": real_b}, step)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from culturegan.config import RunConfig
+from culturegan.losses import AdversarialLoss, ImagePool, cycle_loss, identity_loss
+from culturegan.models import build_discriminator, build_generator
+from culturegan.training.ema import EMA
+from culturegan.training.logger import make_grid
+
+
+def init_normal_(module: nn.Module, std: float = 0.02) -> None:
+    """CycleGAN's initialisation: conv weights ~ N(0, 0.02), biases 0."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
+            weight = (
+                m.parametrizations.weight.original if hasattr(m, "parametrizations") else m.weight
+            )
+            nn.init.normal_(weight, 0.0, std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+def linear_decay_schedule(total_steps: int, decay_steps: int):
+    """lr factor: 1 for the first ``total - decay`` steps, then linearly down to 0."""
+    decay_steps = total_steps // 2 if decay_steps < 0 else min(decay_steps, total_steps)
+    constant = total_steps - decay_steps
+
+    def factor(step: int) -> float:
+        if step < constant or decay_steps == 0:
+            return 1.0
+        return max(0.0, 1.0 - (step - constant) / decay_steps)
+
+    return factor
+
+
+class CycleGANRecipe:
+    name = "cyclegan"
+
+    def __init__(self, cfg: RunConfig, *, device: torch.device, domains: tuple[str, str]) -> None:
+        self.cfg, self.device, self.domains = cfg, device, domains
+        m = cfg.model
+        self.g_ab = build_generator(m.generator, ngf=m.ngf).to(device)
+        self.g_ba = build_generator(m.generator, ngf=m.ngf).to(device)
+        d_kwargs = {"ndf": m.ndf, "n_layers": m.d_layers, "spectral_norm": m.spectral_norm}
+        self.d_a = build_discriminator(m.discriminator, **d_kwargs).to(device)
+        self.d_b = build_discriminator(m.discriminator, **d_kwargs).to(device)
+        for net in (self.g_ab, self.g_ba, self.d_a, self.d_b):
+            init_normal_(net)
+        ema_decay = cfg.train.ema_decay
+        self.ema = {"g_ab": EMA(self.g_ab, ema_decay), "g_ba": EMA(self.g_ba, ema_decay)}
+
+        self.adv = AdversarialLoss(cfg.loss.gan_mode)
+        seed = cfg.train.seed
+        self.pool_a = ImagePool(cfg.loss.pool_size, seed=seed * 2 + 1)  # fakes of domain A
+        self.pool_b = ImagePool(cfg.loss.pool_size, seed=seed * 2 + 2)
+
+        o = cfg.optim
+        betas = (o.beta1, o.beta2)
+        g_params = list(self.g_ab.parameters()) + list(self.g_ba.parameters())
+        d_params = list(self.d_a.parameters()) + list(self.d_b.parameters())
+        self.opt_g = torch.optim.Adam(g_params, lr=o.lr, betas=betas)
+        self.opt_d = torch.optim.Adam(d_params, lr=o.lr, betas=betas)
+        factor = linear_decay_schedule(cfg.train.steps, o.decay_steps)
+        self.sched_g = torch.optim.lr_scheduler.LambdaLR(self.opt_g, factor)
+        self.sched_d = torch.optim.lr_scheduler.LambdaLR(self.opt_d, factor)
+
+    # ----------------------------------------------------------------------------- one step
+
+    def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
+        real_a = batch["a"].to(self.device, non_blocking=True)  # (B, 3, S, S)
+        real_b = batch["b"].to(self.device, non_blocking=True)
+        lam = self.cfg.loss.lambda_cycle
+        lam_idt = self.cfg.loss.lambda_identity
+
+        # Phase 1: generators, with the discriminators frozen.
+        self.d_a.requires_grad_(False)
+        self.d_b.requires_grad_(False)
+        fake_b = self.g_ab(real_a)
+        rec_a = self.g_ba(fake_b)
+        fake_a = self.g_ba(real_b)
+        rec_b = self.g_ab(fake_a)
+        loss_gan_ab = self.adv.generator(self.d_b(fake_b))
+        loss_gan_ba = self.adv.generator(self.d_a(fake_a))
+        loss_cyc_a = cycle_loss(rec_a, real_a)
+        loss_cyc_b = cycle_loss(rec_b, real_b)
+        loss_g = loss_gan_ab + loss_gan_ba + lam * (loss_cyc_a + loss_cyc_b)
+        losses = {}
+        if lam_idt > 0:
+            loss_idt_a = identity_loss(self.g_ba(real_a), real_a)
+            loss_idt_b = identity_loss(self.g_ab(real_b), real_b)
+            loss_g = loss_g + lam * lam_idt * (loss_idt_a + loss_idt_b)
+            losses.update({"loss/idt_a": loss_idt_a.item(), "loss/idt_b": loss_idt_b.item()})
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+
+        # Phase 2: discriminators, on real images and pooled past fakes.
+        self.d_a.requires_grad_(True)
+        self.d_b.requires_grad_(True)
+        pooled_b = self.pool_b.query(fake_b.detach())
+        pooled_a = self.pool_a.query(fake_a.detach())
+        loss_d_b = self.adv.discriminator(self.d_b(real_b), self.d_b(pooled_b))
+        loss_d_a = self.adv.discriminator(self.d_a(real_a), self.d_a(pooled_a))
+        self.opt_d.zero_grad(set_to_none=True)
+        (loss_d_a + loss_d_b).backward()
+        self.opt_d.step()
+
+        self.sched_g.step()
+        self.sched_d.step()
+        self.ema["g_ab"].update(self.g_ab, step)
+        self.ema["g_ba"].update(self.g_ba, step)
+
+        losses.update(
+            {
+                "loss/g": loss_g.item(),
+                "loss/g_gan_ab": loss_gan_ab.item(),
+                "loss/g_gan_ba": loss_gan_ba.item(),
+                "loss/cycle_a": loss_cyc_a.item(),
+                "loss/cycle_b": loss_cyc_b.item(),
+                "loss/d_a": loss_d_a.item(),
+                "loss/d_b": loss_d_b.item(),
+            }
+        )
+        bad = [k for k, v in losses.items() if not math.isfinite(v)]
+        if bad:
+            raise FloatingPointError(
+                f"non-finite loss at step {step}: {', '.join(bad)}; lower optim.lr or "
+                "try loss.gan_mode=lsgan"
+            )
+        return losses
+
+    def learning_rates(self) -> dict[str, float]:
+        return {"lr/g": self.opt_g.param_groups[0]["lr"], "lr/d": self.opt_d.param_groups[0]["lr"]}
+
+    # ----------------------------------------------------------------------------- samples
+
+    @torch.no_grad()
+    def sample_grid(self, real_a: torch.Tensor, real_b: torch.Tensor) -> torch.Tensor:
+        """Rows: A, G(A), F(G(A)), B, F(B), G(F(B)) with the EMA generators."""
+        g_ab, g_ba = self.ema["g_ab"].module, self.ema["g_ba"].module
+        real_a, real_b = real_a.to(self.device), real_b.to(self.device)
+        fake_b, fake_a = g_ab(real_a), g_ba(real_b)
+        rows = [real_a, fake_b, g_ba(fake_b), real_b, fake_a, g_ab(fake_a)]
+        n = min(len(real_a), len(real_b))
+        images = torch.cat([r[:n] for r in rows]).cpu()
+        return make_grid(images, rows=len(rows))
+
+    # ----------------------------------------------------------------------------- state
+
+    def export_modules(self) -> dict[str, nn.Module]:
+        return {name: ema.module for name, ema in self.ema.items()}
+
+    def export_config(self) -> dict[str, Any]:
+        a, b = self.domains
+        return {
+            "kind": "two_domain",
+            "recipe": self.name,
+            "domains": [a, b],
+            "networks": {"g_ab": self.g_ab.config, "g_ba": self.g_ba.config},
+            "directions": {f"{a}->{b}": "g_ab", f"{b}->{a}": "g_ba"},
+            "size_multiple": self.g_ab.size_multiple,
+            "normalization": {"input_range": [-1.0, 1.0], "mean": [0.5] * 3, "std": [0.5] * 3},
+            "train_crop_size": self.cfg.data.crop_size,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "g_ab": self.g_ab.state_dict(),
+            "g_ba": self.g_ba.state_dict(),
+            "d_a": self.d_a.state_dict(),
+            "d_b": self.d_b.state_dict(),
+            "ema": {k: v.state_dict() for k, v in self.ema.items()},
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "sched_g": self.sched_g.state_dict(),
+            "sched_d": self.sched_d.state_dict(),
+            "pool_a": self.pool_a.state_dict(),
+            "pool_b": self.pool_b.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name in ("g_ab", "g_ba", "d_a", "d_b"):
+            getattr(self, name).load_state_dict(state[name])
+        for k, ema in self.ema.items():
+            ema.load_state_dict(state["ema"][k])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.sched_g.load_state_dict(state["sched_g"])
+        self.sched_d.load_state_dict(state["sched_d"])
+        self.pool_a.load_state_dict(state["pool_a"])
+        self.pool_b.load_state_dict(state["pool_b"])

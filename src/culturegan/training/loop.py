@@ -1,0 +1,276 @@
+"""The training loop shared by every recipe: run folder, data, logging, checkpoints, signals.
+
+The loop owns *when* things happen (steps, logging, sampling, checkpoints, stopping); a recipe
+owns *what* one step does (networks, losses, optimisers, G/D order). A run is resumable at any
+checkpoint: the state file holds the recipe's state, every RNG and the step, and the data order
+is a pure function of (seed, step), so ``N steps, kill, resume, N steps`` ends with the same
+weights as ``2N`` straight steps. SIGINT and SIGTERM finish the current step, write a checkpoint
+and return.
+
+Usage::
+
+    result = train(load_config("cyclegan_tiny", {"data.root": "data/"}))
+    result = train(resume_dir=result.run_dir)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from culturegan.checkpoint import (
+    load_training_state,
+    save_pretrained,
+    save_training_state,
+)
+from culturegan.config import RunConfig, set_field
+from culturegan.data.datasets import UnpairedBatchSampler, UnpairedDataset, load_eval_batch
+from culturegan.data.splits import DatasetSplits, load_splits
+from culturegan.fileio import write_json
+from culturegan.training.cyclegan import CycleGANRecipe
+from culturegan.training.logger import RunLogger, new_run_dir
+
+log = logging.getLogger("culturegan.train")
+
+RECIPES: dict[str, type] = {"cyclegan": CycleGANRecipe}
+CHECKPOINT_NAME = "checkpoints/last.pt"
+
+
+def list_recipes() -> list[str]:
+    return sorted(RECIPES)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path  # the run folder
+    step: int  # the step reached (and checkpointed)
+    finished: bool  # reached cfg.train.steps and exported the model
+    stop_signal: int | None  # the signal that stopped the run early, if any
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device '{name}' requested but CUDA is not available here")
+    return device
+
+
+def two_domains(cfg: RunConfig, splits: DatasetSplits) -> tuple[str, str]:
+    """The (A, B) domain names a two-domain recipe trains on."""
+    names = cfg.data.domains or splits.names
+    if len(names) != 2:
+        raise ValueError(
+            f"recipe '{cfg.train.recipe}' translates between two domains, but "
+            f"'{splits.root}' has {len(splits.names)} ({', '.join(splits.names)}); "
+            "choose two with --data.domains SOURCE,TARGET"
+        )
+    return names[0], names[1]
+
+
+def prepare_splits(cfg: RunConfig) -> DatasetSplits:
+    if not cfg.data.root:
+        raise ValueError("no dataset: set data.root (e.g. --data.root path/to/data)")
+    splits = load_splits(
+        cfg.data.root,
+        domains=cfg.data.domains or None,
+        ratios=tuple(cfg.data.split_ratios),
+        seed=cfg.data.split_seed,
+        manifest_path=cfg.data.manifest or None,
+    )
+    if splits.skipped:
+        log.warning(
+            "%d unreadable files skipped while scanning '%s'", len(splits.skipped), splits.root
+        )
+    return splits
+
+
+class _StopFlag:
+    """Turns SIGINT/SIGTERM into a flag the loop checks between steps (a second SIGINT aborts)."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopFlag:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            # Outside the main thread signal() raises ValueError: signals stay with the caller.
+            with contextlib.suppress(ValueError):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signal = signum
+        print(
+            f"\nculturegan: got {signal.Signals(signum).name}, saving a checkpoint after this step",
+            file=sys.stderr,
+        )
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def train(
+    cfg: RunConfig | None = None,
+    *,
+    resume_dir: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    until_step: int | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train a new run from ``cfg``, or continue the run in ``resume_dir``.
+
+    ``until_step`` stops (with a checkpoint) before the configured end, as an interruption
+    would; ``overrides`` ({"train.steps": 4000}) change a resumed run's config.
+    """
+    state = None
+    if resume_dir is not None:
+        run_dir = Path(resume_dir)
+        cfg = load_run_config(run_dir)
+        for dotted, value in (overrides or {}).items():
+            set_field(cfg, dotted, value)
+        state = load_training_state(run_dir / CHECKPOINT_NAME)
+    elif cfg is None:
+        raise ValueError("train() needs a config or a run folder to resume")
+
+    if cfg.train.recipe not in RECIPES:
+        raise ValueError(f"unknown recipe '{cfg.train.recipe}' (known: {', '.join(RECIPES)})")
+    device = resolve_device(cfg.train.device)
+    splits = prepare_splits(cfg)
+    domains = two_domains(cfg, splits)
+    split_a, split_b = splits.domain(domains[0]), splits.domain(domains[1])
+
+    if state is None:
+        name = f"{cfg.train.recipe}-{cfg.train.name}" if cfg.train.name else cfg.train.recipe
+        run_dir = new_run_dir(cfg.train.runs_dir, name)
+    write_json(run_dir / "config.json", cfg.to_dict())
+
+    torch.manual_seed(cfg.train.seed)
+    recipe = RECIPES[cfg.train.recipe](cfg, device=device, domains=domains)
+    step = 0
+    if state is not None:
+        if list(state["domains"]) != list(domains):
+            raise ValueError(
+                f"'{run_dir}' was trained on domains {state['domains']}, but the data now gives "
+                f"{list(domains)}; set --data.domains to the original pair"
+            )
+        recipe.load_state_dict(state["recipe"])
+        step = int(state["step"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if device.type == "cuda" and "cuda" in state["rng"]:
+            torch.cuda.set_rng_state(state["rng"]["cuda"], device)
+
+    dataset = UnpairedDataset(
+        split_a.train,
+        split_b.train,
+        load_size=cfg.data.load_size,
+        crop_size=cfg.data.crop_size,
+        flip=cfg.data.flip,
+    )
+    sampler = UnpairedBatchSampler(
+        len(split_a.train),
+        len(split_b.train),
+        batch_size=cfg.train.batch_size,
+        seed=cfg.train.seed,
+        start_step=step,
+    )
+    loader = DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        num_workers=cfg.data.num_workers,
+        pin_memory=device.type == "cuda",
+        # Its own generator: creating the iterator must not draw from the global RNG, or a
+        # resumed run would diverge from an uninterrupted one.
+        generator=torch.Generator().manual_seed(cfg.train.seed),
+    )
+    n = cfg.train.num_samples
+    # Fixed images for the sample grids: validation first, then test, then training images.
+    sample_a, sample_b = (
+        load_eval_batch(d.val + d.test + d.train, n, crop_size=cfg.data.crop_size)
+        for d in (split_a, split_b)
+    )
+
+    logger = RunLogger(run_dir, start_step=step)
+    end = cfg.train.steps if until_step is None else min(until_step, cfg.train.steps)
+
+    def checkpoint() -> None:
+        rng = {"torch": torch.get_rng_state()}
+        if device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(device)
+        save_training_state(
+            run_dir / CHECKPOINT_NAME,
+            {"step": step, "domains": list(domains), "recipe": recipe.state_dict(), "rng": rng},
+        )
+
+    t_last, steps_since = time.perf_counter(), 0
+    with (
+        _StopFlag() as stop,
+        tqdm(
+            total=cfg.train.steps,
+            initial=step,
+            disable=not progress,
+            desc=run_dir.name,
+            unit="step",
+        ) as bar,
+    ):
+        batches = iter(loader)
+        while step < end and stop.signal is None:
+            losses = recipe.train_step(next(batches), step)
+            step += 1
+            steps_since += 1
+            bar.update(1)
+            if step % cfg.train.log_every == 0 or step == end:
+                now = time.perf_counter()
+                speed = (now - t_last) / steps_since
+                t_last, steps_since = now, 0
+                logger.scalars(step, {**losses, **recipe.learning_rates(), "time/step_s": speed})
+                bar.set_postfix(
+                    {
+                        k.split("/")[-1]: f"{v:.3f}"
+                        for k, v in losses.items()
+                        if k in ("loss/g", "loss/d_a", "loss/d_b")
+                    }
+                )
+            if step % cfg.train.sample_every == 0 or step == end:
+                logger.image(step, "samples", recipe.sample_grid(sample_a, sample_b))
+            if step % cfg.train.checkpoint_every == 0 and step < end:
+                checkpoint()
+        checkpoint()
+    finished = step >= cfg.train.steps
+    if finished:
+        save_pretrained(run_dir / "model", recipe.export_modules(), recipe.export_config())
+    logger.close()
+    return TrainResult(run_dir=run_dir, step=step, finished=finished, stop_signal=stop.signal)
+
+
+def load_run_config(run_dir: str | Path) -> RunConfig:
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"'{run_dir}' is not a run folder: no config.json")
+    return RunConfig.from_dict(json.loads(path.read_text()))
+
+
+def export_run(run_dir: str | Path, out_dir: str | Path) -> Path:
+    """Export the EMA generators of a run's last checkpoint as a pretrained folder."""
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    state = load_training_state(run_dir / CHECKPOINT_NAME)
+    domains = tuple(state["domains"])
+    recipe = RECIPES[cfg.train.recipe](cfg, device=torch.device("cpu"), domains=domains)
+    recipe.load_state_dict(state["recipe"])
+    return save_pretrained(out_dir, recipe.export_modules(), recipe.export_config())

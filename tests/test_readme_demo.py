@@ -1,0 +1,42 @@
+"""The README's two commands, the CI script, and the demo end to end."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import unquote
+
+from culturegan.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    return re.findall(r"```bash\n(.+?)\n```", text)[:2]
+
+
+def test_readme_opens_with_the_demo_and_test_commands():
+    demo, tests = readme_commands()
+    assert demo.endswith("culturegan demo") and "torch==2.13.0" in demo
+    assert tests.endswith("pytest") and '".[dev]"' in tests
+    # CI runs exactly the README's test command.
+    assert tests in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def test_demo_end_to_end_fast(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--fast"]) == 0
+    page = out / "index.html"
+    assert f"demo page: {page.resolve()}" in capsys.readouterr().out
+    html = page.read_text()
+    assert "Synthetic art" in html and "<svg" in html
+    links = re.findall(r'<img src="([^"]+)"', html)
+    assert len(links) >= 10
+    for link in links:
+        assert (out / unquote(link)).is_file(), link
+    stylized = sorted((out / "stylized").glob("*.png"))
+    heldout = sorted((out / "data" / "_heldout_photos").glob("*.png"))
+    assert len(stylized) == len(heldout) >= 4
+    model = next((out / "runs").glob("*/model"))
+    assert (model / "model.safetensors").is_file()

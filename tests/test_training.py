@@ -1,0 +1,188 @@
+"""Training: a few steps learn, runs are observable, resume is exact, checkpoints are atomic."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from culturegan.checkpoint import (
+    CheckpointError,
+    load_training_state,
+    save_training_state,
+)
+from culturegan.cli import main
+from culturegan.training import train
+from culturegan.training.loop import CHECKPOINT_NAME
+
+
+def flat_state(state: dict, prefix: str = "") -> dict[str, torch.Tensor]:
+    out = {}
+    for key, value in state.items():
+        if isinstance(value, dict):
+            out.update(flat_state(value, f"{prefix}{key}."))
+        elif isinstance(value, torch.Tensor):
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def test_a_few_steps_change_g_and_d_and_write_the_run_folder(tiny_cfg):
+    torch.manual_seed(tiny_cfg.train.seed)
+    from culturegan.training.cyclegan import CycleGANRecipe
+
+    initial = flat_state(
+        CycleGANRecipe(tiny_cfg, device=torch.device("cpu"), domains=("photo", "art")).state_dict()
+    )
+    result = train(tiny_cfg, progress=False)
+    assert result.finished and result.step == 6 and result.stop_signal is None
+    run = result.run_dir
+    assert run.parent == Path(tiny_cfg.train.runs_dir) and run.name.startswith("000-")
+    final = flat_state(load_training_state(run / CHECKPOINT_NAME)["recipe"])
+    for net in ("g_ab", "g_ba", "d_a", "d_b"):
+        key = f"{net}.model.1.weight" if net.startswith("g") else f"{net}.model.0.weight"
+        assert not torch.equal(initial[key], final[key]), f"{net} did not change"
+
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3, 4, 5, 6]
+    for r in records:
+        assert all(torch.isfinite(torch.tensor(v)) for k, v in r.items() if k.startswith("loss/"))
+    assert records[-1]["lr/g"] < records[0]["lr/g"]  # the linear decay is running
+    assert json.loads((run / "config.json").read_text())["train"]["steps"] == 6
+    assert list((run / "tb").glob("events.out.tfevents.*"))
+    assert sorted(p.name for p in (run / "samples").glob("*.png")) == [
+        "samples_000003.png",
+        "samples_000006.png",
+    ]
+    assert (run / "model" / "model.safetensors").is_file()
+    config = json.loads((run / "model" / "config.json").read_text())
+    assert config["domains"] == ["photo", "art"] and config["format_version"] == 1
+
+
+def test_resume_is_exact(tiny_cfg):
+    straight = train(tiny_cfg, progress=False)
+    interrupted = train(tiny_cfg, until_step=3, progress=False)
+    assert interrupted.step == 3 and not interrupted.finished
+    assert not (interrupted.run_dir / "model").exists()
+    resumed = train(resume_dir=interrupted.run_dir, progress=False)
+    assert resumed.run_dir == interrupted.run_dir and resumed.finished
+    a = flat_state(load_training_state(straight.run_dir / CHECKPOINT_NAME))
+    b = flat_state(load_training_state(resumed.run_dir / CHECKPOINT_NAME))
+    assert a.keys() == b.keys()
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not different, f"resumed run differs in {different[:5]}"
+    # The log of the resumed run reads as one run.
+    steps = [json.loads(line)["step"] for line in (resumed.run_dir / "log.jsonl").open()]
+    assert steps == [1, 2, 3, 4, 5, 6]
+
+
+def test_sigterm_saves_a_checkpoint_and_the_run_resumes(tiny_cfg, tmp_path):
+    runs = tmp_path / "sig_runs"
+    args = [
+        sys.executable, "-m", "culturegan", "train", "--config", "cyclegan_tiny",
+        "--no-progress",
+        "--data.root", tiny_cfg.data.root, "--data.domains", "photo,art",
+        "--data.load_size", "36", "--data.crop_size", "32", "--model.ngf", "4",
+        "--model.ndf", "4", "--train.batch_size", "1", "--train.steps", "100000",
+        "--train.log_every", "1", "--train.checkpoint_every", "100000",
+        "--train.sample_every", "100000", "--train.runs_dir", str(runs),
+    ]  # fmt: skip
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    log = None
+    while time.time() < deadline:
+        logs = list(runs.glob("*/log.jsonl"))
+        if logs and logs[0].read_text().count("\n") >= 2:
+            log = logs[0]
+            break
+        time.sleep(0.2)
+    assert log is not None, proc.communicate(timeout=30)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "Resume with: culturegan train --resume" in out
+    run_dir = log.parent
+    stopped_at = load_training_state(run_dir / CHECKPOINT_NAME)["step"]
+    assert stopped_at >= 2
+    # Resume with fewer total steps than planned: it continues from the checkpoint and ends.
+    assert main(["train", "--resume", str(run_dir), "--train.steps", str(stopped_at + 2),
+                 "--no-progress"]) == 0  # fmt: skip
+    assert load_training_state(run_dir / CHECKPOINT_NAME)["step"] == stopped_at + 2
+    assert (run_dir / "model" / "config.json").is_file()
+
+
+def test_failed_save_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "ck" / "last.pt"
+    save_training_state(path, {"step": 1, "w": torch.ones(3)})
+
+    def torn_save(obj, f, *args, **kwargs):
+        Path(f).write_bytes(b"PK\x03\x04 half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", torn_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_training_state(path, {"step": 2, "w": torch.zeros(3)})
+    monkeypatch.undo()
+    state = load_training_state(path)
+    assert state["step"] == 1 and torch.equal(state["w"], torch.ones(3))
+    assert [p.name for p in path.parent.iterdir()] == ["last.pt"]  # no temp files left
+
+
+KILL_LOOP = """
+import sys, torch
+from culturegan.checkpoint import save_training_state
+path, i = sys.argv[1], 0
+while True:
+    i += 1
+    save_training_state(path, {"step": i, "w": torch.full((200_000,), float(i))})
+    print(i, flush=True)
+"""
+
+
+def test_sigkill_while_saving_leaves_a_loadable_checkpoint(tmp_path):
+    path = tmp_path / "last.pt"
+    for attempt in range(4):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", KILL_LOOP, str(path)], stdout=subprocess.PIPE, text=True
+        )
+        proc.stdout.readline()  # at least one complete save
+        time.sleep(0.05 + 0.07 * attempt)  # kill at different points of a save
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        state = load_training_state(path)
+        assert state["w"][0].item() == state["step"] and state["w"][-1].item() == state["step"]
+
+
+def test_torn_or_foreign_checkpoint_is_a_clear_error(tmp_path):
+    bad = tmp_path / "last.pt"
+    bad.write_bytes(b"\x00" * 10)
+    with pytest.raises(CheckpointError, match="last.pt"):
+        load_training_state(bad)
+    with pytest.raises(CheckpointError, match="no training state"):
+        load_training_state(tmp_path / "missing.pt")
+
+
+def test_dry_run_prints_the_config_and_creates_nothing(tiny_data, tmp_path, capsys):
+    runs = tmp_path / "dry"
+    code = main(["train", "--config", "cyclegan_tiny", "--dry-run", "--data.root", str(tiny_data),
+                 "--train.runs_dir", str(runs)])  # fmt: skip
+    assert code == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["data"]["root"] == str(tiny_data) and printed["model"]["ngf"] == 16
+    assert not runs.exists()
+
+
+def test_two_domain_recipe_on_three_domains_asks_which(tiny_cfg, tmp_path, capsys):
+    from conftest import write_domain
+
+    write_domain(Path(tiny_cfg.data.root) / "ink", 4, "art", seed=3)
+    code = main(["train", "--config", "cyclegan_tiny", "--data.root", tiny_cfg.data.root,
+                 "--train.runs_dir", str(tmp_path / "r")])  # fmt: skip
+    assert code == 2
+    assert "--data.domains SOURCE,TARGET" in capsys.readouterr().err
