@@ -52,6 +52,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--target", help="target domain")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--device", default="cpu")
+    multi = p.add_argument_group("multi-domain models")
+    multi.add_argument("--seed", type=int, default=0, help="noise seed of the style code")
+    multi.add_argument("--samples", type=int, default=1, help="renderings per input")
+    multi.add_argument("--reference", help="take the style from this image")
+    multi.add_argument("--strength", type=float, default=1.0, help="0 = own style .. 1 = target")
+    multi.add_argument("--mix", help="blend domains, e.g. ukiyoe:0.5,chinese_ink:0.5")
+
+    p = sub.add_parser("grid", help="a labelled picture: inputs x target domains")
+    p.add_argument("inputs", nargs="+", help="image files")
+    p.add_argument("--model", required=True, help="pretrained model folder")
+    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--targets", help="comma-separated domains (default: all)")
+    p.add_argument("--samples", type=int, default=1, help="renderings per domain")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--strength", type=float, default=1.0)
+    p.add_argument("--cell", type=int, default=128, help="picture size in the grid (px)")
 
     p = sub.add_parser("export", help="export a run's EMA generators as a pretrained folder")
     p.add_argument("run_dir")
@@ -134,9 +150,36 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         target=args.target,
         batch_size=args.batch_size,
         device=args.device,
+        seed=args.seed,
+        samples=args.samples,
+        reference=args.reference,
+        strength=args.strength,
+        mix=args.mix,
     )
     print(summary.report())
     return 0 if summary.written else 1
+
+
+def cmd_grid(args: argparse.Namespace) -> int:
+    from culturegan.grid import style_grid
+    from culturegan.inference import Stylizer
+
+    stylizer = Stylizer.from_pretrained(args.model)
+    targets = [t.strip() for t in args.targets.split(",")] if args.targets else None
+    picture = style_grid(
+        stylizer,
+        args.inputs,
+        targets=targets,
+        samples=args.samples,
+        seed=args.seed,
+        strength=args.strength,
+        cell=args.cell,
+    )
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    picture.save(out)
+    print(f"grid: {out} ({picture.width} x {picture.height})")
+    return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -198,6 +241,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "train": cmd_train,
     "stylize": cmd_stylize,
+    "grid": cmd_grid,
     "export": cmd_export,
     "import-cyclegan": cmd_import_cyclegan,
     "info": cmd_info,

@@ -46,6 +46,15 @@ class ModelConfig:
     ndf: int = 64  # discriminator width
     d_layers: int = 3  # PatchGAN stride-2 layers (3 = the 70x70 receptive field)
     spectral_norm: bool = False  # spectral normalisation on discriminator convolutions
+    # multi-domain recipe (StarGAN v2-style networks)
+    style_dim: int = 32  # length of a style code s
+    latent_dim: int = 16  # length of the noise vector z fed to the mapping network
+    n_down: int = 2  # generator downsamplings (images are padded to multiples of 2**n_down)
+    n_bottleneck: int = 2  # AdaIN residual blocks at the generator's lowest resolution
+    max_channels: int = 256  # channel cap of generator, style encoder and discriminator
+    mapping_hidden: int = 256  # width of the mapping network's MLP
+    d_down: int = 4  # downsamplings of the multi-domain discriminator and style encoder
+    residual: bool = True  # multi-domain generator predicts a change to the input image
 
 
 @dataclass
@@ -54,6 +63,22 @@ class LossConfig:
     lambda_cycle: float = 10.0  # weight of the cycle-consistency L1 (paper: lambda)
     lambda_identity: float = 0.5  # identity L1 weight, relative to lambda_cycle (paper: 0.5)
     pool_size: int = 50  # image pool of past fakes shown to the discriminators (0 = off)
+    # multi-domain recipe (weights as in StarGAN v2 unless noted)
+    lambda_style: float = 1.0  # style reconstruction ||s - E(G(x, s))||_1
+    lambda_ds: float = 1.0  # diversity sensitivity, decayed linearly to 0
+    ds_decay_steps: int = -1  # steps over which lambda_ds decays; -1 = half of train.steps
+    lambda_r1: float = 1.0  # R1 gradient penalty on real images
+    lambda_own_style: float = 1.0  # ours: ||G(x, E(x, own domain)) - x||_1, so strength 0 ~ x
+    lambda_domain_cls: float = 0.5  # ours: domain classifier head of the style encoder
+    # culture priors: lists of target domains each prior applies to (empty = off)
+    edge_domains: list[str] = field(default_factory=list)  # keep the input's edges/strokes
+    lambda_edge: float = 1.0
+    ink_domains: list[str] = field(default_factory=list)  # ink-wash discriminator (eroded+blur)
+    lambda_ink: float = 1.0
+    blank_domains: list[str] = field(default_factory=list)  # blank-paper share like the domain
+    lambda_blank: float = 1.0
+    color_domains: list[str] = field(default_factory=list)  # colour histogram like the domain
+    lambda_color: float = 1.0
 
 
 @dataclass

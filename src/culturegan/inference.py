@@ -14,7 +14,7 @@ Usage::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,7 +54,75 @@ def pad_to_multiple(
     return F.pad(x, (0, pw, 0, ph), mode=mode), (h, w)
 
 
-class Stylizer:
+def _as_list(images: ImageInput | Sequence[ImageInput]) -> list[ImageInput]:
+    return [images] if isinstance(images, str | Path | Image.Image) else list(images)
+
+
+def read_inputs(images: Sequence[ImageInput]) -> tuple[list[Image.Image], list[str]]:
+    """Files go through the project's loader, in-memory images through the same conversion."""
+    pils, sources = [], []
+    for item in images:
+        if isinstance(item, Image.Image):
+            pils.append(to_rgb(item))
+            sources.append("")
+        else:
+            pils.append(load_image(item))
+            sources.append(str(item))
+    return pils, sources
+
+
+class _ImageRunner:
+    """Shared by the stylizers: batches images of equal size, pads, runs, crops back."""
+
+    size_multiple: int
+    device: torch.device
+
+    def _run(
+        self,
+        pils: list[Image.Image],
+        fn: Callable[[torch.Tensor, list[int]], torch.Tensor],
+        batch_size: int,
+    ) -> list[Image.Image]:
+        """``fn(padded (B, 3, H', W'), indices) -> (B, 3, H', W')`` over batches of equal size."""
+        outputs: list[Image.Image | None] = [None] * len(pils)
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for i, img in enumerate(pils):
+            by_size.setdefault(img.size, []).append(i)
+        for indices in by_size.values():
+            for start in range(0, len(indices), batch_size):
+                chunk = indices[start : start + batch_size]
+                batch = torch.stack([pil_to_tensor(pils[i]) for i in chunk]).to(self.device)
+                # At least 4 multiples: the bottleneck then has 4 x 4 positions, enough for
+                # its reflection padding and instance norm.
+                padded, (h, w) = pad_to_multiple(batch, self.size_multiple, 4 * self.size_multiple)
+                result = fn(padded, chunk)[..., :h, :w].cpu()  # (B, 3, H, W)
+                for i, tensor in zip(chunk, result, strict=True):
+                    outputs[i] = tensor_to_pil(tensor)
+        return outputs
+
+
+def _load_networks(
+    model_dir: str | Path, config: dict, tensors: dict, build: Callable[[dict], torch.nn.Module]
+) -> dict[str, torch.nn.Module]:
+    networks = {}
+    for name, net_config in config["networks"].items():
+        net = build(net_config)
+        try:
+            net.load_state_dict(sub_state(tensors, name))
+        except RuntimeError as exc:
+            raise CheckpointError(
+                f"weights of '{name}' in '{model_dir}' do not fit its config.json: {exc}"
+            ) from None
+        networks[name] = net
+    return networks
+
+
+class Stylizer(_ImageRunner):
+    """A two-domain model (one generator per direction). ``from_pretrained`` also opens
+    multi-domain folders, returning a :class:`MultiDomainStylizer`."""
+
+    diverse = False  # one output per input and direction
+
     def __init__(
         self,
         networks: dict[str, torch.nn.Module],
@@ -72,27 +140,27 @@ class Stylizer:
     @classmethod
     def from_pretrained(cls, model_dir: str | Path, *, device: str = "cpu") -> Stylizer:
         config, tensors = load_pretrained(model_dir)
-        networks = {}
-        for name, net_config in config["networks"].items():
-            net = generator_from_config(net_config)
-            try:
-                net.load_state_dict(sub_state(tensors, name))
-            except RuntimeError as exc:
-                raise CheckpointError(
-                    f"weights of '{name}' in '{model_dir}' do not fit its config.json: {exc}"
-                ) from None
-            networks[name] = net
+        if config.get("kind") == "multi_domain":
+            from culturegan.models.multidomain import multidomain_from_config
+
+            networks = _load_networks(model_dir, config, tensors, multidomain_from_config)
+            return MultiDomainStylizer(networks, config, device=device)
+        networks = _load_networks(model_dir, config, tensors, generator_from_config)
         return cls(networks, config, device=device)
+
+    def check_domain(self, name: str, role: str) -> None:
+        if name not in self.domains:
+            raise ValueError(
+                f"unknown {role} domain '{name}' (this model knows: {', '.join(self.domains)})"
+            )
 
     def resolve_direction(self, source: str | None = None, target: str | None = None) -> str:
         """Pick ``source->target``: default is the first direction (e.g. photo -> art)."""
         if target is None and source is None:
             return next(iter(self.directions))
         for role, name in (("source", source), ("target", target)):
-            if name is not None and name not in self.domains:
-                raise ValueError(
-                    f"unknown {role} domain '{name}' (this model knows: {', '.join(self.domains)})"
-                )
+            if name is not None:
+                self.check_domain(name, role)
         candidates = [
             d
             for d in self.directions
@@ -115,32 +183,138 @@ class Stylizer:
         target: str | None = None,
         batch_size: int = 4,
     ) -> StylizeResult:
-        if isinstance(images, str | Path | Image.Image):
-            images = [images]
         direction = self.resolve_direction(source, target)
         net = self.networks[self.directions[direction]]
-        pils, sources = [], []
-        for item in images:
-            if isinstance(item, Image.Image):
-                pils.append(to_rgb(item))  # same mode conversion as files
-                sources.append("")
-            else:
-                pils.append(load_image(item))
-                sources.append(str(item))
-        outputs: list[Image.Image | None] = [None] * len(pils)
-        by_size: dict[tuple[int, int], list[int]] = {}
-        for i, img in enumerate(pils):
-            by_size.setdefault(img.size, []).append(i)
-        for indices in by_size.values():
-            for start in range(0, len(indices), batch_size):
-                chunk = indices[start : start + batch_size]
-                batch = torch.stack([pil_to_tensor(pils[i]) for i in chunk]).to(self.device)
-                # At least 4 multiples: the bottleneck then has 4 x 4 positions, enough for
-                # its reflection padding and instance norm.
-                padded, (h, w) = pad_to_multiple(batch, self.size_multiple, 4 * self.size_multiple)
-                result = net(padded)[..., :h, :w].cpu()  # (B, 3, H, W)
-                for i, tensor in zip(chunk, result, strict=True):
-                    outputs[i] = tensor_to_pil(tensor)
+        pils, sources = read_inputs(_as_list(images))
+        outputs = self._run(pils, lambda batch, _: net(batch), batch_size)
+        return StylizeResult(images=outputs, direction=direction, sources=sources)
+
+
+def parse_mix(text: str) -> dict[str, float]:
+    """``"ukiyoe:0.5,chinese_ink:0.5"`` -> {"ukiyoe": 0.5, "chinese_ink": 0.5}."""
+    mix = {}
+    for part in text.split(","):
+        name, sep, weight = part.strip().partition(":")
+        try:
+            mix[name.strip()] = float(weight) if sep else 1.0
+        except ValueError:
+            raise ValueError(f"--mix takes DOMAIN:WEIGHT,...; cannot read '{part}'") from None
+    return mix
+
+
+class MultiDomainStylizer(Stylizer):
+    """One generator for every domain, steered by a style code.
+
+    The style code of the target comes from noise (``seed``: reproducible, different seeds give
+    different renderings), from a ``reference`` image, or from a weighted ``mix`` of domains.
+    ``strength`` in [0, 1] goes from the input (0) to the full target style (1): the residual
+    generator's predicted change is scaled, so every pixel moves monotonically away from the
+    input as strength grows. (A non-residual generator interpolates the style code from the
+    input's own style instead, with no such guarantee.)
+    """
+
+    diverse = True
+
+    def __init__(self, networks, config, *, device="cpu") -> None:
+        super().__init__(networks, config, device=device)
+        self.generator = self.networks["generator"]
+        self.mapping = self.networks["mapping"]
+        self.style_encoder = self.networks["style_encoder"]
+        self.latent_dim = int(config["latent_dim"])
+        self.style_size = int(config.get("train_crop_size", 64))
+
+    def _for_encoder(self, img: Image.Image) -> torch.Tensor:
+        """The style encoder sees images as in training: shorter side resized, centre square."""
+        from culturegan.data.datasets import eval_transform
+
+        return eval_transform(img, crop_size=self.style_size).unsqueeze(0).to(self.device)
+
+    def _label(self, name: str) -> torch.Tensor:
+        return torch.tensor([self.domains.index(name)], device=self.device)
+
+    def classify(self, image: ImageInput) -> str:
+        """The domain the style encoder's classifier head assigns to an image."""
+        (pil,), _ = read_inputs([image])
+        logits = self.style_encoder.classify(self._for_encoder(pil))
+        return self.domains[int(logits.argmax())]
+
+    def style_code(
+        self,
+        *,
+        target: str | None = None,
+        seed: int = 0,
+        reference: ImageInput | None = None,
+        mix: dict[str, float] | str | None = None,
+    ) -> tuple[torch.Tensor, str]:
+        """(1, style_dim) code and the name of the domain it renders."""
+        if isinstance(mix, str):
+            mix = parse_mix(mix)
+        if reference is not None:
+            if mix:
+                raise ValueError("give either a reference image or a mix, not both")
+            (ref,), _ = read_inputs([reference])
+            target = target or self.classify(ref)
+            self.check_domain(target, "target")
+            return self.style_encoder(self._for_encoder(ref), self._label(target)), target
+        z = torch.randn(1, self.latent_dim, generator=torch.Generator().manual_seed(seed))
+        z = z.to(self.device)
+        if mix:
+            total = sum(mix.values())
+            if total <= 0 or any(w < 0 for w in mix.values()):
+                raise ValueError(f"mix weights must be >= 0 with a positive sum, got {mix}")
+            code = 0
+            for name, weight in mix.items():
+                self.check_domain(name, "mix")
+                code = code + weight / total * self.mapping(z, self._label(name))
+            return code, max(mix, key=mix.get)
+        if target is None:
+            raise ValueError(
+                f"a multi-domain model needs a target (one of: {', '.join(self.domains)}), "
+                "a reference image or a mix"
+            )
+        self.check_domain(target, "target")
+        return self.mapping(z, self._label(target)), target
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        images: ImageInput | Sequence[ImageInput],
+        *,
+        source: str | None = None,
+        target: str | None = None,
+        seed: int = 0,
+        reference: ImageInput | None = None,
+        mix: dict[str, float] | str | None = None,
+        strength: float = 1.0,
+        batch_size: int = 4,
+    ) -> StylizeResult:
+        if not 0.0 <= strength <= 1.0:
+            raise ValueError(f"strength must be in [0, 1], got {strength}")
+        if source is not None:
+            self.check_domain(source, "source")
+        code, target = self.style_code(target=target, seed=seed, reference=reference, mix=mix)
+        pils, sources = read_inputs(_as_list(images))
+        own = []  # non-residual generators: interpolate from each input's own style code
+        if strength < 1.0 and not self.generator.residual:
+            for pil in pils:
+                name = (
+                    source
+                    or self.domains[
+                        int(self.style_encoder.classify(self._for_encoder(pil)).argmax())
+                    ]
+                )
+                own.append(self.style_encoder(self._for_encoder(pil), self._label(name)))
+
+        def run(batch: torch.Tensor, indices: list[int]) -> torch.Tensor:
+            s = code.expand(len(batch), -1)
+            if own:
+                return self.generator(
+                    batch, torch.lerp(torch.cat([own[i] for i in indices]), s, strength)
+                )
+            return self.generator(batch, s, strength)
+
+        outputs = self._run(pils, run, batch_size)
+        direction = f"{source or 'auto'}->{target}"
         return StylizeResult(images=outputs, direction=direction, sources=sources)
 
 
@@ -196,15 +370,37 @@ def stylize_paths(
     batch_size: int = 4,
     device: str = "cpu",
     progress: bool = True,
+    seed: int = 0,  # multi-domain: noise seed of the first sample
+    samples: int = 1,  # multi-domain: renderings per input (seeds seed, seed + 1, ...)
+    reference: str | Path | None = None,  # multi-domain: style from this image
+    strength: float = 1.0,  # multi-domain: 0 = the input's own style, 1 = the target style
+    mix: str | dict[str, float] | None = None,  # multi-domain: "ukiyoe:0.5,ink:0.5"
 ) -> StylizeSummary:
     """Stylize image files and folders into ``out_dir`` as PNG; unreadable files are skipped."""
     from tqdm import tqdm
 
     from culturegan.data.images import ImageLoadError
 
+    if samples < 1:
+        raise ValueError(f"samples must be >= 1, got {samples}")
     stylizer = Stylizer.from_pretrained(model_dir, device=device)
-    direction = stylizer.resolve_direction(source, target)
-    src, dst = direction.split("->")
+    if isinstance(stylizer, MultiDomainStylizer):
+        kwargs = {"source": source, "reference": reference, "strength": strength, "mix": mix}
+        _, target = stylizer.style_code(target=target, seed=seed, reference=reference, mix=mix)
+        kwargs["target"] = target
+        direction = f"{source or 'auto'}->{target}"
+    else:
+        extras = {"reference": reference, "mix": mix}
+        given = [k for k, v in extras.items() if v] + (["strength"] if strength != 1 else [])
+        if given or samples > 1:
+            raise ValueError(
+                f"{', '.join(given + (['samples'] if samples > 1 else []))}: only multi-domain "
+                "models take these (this model is a two-domain model)"
+            )
+        direction = stylizer.resolve_direction(source, target)
+        src, dst = direction.split("->")
+        kwargs = {"source": src, "target": dst}
+    seeds = [seed + k for k in range(samples)] if stylizer.diverse else [None]
     pairs, skipped = expand_inputs(inputs)
     out_dir = Path(out_dir)
     written: list[Path] = []
@@ -217,10 +413,14 @@ def stylize_paths(
                     chunk.append((path, rel))
                 except ImageLoadError as exc:
                     skipped.append((path, exc.reason))
-            if images:
-                result = stylizer(images, source=src, target=dst, batch_size=batch_size)
+            for k, sample_seed in enumerate(seeds):
+                if not images:
+                    break
+                extra = {} if sample_seed is None else {"seed": sample_seed}
+                result = stylizer(images, batch_size=batch_size, **kwargs, **extra)
                 for (_, rel), image in zip(chunk, result.images, strict=True):
-                    out = out_dir / rel
+                    name = rel if len(seeds) == 1 else rel.with_name(f"{rel.stem}_s{k}.png")
+                    out = out_dir / name
                     out.parent.mkdir(parents=True, exist_ok=True)
                     image.save(out)
                     written.append(out)

@@ -171,3 +171,94 @@ def load_eval_batch(files: Sequence[Path], count: int, *, crop_size: int) -> tor
     if not tensors:
         raise ValueError("no readable image for the sample grid")
     return torch.stack(tensors)
+
+
+class MultiDomainDataset(Dataset):
+    """Items ``(src, i, trg, j, k, seed)`` -> an image of domain ``src`` and two references.
+
+    Returns ``{"x": (3,S,S), "y": src, "x_ref": ..., "x_ref2": ..., "y_trg": trg}`` where the
+    references are images ``j`` and ``k`` of the target domain ``trg``.
+    """
+
+    def __init__(
+        self,
+        files: Sequence[Sequence[Path]],  # training files of each domain, in domain order
+        *,
+        load_size: int,
+        crop_size: int,
+        flip: bool = True,
+    ) -> None:
+        if any(len(f) == 0 for f in files):
+            raise ValueError("every domain needs at least one training image")
+        self.files = [list(f) for f in files]
+        self.load_size, self.crop_size, self.flip = load_size, crop_size, flip
+
+    def __len__(self) -> int:
+        return sum(len(f) for f in self.files)
+
+    def _one(self, domain: int, index: int, seed: int) -> torch.Tensor:
+        img, _ = load_with_substitutes(self.files[domain], index)
+        rng = np.random.default_rng(seed)
+        return train_transform(
+            img, rng, load_size=self.load_size, crop_size=self.crop_size, flip=self.flip
+        )
+
+    def __getitem__(self, item: tuple[int, int, int, int, int, int]) -> dict:
+        src, i, trg, j, k, seed = item
+        return {
+            "x": self._one(src, i, seed),
+            "y": src,
+            "x_ref": self._one(trg, j, seed + 1),
+            "x_ref2": self._one(trg, k, seed + 2),
+            "y_trg": trg,
+        }
+
+
+class MultiDomainBatchSampler(Sampler):
+    """Endless class-balanced batches, a pure function of (seed, step).
+
+    Each item draws its source domain uniformly (so a domain with 40 images is seen as often as
+    one with 4,000), a random image of it, a target domain uniformly among the *other* domains,
+    and two random reference images of the target. ``rank`` / ``world_size`` split global
+    batches between data-parallel processes as in :class:`UnpairedBatchSampler`.
+    """
+
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        *,
+        batch_size: int,
+        seed: int,
+        start_step: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        if len(sizes) < 2 or min(sizes) < 1:
+            raise ValueError("multi-domain training needs at least two non-empty domains")
+        self.sizes = list(sizes)
+        self.batch_size, self.seed, self.start_step = batch_size, seed, start_step
+        self.rank, self.world_size = rank, world_size
+
+    def global_batch(self, step: int) -> list[tuple[int, int, int, int, int, int]]:
+        size = self.batch_size * self.world_size
+        g = torch.Generator().manual_seed(self.seed * 1_000_033 + step)
+        k = len(self.sizes)
+        items = []
+        for j in range(size):
+            src = int(torch.randint(k, (), generator=g))
+            trg = (src + 1 + int(torch.randint(k - 1, (), generator=g))) % k
+            i = int(torch.randint(self.sizes[src], (), generator=g))
+            r1, r2 = torch.randint(self.sizes[trg], (2,), generator=g).tolist()
+            item_seed = (self.seed * 1_000_003 + step * size + j) * 3
+            items.append((src, i, trg, r1, r2, item_seed))
+        return items
+
+    def __iter__(self) -> Iterator[list[tuple[int, int, int, int, int, int]]]:
+        step = self.start_step
+        while True:
+            batch = self.global_batch(step)
+            yield batch[self.rank * self.batch_size : (self.rank + 1) * self.batch_size]
+            step += 1
+
+    def __len__(self) -> int:
+        return 2**62

@@ -60,6 +60,7 @@ def linear_decay_schedule(total_steps: int, decay_steps: int):
 
 class CycleGANRecipe:
     name = "cyclegan"
+    multi_domain = False
 
     def __init__(self, cfg: RunConfig, *, device: torch.device, domains: tuple[str, str]) -> None:
         self.cfg, self.device, self.domains = cfg, device, domains
@@ -160,10 +161,11 @@ class CycleGANRecipe:
     # ----------------------------------------------------------------------------- samples
 
     @torch.no_grad()
-    def sample_grid(self, real_a: torch.Tensor, real_b: torch.Tensor) -> torch.Tensor:
+    def sample_grid(self, samples: dict[str, torch.Tensor]) -> torch.Tensor:
         """Rows: A, G(A), F(G(A)), B, F(B), G(F(B)) with the EMA generators."""
         g_ab, g_ba = self.ema["g_ab"].module, self.ema["g_ba"].module
-        real_a, real_b = real_a.to(self.device), real_b.to(self.device)
+        real_a = samples[self.domains[0]].to(self.device)
+        real_b = samples[self.domains[1]].to(self.device)
         fake_b, fake_a = g_ab(real_a), g_ba(real_b)
         rows = [real_a, fake_b, g_ba(fake_b), real_b, fake_a, g_ab(fake_a)]
         n = min(len(real_a), len(real_b))

@@ -35,15 +35,22 @@ from culturegan.checkpoint import (
     save_training_state,
 )
 from culturegan.config import RunConfig, set_field
-from culturegan.data.datasets import UnpairedBatchSampler, UnpairedDataset, load_eval_batch
+from culturegan.data.datasets import (
+    MultiDomainBatchSampler,
+    MultiDomainDataset,
+    UnpairedBatchSampler,
+    UnpairedDataset,
+    load_eval_batch,
+)
 from culturegan.data.splits import DatasetSplits, load_splits
 from culturegan.fileio import write_json
 from culturegan.training.cyclegan import CycleGANRecipe
 from culturegan.training.logger import RunLogger, new_run_dir
+from culturegan.training.multidomain import MultiDomainRecipe
 
 log = logging.getLogger("culturegan.train")
 
-RECIPES: dict[str, type] = {"cyclegan": CycleGANRecipe}
+RECIPES: dict[str, type] = {"cyclegan": CycleGANRecipe, "multidomain": MultiDomainRecipe}
 CHECKPOINT_NAME = "checkpoints/last.pt"
 
 
@@ -68,16 +75,52 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def two_domains(cfg: RunConfig, splits: DatasetSplits) -> tuple[str, str]:
-    """The (A, B) domain names a two-domain recipe trains on."""
-    names = cfg.data.domains or splits.names
+def select_domains(cfg: RunConfig, splits: DatasetSplits) -> tuple[str, ...]:
+    """The domains a recipe trains on: two for two-domain recipes, all (or the chosen) else."""
+    names = tuple(cfg.data.domains or splits.names)
+    if RECIPES[cfg.train.recipe].multi_domain:
+        if len(names) < 2:
+            raise ValueError(f"recipe '{cfg.train.recipe}' needs at least two domains")
+        return names
     if len(names) != 2:
         raise ValueError(
             f"recipe '{cfg.train.recipe}' translates between two domains, but "
             f"'{splits.root}' has {len(splits.names)} ({', '.join(splits.names)}); "
             "choose two with --data.domains SOURCE,TARGET"
         )
-    return names[0], names[1]
+    return names
+
+
+def build_loader(
+    cfg: RunConfig, splits: DatasetSplits, domains: tuple[str, ...], *, start_step: int
+) -> DataLoader:
+    """An endless DataLoader whose batches are a pure function of (seed, step)."""
+    files = [splits.domain(d).train for d in domains]
+    transform = {
+        "load_size": cfg.data.load_size,
+        "crop_size": cfg.data.crop_size,
+        "flip": cfg.data.flip,
+    }
+    sampling = {
+        "batch_size": cfg.train.batch_size,
+        "seed": cfg.train.seed,
+        "start_step": start_step,
+    }
+    if RECIPES[cfg.train.recipe].multi_domain:
+        dataset = MultiDomainDataset(files, **transform)
+        sampler = MultiDomainBatchSampler([len(f) for f in files], **sampling)
+    else:
+        dataset = UnpairedDataset(files[0], files[1], **transform)
+        sampler = UnpairedBatchSampler(len(files[0]), len(files[1]), **sampling)
+    return DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        num_workers=cfg.data.num_workers,
+        pin_memory=torch.cuda.is_available(),
+        # Its own generator: creating the iterator must not draw from the global RNG, or a
+        # resumed run would diverge from an uninterrupted one.
+        generator=torch.Generator().manual_seed(cfg.train.seed),
+    )
 
 
 def prepare_splits(cfg: RunConfig) -> DatasetSplits:
@@ -152,8 +195,7 @@ def train(
         raise ValueError(f"unknown recipe '{cfg.train.recipe}' (known: {', '.join(RECIPES)})")
     device = resolve_device(cfg.train.device)
     splits = prepare_splits(cfg)
-    domains = two_domains(cfg, splits)
-    split_a, split_b = splits.domain(domains[0]), splits.domain(domains[1])
+    domains = select_domains(cfg, splits)
 
     if state is None:
         name = f"{cfg.train.recipe}-{cfg.train.name}" if cfg.train.name else cfg.train.recipe
@@ -175,35 +217,14 @@ def train(
         if device.type == "cuda" and "cuda" in state["rng"]:
             torch.cuda.set_rng_state(state["rng"]["cuda"], device)
 
-    dataset = UnpairedDataset(
-        split_a.train,
-        split_b.train,
-        load_size=cfg.data.load_size,
-        crop_size=cfg.data.crop_size,
-        flip=cfg.data.flip,
-    )
-    sampler = UnpairedBatchSampler(
-        len(split_a.train),
-        len(split_b.train),
-        batch_size=cfg.train.batch_size,
-        seed=cfg.train.seed,
-        start_step=step,
-    )
-    loader = DataLoader(
-        dataset,
-        batch_sampler=sampler,
-        num_workers=cfg.data.num_workers,
-        pin_memory=device.type == "cuda",
-        # Its own generator: creating the iterator must not draw from the global RNG, or a
-        # resumed run would diverge from an uninterrupted one.
-        generator=torch.Generator().manual_seed(cfg.train.seed),
-    )
-    n = cfg.train.num_samples
+    loader = build_loader(cfg, splits, domains, start_step=step)
     # Fixed images for the sample grids: validation first, then test, then training images.
-    sample_a, sample_b = (
-        load_eval_batch(d.val + d.test + d.train, n, crop_size=cfg.data.crop_size)
-        for d in (split_a, split_b)
-    )
+    samples = {
+        name: load_eval_batch(
+            d.val + d.test + d.train, cfg.train.num_samples, crop_size=cfg.data.crop_size
+        )
+        for name, d in ((n, splits.domain(n)) for n in domains)
+    }
 
     logger = RunLogger(run_dir, start_step=step)
     end = cfg.train.steps if until_step is None else min(until_step, cfg.train.steps)
@@ -243,11 +264,11 @@ def train(
                     {
                         k.split("/")[-1]: f"{v:.3f}"
                         for k, v in losses.items()
-                        if k in ("loss/g", "loss/d_a", "loss/d_b")
+                        if k in ("loss/g", "loss/d", "loss/d_a", "loss/d_b")
                     }
                 )
             if step % cfg.train.sample_every == 0 or step == end:
-                logger.image(step, "samples", recipe.sample_grid(sample_a, sample_b))
+                logger.image(step, "samples", recipe.sample_grid(samples))
             if step % cfg.train.checkpoint_every == 0 and step < end:
                 checkpoint()
         checkpoint()

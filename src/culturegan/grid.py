@@ -1,0 +1,70 @@
+"""A labelled picture of inputs x cultures: one row per input, one column per target domain.
+
+Usage::
+
+    picture = style_grid(Stylizer.from_pretrained(model_dir), ["a.jpg", "b.jpg"], samples=2)
+    picture.save("grid.png")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from PIL import Image, ImageDraw, ImageFont
+
+from culturegan.inference import ImageInput, MultiDomainStylizer, Stylizer, read_inputs
+
+LABEL_HEIGHT = 18
+GAP = 4
+
+
+def _fit(img: Image.Image, cell: int) -> Image.Image:
+    """``img`` scaled to fit a ``cell`` x ``cell`` square, centred on white."""
+    scale = cell / max(img.size)
+    size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+    canvas = Image.new("RGB", (cell, cell), "white")
+    canvas.paste(img.resize(size, Image.LANCZOS), ((cell - size[0]) // 2, (cell - size[1]) // 2))
+    return canvas
+
+
+def style_grid(
+    stylizer: Stylizer,
+    images: Sequence[ImageInput],
+    *,
+    targets: Sequence[str] | None = None,  # default: every domain (multi-domain models)
+    samples: int = 1,  # renderings per target (multi-domain: seeds seed, seed + 1, ...)
+    seed: int = 0,
+    strength: float = 1.0,
+    cell: int = 128,  # side of one picture in pixels
+) -> Image.Image:
+    if not images:
+        raise ValueError("the grid needs at least one input image")
+    multi = isinstance(stylizer, MultiDomainStylizer)
+    if targets is None:
+        targets = stylizer.domains if multi else [stylizer.resolve_direction().split("->")[1]]
+    for name in targets:
+        stylizer.check_domain(name, "target")
+    if not multi and (samples > 1 or strength != 1.0):
+        raise ValueError("samples and strength need a multi-domain model")
+    pils, _ = read_inputs(images)
+    columns: list[tuple[str, list[Image.Image]]] = [("input", pils)]
+    for name in targets:
+        for k in range(samples):
+            if multi:
+                out = stylizer(pils, target=name, seed=seed + k, strength=strength).images
+            else:
+                out = stylizer(pils, target=name).images
+            label = name if samples == 1 else f"{name} #{k + 1}"
+            columns.append((label, out))
+
+    step = cell + GAP
+    grid = Image.new("RGB", (len(columns) * step + GAP, LABEL_HEIGHT + len(pils) * step), "white")
+    draw = ImageDraw.Draw(grid)
+    font = ImageFont.load_default()
+    for c, (label, column) in enumerate(columns):
+        x = GAP + c * step
+        text = label if len(label) * 6 <= cell else label[: cell // 6 - 1] + "…"
+        draw.text((x + 2, 3), text, fill="black", font=font)
+        for r, img in enumerate(column):
+            grid.paste(_fit(img, cell), (x, LABEL_HEIGHT + r * step))
+    return grid
