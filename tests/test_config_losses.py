@@ -15,7 +15,7 @@ from culturegan.config import (
     load_config,
 )
 from culturegan.losses import AdversarialLoss, ImagePool
-from culturegan.training.cyclegan import linear_decay_schedule
+from culturegan.training.base import linear_decay_schedule
 
 
 def test_presets_load_and_overrides_win(tmp_path):

@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 from urllib.parse import unquote
 
+import pytest
+
 from culturegan.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,9 +26,10 @@ def test_readme_opens_with_the_demo_and_test_commands():
     assert tests in (ROOT / ".ci" / "run").read_text().splitlines()
 
 
-def test_demo_end_to_end_fast(tmp_path, capsys):
+@pytest.mark.parametrize("recipe", ["multidomain", "cyclegan"])
+def test_demo_end_to_end_fast(tmp_path, capsys, recipe):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--fast"]) == 0
+    assert main(["demo", "--out", str(out), "--fast", "--recipe", recipe]) == 0
     page = out / "index.html"
     assert f"demo page: {page.resolve()}" in capsys.readouterr().out
     html = page.read_text()
@@ -35,8 +38,10 @@ def test_demo_end_to_end_fast(tmp_path, capsys):
     assert len(links) >= 10
     for link in links:
         assert (out / unquote(link)).is_file(), link
-    stylized = sorted((out / "stylized").glob("*.png"))
+    stylized = sorted((out / "stylized").glob("*/*.png"))
     heldout = sorted((out / "data" / "_heldout_photos").glob("*.png"))
-    assert len(stylized) == len(heldout) >= 4
+    n_targets = 3 if recipe == "multidomain" else 1
+    assert len(stylized) == n_targets * len(heldout) >= 4
+    assert (out / "grid.png").is_file()
     model = next((out / "runs").glob("*/model"))
     assert (model / "model.safetensors").is_file()

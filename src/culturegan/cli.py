@@ -35,7 +35,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="culturegan-demo", help="output folder (default: %(default)s)")
     p.add_argument("--fast", action="store_true", help="a few seconds instead of minutes (tests)")
     p.add_argument("--steps", type=int, default=None, help="training steps (overrides the preset)")
-    p.add_argument("--style", default="woodblock", help="synthetic art style to learn")
+    p.add_argument(
+        "--recipe",
+        default="multidomain",
+        choices=["multidomain", "cyclegan"],
+        help="one model for all synthetic cultures (default), or a photo<->style CycleGAN",
+    )
+    p.add_argument("--style", default="woodblock", help="the style a cyclegan demo learns")
 
     p = sub.add_parser("train", help="train a model (or resume a run)")
     p.add_argument("--config", help="YAML file or preset name (see `culturegan list`)")
@@ -228,7 +234,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from culturegan.demo import DemoInterrupted, run_demo
 
     try:
-        page = run_demo(Path(args.out), fast=args.fast, steps=args.steps, style=args.style)
+        page = run_demo(
+            Path(args.out),
+            fast=args.fast,
+            steps=args.steps,
+            recipe=args.recipe,
+            style=args.style,
+        )
     except DemoInterrupted as exc:
         run = exc.result.run_dir
         print(f"{exc}; the checkpoint is in {run} (continue with: culturegan train --resume {run})")

@@ -1,11 +1,14 @@
-"""``culturegan demo``: the whole pipeline on embedded data, offline, in a few minutes on a CPU.
+"""``culturegan demo``: the whole pipeline on embedded data, offline, in minutes on a CPU.
 
-1. Build a small two-domain dataset: crops of the colour photos that ship inside scikit-image,
-   and a procedurally generated art domain (``culturegan.data.synthetic``, clearly labelled
-   synthetic: it stands in for real artworks, which we may not ship).
-2. Train the ``cyclegan_tiny`` preset on it.
-3. Stylize held-out photos (different pictures from the training photos) with the exported model.
-4. Write ``index.html``: before/after pictures, training images, loss curves, figures.
+1. Build a small dataset: crops of the colour photos that ship inside scikit-image, and
+   procedurally generated "cultures" (``culturegan.data.synthetic``: ink wash, woodblock,
+   impasto; clearly labelled synthetic, stand-ins for real artworks, which we may not ship).
+2. Train one multi-domain model on all of them (``multidomain_tiny``), or with
+   ``recipe="cyclegan"`` a two-domain CycleGAN (photo <-> one style).
+3. Stylize held-out photos (pictures never seen in training) into every culture, and draw the
+   inputs x cultures grid.
+4. Write ``index.html``: the grid, before/after pictures, training images, loss curves and
+   figures, and (multi-domain) a link to the analysis of the synthetic cultures.
 
 Usage::
 
@@ -16,17 +19,34 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from culturegan.config import load_config
 from culturegan.data.images import load_image, scan_images
 from culturegan.data.synthetic import ART_STYLES, build_demo_dataset
-from culturegan.inference import stylize_paths
+from culturegan.grid import style_grid
+from culturegan.inference import Stylizer, stylize_paths
 from culturegan.report import esc, img, section, svg_line_chart, table, write_page
 from culturegan.training import TrainResult, train
 from culturegan.training.logger import read_log
 
-DEMO_STEPS = 800  # about 2 minutes on 2 CPU cores at 64 px, batch 4
+DEMO_STEPS = {"multidomain": 700, "cyclegan": 800}  # each about 2.5 minutes on 2 CPU cores
+DEMO_PRESETS = {"multidomain": "multidomain_tiny", "cyclegan": "cyclegan_tiny"}
+CURVES = {
+    "multidomain": [
+        ("discriminator", ("loss/d",)),
+        ("generator adversarial", ("loss/g_adv",)),
+        ("style reconstruction, cycle", ("loss/style", "loss/cycle")),
+        ("diversity (maximised), own style", ("loss/diversity", "loss/own_style")),
+    ],
+    "cyclegan": [
+        ("generator objective (total)", ("loss/g",)),
+        ("adversarial (G)", ("loss/g_gan_ab", "loss/g_gan_ba")),
+        ("cycle consistency L1", ("loss/cycle_a", "loss/cycle_b")),
+        ("discriminators", ("loss/d_a", "loss/d_b")),
+    ],
+}
 
 
 class DemoInterrupted(RuntimeError):
@@ -42,35 +62,47 @@ def run_demo(
     *,
     fast: bool = False,
     steps: int | None = None,
+    recipe: str = "multidomain",
     style: str = "woodblock",
     progress: bool = True,
+    analyze: Callable[[Path, Path], dict] | None = None,
 ) -> Path:
-    """Run the demo into ``out_dir`` and return the path of its HTML page."""
-    if style not in ART_STYLES:
+    """Run the demo into ``out_dir`` and return the path of its HTML page.
+
+    ``analyze(data_root, report_dir)`` (multi-domain only) may add an analysis of the synthetic
+    cultures; it returns headline figures for the page.
+    """
+    if recipe not in DEMO_PRESETS:
+        raise ValueError(f"unknown demo recipe '{recipe}' (known: {', '.join(DEMO_PRESETS)})")
+    if recipe == "cyclegan" and style not in ART_STYLES:
         raise ValueError(f"unknown synthetic style '{style}' (known: {', '.join(ART_STYLES)})")
     t_start = time.perf_counter()
     out_dir = Path(out_dir)
     size = 32 if fast else 64
     data_root = out_dir / "data"
-    if data_root.exists():  # rebuilt from scratch each time, so it always matches the seed
-        shutil.rmtree(data_root)
-    build_demo_dataset(data_root, size=size, styles=(style,), seed=0)
-    n_steps = steps if steps is not None else (6 if fast else DEMO_STEPS)
-    cfg = load_config(
-        "cyclegan_tiny",
-        {
-            "data.root": str(data_root),
-            "data.domains": ["photo", style],
-            "data.load_size": size + size // 8,
-            "data.crop_size": size,
-            "train.steps": n_steps,
-            "train.runs_dir": str(out_dir / "runs"),
-            "train.name": f"demo-{style}",
-            "train.log_every": max(1, min(10, n_steps // 4)),
-            "train.sample_every": max(1, n_steps // 4),
-            "train.checkpoint_every": max(1, n_steps // 2),
-        },
-    )
+    for stale in (data_root, out_dir / "stylized"):  # rebuilt each time, so they match the seed
+        if stale.exists():
+            shutil.rmtree(stale)
+    styles = tuple(ART_STYLES) if recipe == "multidomain" else (style,)
+    counts = {"photos": 12, "art_per_style": 12, "heldout_photos": 4} if fast else {}
+    build_demo_dataset(data_root, size=size, styles=styles, seed=0, **counts)
+    domains = ["photo", *styles]
+    n_steps = steps if steps is not None else (6 if fast else DEMO_STEPS[recipe])
+    overrides = {
+        "data.root": str(data_root),
+        "data.domains": domains,
+        "data.load_size": size + size // 8,
+        "data.crop_size": size,
+        "train.steps": n_steps,
+        "train.runs_dir": str(out_dir / "runs"),
+        "train.name": f"demo-{'-'.join(styles) if recipe == 'cyclegan' else 'cultures'}",
+        "train.log_every": max(1, min(10, n_steps // 4)),
+        "train.sample_every": max(1, n_steps // 4),
+        "train.checkpoint_every": max(1, n_steps // 2),
+    }
+    if fast:
+        overrides.update({"model.ngf": 8, "model.ndf": 8, "model.max_channels": 32})
+    cfg = load_config(DEMO_PRESETS[recipe], overrides)
     t_train = time.perf_counter()
     result = train(cfg, progress=progress)
     if not result.finished:
@@ -78,20 +110,44 @@ def run_demo(
     train_seconds = time.perf_counter() - t_train
 
     model_dir = result.run_dir / "model"
+    stylizer = Stylizer.from_pretrained(model_dir)
     heldout = data_root / "_heldout_photos"
-    stylized_dir = out_dir / "stylized"
-    if stylized_dir.exists():
-        shutil.rmtree(stylized_dir)
-    summary = stylize_paths([heldout], model_dir=model_dir, out_dir=stylized_dir, progress=False)
+    photos = scan_images(heldout, check="none").files
+    targets = styles if recipe == "multidomain" else (style,)
+    stylized: dict[str, dict[str, Path]] = {}
+    for target in targets:
+        summary = stylize_paths(
+            [heldout],
+            model_dir=model_dir,
+            out_dir=out_dir / "stylized" / target,
+            source="photo",
+            target=target,
+            progress=False,
+        )
+        stylized[target] = {p.stem: p for p in summary.written}
+    grid = style_grid(stylizer, photos[:4], targets=list(targets), samples=2 if recipe ==
+                      "multidomain" else 1, cell=96)  # fmt: skip
+    grid_path = out_dir / "grid.png"
+    grid.save(grid_path)
+
+    network = cfg.model.generator if recipe == "cyclegan" else "style generator"
+    analysis = {}
+    if analyze is not None and recipe == "multidomain":
+        analysis = analyze(data_root, out_dir / "analysis")
     total_seconds = time.perf_counter() - t_start
     return write_demo_page(
         out_dir,
         run_dir=result.run_dir,
+        recipe=recipe,
         data_root=data_root,
-        style=style,
-        heldout=heldout,
-        stylized=summary.written,
+        domains=domains,
+        photos=photos,
+        stylized=stylized,
+        grid_path=grid_path,
+        analysis=analysis,
         figures={
+            "model": f"{recipe} ({network})",
+            "domains": ", ".join(domains),
             "training steps": result.step,
             "image size": f"{size} x {size} px",
             "training time": f"{train_seconds:.1f} s",
@@ -100,18 +156,17 @@ def run_demo(
     )
 
 
-def _sample_files(folder: Path, count: int) -> list[Path]:
-    return scan_images(folder, check="none").files[:count]
-
-
 def write_demo_page(
     out_dir: Path,
     *,
     run_dir: Path,
+    recipe: str,
     data_root: Path,
-    style: str,
-    heldout: Path,
-    stylized: list[Path],
+    domains: list[str],
+    photos: list[Path],
+    stylized: dict[str, dict[str, Path]],
+    grid_path: Path,
+    analysis: dict,
     figures: dict[str, object],
 ) -> Path:
     def rel(p: Path) -> str:
@@ -123,62 +178,68 @@ def write_demo_page(
         figures = {
             **figures,
             "seconds per step (last interval)": f"{last.get('time/step_s', float('nan')):.3f}",
-            "final generator loss": f"{last['loss/g']:.3f}",
-            "final cycle loss (A, B)": f"{last['loss/cycle_a']:.3f}, {last['loss/cycle_b']:.3f}",
-            "final discriminator losses (A, B)": f"{last['loss/d_a']:.3f}, {last['loss/d_b']:.3f}",
         }
+        figures.update({f"final {k}": f"{v:.3f}" for k, v in last.items() if k.startswith("loss/")})
 
-    def curve(*keys: str) -> dict[str, list[tuple[float, float]]]:
+    def curve(keys: tuple[str, ...]) -> dict[str, list[tuple[float, float]]]:
         return {k.split("/")[-1]: [(r["step"], r[k]) for r in records if k in r] for k in keys}
 
-    charts = "".join(
-        [
-            svg_line_chart(curve("loss/g"), title="generator objective (total)"),
-            svg_line_chart(curve("loss/g_gan_ab", "loss/g_gan_ba"), title="adversarial (G)"),
-            svg_line_chart(curve("loss/cycle_a", "loss/cycle_b"), title="cycle consistency L1"),
-            svg_line_chart(curve("loss/d_a", "loss/d_b"), title="discriminators"),
-        ]
-    )
-    pairs = []
-    stylized_by_stem = {p.stem: p for p in stylized}
-    for photo in _sample_files(heldout, 12):
-        out = stylized_by_stem.get(photo.stem)
-        if out is None:
+    charts = "".join(svg_line_chart(curve(keys), title=title) for title, keys in CURVES[recipe])
+    targets = list(stylized)
+    rows = []
+    for photo in photos:
+        outputs = [stylized[t].get(photo.stem) for t in targets]
+        if None in outputs:
             continue
         w, h = load_image(photo).size
-        pairs.append(
-            [
-                img(rel(photo), alt="photo", width=160),
-                img(rel(out), alt=style, width=160),
-                f"{w} x {h}",
-            ]
+        rows.append(
+            [img(rel(photo), alt="photo", width=128)]
+            + [img(rel(o), alt=t, width=128) for o, t in zip(outputs, targets, strict=True)]
+            + [f"{w} x {h}"]
         )
     examples = [
-        [esc(name)] + [img(rel(p), alt=name, width=80) for p in _sample_files(data_root / name, 8)]
-        for name in ("photo", style)
+        [esc(name)]
+        + [img(rel(p), alt=name, width=64) for p in scan_images(data_root / name).files[:8]]
+        for name in domains
     ]
     samples = sorted((run_dir / "samples").glob("*.png"))
     model_dir = run_dir / "model"
     body = [
-        '<p class="note"><b>Synthetic art.</b> The "' + esc(style) + '" domain is procedurally '
-        "generated by <code>culturegan.data.synthetic</code> as a stand-in for real artworks; "
-        "the photos are scikit-image's bundled sample photos. Held-out photos are pictures the "
-        "model never saw in training.</p>",
+        '<p class="note"><b>Synthetic art.</b> The art domains (' + esc(", ".join(targets)) + ") "
+        "are procedurally generated by <code>culturegan.data.synthetic</code> as stand-ins for "
+        "real artworks; the photos are scikit-image's bundled sample photos. Held-out photos "
+        "are pictures the model never saw in training.</p>",
+        section(
+            "Held-out photos x cultures",
+            "<p>One row per held-out photo; columns: the photo, then each culture"
+            + (" (two noise seeds each)" if recipe == "multidomain" else "")
+            + ".</p>",
+            img(rel(grid_path), alt="grid of photos and cultures"),
+        ),
         section("Figures", table(["", ""], [[k, v] for k, v in figures.items()])),
         section(
             "Held-out photos, before and after",
-            table(["photo", f"photo -> {style}", "size"], pairs, raw=True),
+            table(["photo", *[f"-> {t}" for t in targets], "size"], rows, raw=True),
         ),
+    ]
+    if analysis:
+        body.append(
+            section(
+                "The synthetic cultures, measured",
+                table(["", ""], [[k, v] for k, v in analysis.get("figures", {}).items()]),
+                f'<p><a href="{esc(analysis["page"])}">The full analysis report</a> '
+                "(descriptors, effect sizes, distances, classifiers, map).</p>",
+            )
+        )
+    body += [
         section("Training images", table(["domain"] + [""] * 8, examples, raw=True)),
         section("Training curves", f'<div class="charts">{charts}</div>'),
     ]
     if samples:
         body.append(
             section(
-                "Last sample grid",
-                "<p>Rows: photo, photo -> art, reconstruction; art, art -> photo, "
-                "reconstruction (EMA generators).</p>",
-                img(rel(samples[-1]), alt="sample grid", width=min(900, 160 * 4)),
+                "Last sample grid (EMA networks)",
+                img(rel(samples[-1]), alt="sample grid", width=min(900, 96 * (len(domains) + 1))),
             )
         )
     body.append(
@@ -191,13 +252,20 @@ def write_demo_page(
                     ["pretrained model", str(model_dir)],
                 ],
             ),
-            f"<pre>culturegan stylize YOUR_PHOTOS/ --model {esc(model_dir)} --out out/\n"
+            f"<pre>culturegan stylize YOUR_PHOTOS/ --model {esc(model_dir)} "
+            f"--target {esc(targets[0])} --out out/\n"
+            f"culturegan grid a.jpg b.jpg --model {esc(model_dir)} --out grid.png\n"
             f"tensorboard --logdir {esc(run_dir / 'tb')}</pre>",
         )
     )
+    title = (
+        "culturegan demo: one model, photo + synthetic cultures"
+        if recipe == "multidomain"
+        else f"culturegan demo: photo -> {targets[0]} (synthetic)"
+    )
     return write_page(
         out_dir / "index.html",
-        f"culturegan demo: photo -> {style} (synthetic)",
+        title,
         body,
-        subtitle="CycleGAN trained on this machine's CPU from embedded data.",
+        subtitle="Trained on this machine's CPU from embedded data, offline.",
     )

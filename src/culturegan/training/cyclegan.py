@@ -29,6 +29,7 @@ from torch import nn
 from culturegan.config import RunConfig
 from culturegan.losses import AdversarialLoss, ImagePool, cycle_loss, identity_loss
 from culturegan.models import build_discriminator, build_generator
+from culturegan.training.base import Recipe, linear_decay_schedule
 from culturegan.training.ema import EMA
 from culturegan.training.logger import make_grid
 
@@ -45,22 +46,8 @@ def init_normal_(module: nn.Module, std: float = 0.02) -> None:
                 nn.init.zeros_(m.bias)
 
 
-def linear_decay_schedule(total_steps: int, decay_steps: int):
-    """lr factor: 1 for the first ``total - decay`` steps, then linearly down to 0."""
-    decay_steps = total_steps // 2 if decay_steps < 0 else min(decay_steps, total_steps)
-    constant = total_steps - decay_steps
-
-    def factor(step: int) -> float:
-        if step < constant or decay_steps == 0:
-            return 1.0
-        return max(0.0, 1.0 - (step - constant) / decay_steps)
-
-    return factor
-
-
-class CycleGANRecipe:
+class CycleGANRecipe(Recipe):
     name = "cyclegan"
-    multi_domain = False
 
     def __init__(self, cfg: RunConfig, *, device: torch.device, domains: tuple[str, str]) -> None:
         self.cfg, self.device, self.domains = cfg, device, domains
@@ -90,6 +77,10 @@ class CycleGANRecipe:
         self.sched_g = torch.optim.lr_scheduler.LambdaLR(self.opt_g, factor)
         self.sched_d = torch.optim.lr_scheduler.LambdaLR(self.opt_d, factor)
 
+    def networks(self) -> dict[str, nn.Module]:
+        """The trained networks (what data-parallel processes keep in sync)."""
+        return {"g_ab": self.g_ab, "g_ba": self.g_ba, "d_a": self.d_a, "d_b": self.d_b}
+
     # ----------------------------------------------------------------------------- one step
 
     def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
@@ -118,6 +109,7 @@ class CycleGANRecipe:
             losses.update({"loss/idt_a": loss_idt_a.item(), "loss/idt_b": loss_idt_b.item()})
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
+        self.sync_grads(self.opt_g)
         self.opt_g.step()
 
         # Phase 2: discriminators, on real images and pooled past fakes.
@@ -129,6 +121,7 @@ class CycleGANRecipe:
         loss_d_a = self.adv.discriminator(self.d_a(real_a), self.d_a(pooled_a))
         self.opt_d.zero_grad(set_to_none=True)
         (loss_d_a + loss_d_b).backward()
+        self.sync_grads(self.opt_d)
         self.opt_d.step()
 
         self.sched_g.step()
@@ -154,9 +147,6 @@ class CycleGANRecipe:
                 "try loss.gan_mode=lsgan"
             )
         return losses
-
-    def learning_rates(self) -> dict[str, float]:
-        return {"lr/g": self.opt_g.param_groups[0]["lr"], "lr/d": self.opt_d.param_groups[0]["lr"]}
 
     # ----------------------------------------------------------------------------- samples
 

@@ -45,6 +45,7 @@ from culturegan.data.datasets import (
 from culturegan.data.splits import DatasetSplits, load_splits
 from culturegan.fileio import write_json
 from culturegan.training.cyclegan import CycleGANRecipe
+from culturegan.training.distributed import DistContext, init_distributed
 from culturegan.training.logger import RunLogger, new_run_dir
 from culturegan.training.multidomain import MultiDomainRecipe
 
@@ -92,9 +93,16 @@ def select_domains(cfg: RunConfig, splits: DatasetSplits) -> tuple[str, ...]:
 
 
 def build_loader(
-    cfg: RunConfig, splits: DatasetSplits, domains: tuple[str, ...], *, start_step: int
+    cfg: RunConfig,
+    splits: DatasetSplits,
+    domains: tuple[str, ...],
+    *,
+    start_step: int,
+    rank: int = 0,
+    world: int = 1,
 ) -> DataLoader:
-    """An endless DataLoader whose batches are a pure function of (seed, step)."""
+    """An endless DataLoader whose batches are a pure function of (seed, step); each of
+    ``world`` data-parallel processes takes its ``rank``'s slice of every global batch."""
     files = [splits.domain(d).train for d in domains]
     transform = {
         "load_size": cfg.data.load_size,
@@ -102,9 +110,11 @@ def build_loader(
         "flip": cfg.data.flip,
     }
     sampling = {
-        "batch_size": cfg.train.batch_size,
+        "batch_size": cfg.train.batch_size // world,
         "seed": cfg.train.seed,
         "start_step": start_step,
+        "rank": rank,
+        "world_size": world,
     }
     if RECIPES[cfg.train.recipe].multi_domain:
         dataset = MultiDomainDataset(files, **transform)
@@ -193,14 +203,21 @@ def train(
 
     if cfg.train.recipe not in RECIPES:
         raise ValueError(f"unknown recipe '{cfg.train.recipe}' (known: {', '.join(RECIPES)})")
-    device = resolve_device(cfg.train.device)
+    ctx = init_distributed()
+    if cfg.train.batch_size % ctx.world_size:
+        raise ValueError(
+            f"train.batch_size {cfg.train.batch_size} is the global batch and must divide "
+            f"evenly between {ctx.world_size} processes"
+        )
+    device = ctx.device if ctx.enabled else resolve_device(cfg.train.device)
     splits = prepare_splits(cfg)
     domains = select_domains(cfg, splits)
 
     if state is None:
         name = f"{cfg.train.recipe}-{cfg.train.name}" if cfg.train.name else cfg.train.recipe
-        run_dir = new_run_dir(cfg.train.runs_dir, name)
-    write_json(run_dir / "config.json", cfg.to_dict())
+        run_dir = ctx.broadcast(new_run_dir(cfg.train.runs_dir, name) if ctx.is_main else None)
+    if ctx.is_main:
+        write_json(run_dir / "config.json", cfg.to_dict())
 
     torch.manual_seed(cfg.train.seed)
     recipe = RECIPES[cfg.train.recipe](cfg, device=device, domains=domains)
@@ -209,15 +226,22 @@ def train(
         if list(state["domains"]) != list(domains):
             raise ValueError(
                 f"'{run_dir}' was trained on domains {state['domains']}, but the data now gives "
-                f"{list(domains)}; set --data.domains to the original pair"
+                f"{list(domains)}; set --data.domains to the original ones"
             )
         recipe.load_state_dict(state["recipe"])
         step = int(state["step"])
         torch.set_rng_state(state["rng"]["torch"])
         if device.type == "cuda" and "cuda" in state["rng"]:
             torch.cuda.set_rng_state(state["rng"]["cuda"], device)
+    if ctx.enabled:
+        recipe.grad_hook = ctx.all_reduce_grads
+        ctx.broadcast_parameters([*recipe.networks().values(), *recipe.export_modules().values()])
+        # Each process draws its own noise (z, image pools) after the shared initialisation.
+        torch.manual_seed(cfg.train.seed * 1000 + ctx.rank + step)
 
-    loader = build_loader(cfg, splits, domains, start_step=step)
+    loader = build_loader(
+        cfg, splits, domains, start_step=step, rank=ctx.rank, world=ctx.world_size
+    )
     # Fixed images for the sample grids: validation first, then test, then training images.
     samples = {
         name: load_eval_batch(
@@ -226,10 +250,12 @@ def train(
         for name, d in ((n, splits.domain(n)) for n in domains)
     }
 
-    logger = RunLogger(run_dir, start_step=step)
+    logger = RunLogger(run_dir, start_step=step, enabled=ctx.is_main)
     end = cfg.train.steps if until_step is None else min(until_step, cfg.train.steps)
 
     def checkpoint() -> None:
+        if not ctx.is_main:
+            return
         rng = {"torch": torch.get_rng_state()}
         if device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(device)
@@ -244,39 +270,54 @@ def train(
         tqdm(
             total=cfg.train.steps,
             initial=step,
-            disable=not progress,
+            disable=not (progress and ctx.is_main),
             desc=run_dir.name,
             unit="step",
         ) as bar,
     ):
         batches = iter(loader)
-        while step < end and stop.signal is None:
+        # Every process stops at the same step when any of them got a signal.
+        while step < end and not ctx.any(stop.signal is not None):
             losses = recipe.train_step(next(batches), step)
             step += 1
             steps_since += 1
             bar.update(1)
             if step % cfg.train.log_every == 0 or step == end:
+                losses = ctx.mean(losses)  # the loss of the global batch
                 now = time.perf_counter()
                 speed = (now - t_last) / steps_since
                 t_last, steps_since = now, 0
                 logger.scalars(step, {**losses, **recipe.learning_rates(), "time/step_s": speed})
+                shown = ("loss/g", "loss/d", "loss/d_a", "loss/d_b")
                 bar.set_postfix(
-                    {
-                        k.split("/")[-1]: f"{v:.3f}"
-                        for k, v in losses.items()
-                        if k in ("loss/g", "loss/d", "loss/d_a", "loss/d_b")
-                    }
+                    {k.split("/")[-1]: f"{v:.3f}" for k, v in losses.items() if k in shown}
                 )
-            if step % cfg.train.sample_every == 0 or step == end:
+            if ctx.is_main and (step % cfg.train.sample_every == 0 or step == end):
                 logger.image(step, "samples", recipe.sample_grid(samples))
             if step % cfg.train.checkpoint_every == 0 and step < end:
                 checkpoint()
         checkpoint()
+    if ctx.enabled:
+        check_replicas(ctx, recipe, run_dir)
     finished = step >= cfg.train.steps
-    if finished:
+    if finished and ctx.is_main:
         save_pretrained(run_dir / "model", recipe.export_modules(), recipe.export_config())
     logger.close()
+    ctx.barrier()
     return TrainResult(run_dir=run_dir, step=step, finished=finished, stop_signal=stop.signal)
+
+
+def check_replicas(ctx: DistContext, recipe: Any, run_dir: Path) -> None:
+    """Record (rank 0: ``ddp_check.json``) whether every process ended with the same weights."""
+    checksums = ctx.replica_checksums(recipe.networks().values())
+    in_sync = max(checksums) - min(checksums) <= 1e-6 * max(1.0, abs(checksums[0]))
+    if ctx.is_main:
+        write_json(
+            run_dir / "ddp_check.json",
+            {"world_size": ctx.world_size, "checksums": checksums, "in_sync": in_sync},
+        )
+        if not in_sync:
+            log.warning("data-parallel replicas diverged: parameter checksums %s", checksums)
 
 
 def load_run_config(run_dir: str | Path) -> RunConfig:

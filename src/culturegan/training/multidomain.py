@@ -42,7 +42,7 @@ from culturegan.models.multidomain import (
     StyleGenerator,
 )
 from culturegan.priors import DomainStats, edge_loss, ink_view
-from culturegan.training.cyclegan import linear_decay_schedule
+from culturegan.training.base import Recipe, linear_decay_schedule
 from culturegan.training.ema import EMA
 from culturegan.training.logger import make_grid
 
@@ -71,7 +71,7 @@ def domain_mask(y: torch.Tensor, ids: list[int]) -> torch.Tensor:
     return (y.unsqueeze(1) == torch.tensor(ids, device=y.device)).any(dim=1)
 
 
-class MultiDomainRecipe:
+class MultiDomainRecipe(Recipe):
     name = "multidomain"
     multi_domain = True
 
@@ -108,7 +108,7 @@ class MultiDomainRecipe:
             self.ink_discriminator = PatchDiscriminator(
                 ndf=m.ndf, n_layers=m.d_layers, spectral_norm=m.spectral_norm
             ).to(device)
-        for net in self._trained_networks().values():
+        for net in self.networks().values():
             init_he_(net)
         self.ema = {
             name: EMA(getattr(self, name), cfg.train.ema_decay)
@@ -147,7 +147,7 @@ class MultiDomainRecipe:
             )
         return [self.domains.index(n) for n in names]
 
-    def _trained_networks(self) -> dict[str, nn.Module]:
+    def networks(self) -> dict[str, nn.Module]:
         nets = {
             "generator": self.generator,
             "mapping": self.mapping,
@@ -193,6 +193,7 @@ class MultiDomainRecipe:
             losses["loss/d_ink"] = loss_ink_d.item()
         self.opt_d.zero_grad(set_to_none=True)
         total_d.backward()
+        self.sync_grads(self.opt_d)
         self.opt_d.step()
 
         # Phase 2: generator, mapping network and style encoder; discriminators frozen.
@@ -223,6 +224,7 @@ class MultiDomainRecipe:
         total_g = total_g + self._prior_losses(x, x_fake, y_trg, losses)
         self.opt_g.zero_grad(set_to_none=True)
         total_g.backward()
+        self.sync_grads(self.opt_g)
         self.opt_g.step()
 
         self.sched_g.step()
@@ -289,9 +291,6 @@ class MultiDomainRecipe:
             losses[f"loss/prior_{prior}"] = value.item()
         return total
 
-    def learning_rates(self) -> dict[str, float]:
-        return {"lr/g": self.opt_g.param_groups[0]["lr"], "lr/d": self.opt_d.param_groups[0]["lr"]}
-
     # ----------------------------------------------------------------------------- samples
 
     @torch.no_grad()
@@ -332,7 +331,7 @@ class MultiDomainRecipe:
         }
 
     def state_dict(self) -> dict[str, Any]:
-        state = {name: net.state_dict() for name, net in self._trained_networks().items()}
+        state = {name: net.state_dict() for name, net in self.networks().items()}
         state.update(
             {
                 "ema": {k: v.state_dict() for k, v in self.ema.items()},
@@ -346,7 +345,7 @@ class MultiDomainRecipe:
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for name, net in self._trained_networks().items():
+        for name, net in self.networks().items():
             net.load_state_dict(state[name])
         for k, ema in self.ema.items():
             ema.load_state_dict(state["ema"][k])
