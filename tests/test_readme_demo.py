@@ -36,8 +36,11 @@ def test_demo_end_to_end_fast(tmp_path, capsys, recipe):
     assert "Synthetic art" in html and "<svg" in html
     links = re.findall(r'<img src="([^"]+)"', html)
     assert len(links) >= 10
-    for link in links:
+    for link in links + re.findall(r'<a href="([^"]+)"', html):
         assert (out / unquote(link)).is_file(), link
+    if recipe == "multidomain":
+        assert "The synthetic cultures, measured" in html
+        assert (out / "analysis" / "index.html").is_file()
     stylized = sorted((out / "stylized").glob("*/*.png"))
     heldout = sorted((out / "data" / "_heldout_photos").glob("*.png"))
     n_targets = 3 if recipe == "multidomain" else 1

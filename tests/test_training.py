@@ -186,3 +186,21 @@ def test_two_domain_recipe_on_three_domains_asks_which(tiny_cfg, tmp_path, capsy
                  "--train.runs_dir", str(tmp_path / "r")])  # fmt: skip
     assert code == 2
     assert "--data.domains SOURCE,TARGET" in capsys.readouterr().err
+
+
+def test_evaluation_during_training_records_the_best_step(tiny_cfg):
+    from culturegan.config import set_field
+
+    set_field(tiny_cfg, "train.eval_every", 3)
+    set_field(tiny_cfg, "train.eval_split", "train")  # the tiny set has too few val images
+    set_field(tiny_cfg, "train.eval_max_images", 4)
+    result = train(tiny_cfg, progress=False)
+    run = result.run_dir
+    evals = [json.loads(line) for line in (run / "eval.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in evals] == [3, 6]
+    assert all(v == v for v in evals[-1]["metrics"].values())  # no NaN
+    best = json.loads((run / "eval_best.json").read_text())
+    assert best["step"] in (3, 6) and best["metric"] == evals[0]["primary"]
+    assert (run / "model_best" / "model.safetensors").is_file()
+    logged = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert any(k.startswith("eval/fd_lite0") for r in logged for k in r)

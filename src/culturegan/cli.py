@@ -88,7 +88,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("model_dir")
 
     sub.add_parser("list", help="list presets, recipes and networks")
+    for plugin in PLUGINS:
+        COMMANDS.update(plugin.register(sub))
     return parser
+
+
+def _plugins() -> list:
+    """Command groups that live beside the code they drive (each has ``register``)."""
+    from culturegan import onnx_export
+    from culturegan.culture import cli as culture_cli
+    from culturegan.metrics import cli as metrics_cli
+
+    return [metrics_cli, culture_cli, onnx_export]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -249,6 +260,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+PLUGINS = _plugins()
 COMMANDS = {
     "demo": cmd_demo,
     "train": cmd_train,

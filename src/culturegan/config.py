@@ -70,6 +70,13 @@ class LossConfig:
     lambda_r1: float = 1.0  # R1 gradient penalty on real images
     lambda_own_style: float = 1.0  # ours: ||G(x, E(x, own domain)) - x||_1, so strength 0 ~ x
     lambda_domain_cls: float = 0.5  # ours: domain classifier head of the style encoder
+    # cut recipe (Park et al., 2020)
+    lambda_nce: float = 1.0  # PatchNCE weight (CUT 1, FastCUT 10)
+    nce_idt: bool = True  # identity PatchNCE on domain-B images (CUT yes, FastCUT no)
+    nce_layers: str = ""  # generator.model indices "0,4,7,10,14"; empty = the generator's own
+    num_patches: int = 256  # patches sampled per layer
+    nce_temperature: float = 0.07  # tau
+    flip_equivariance: bool = False  # FastCUT's flip augmentation
     # culture priors: lists of target domains each prior applies to (empty = off)
     edge_domains: list[str] = field(default_factory=list)  # keep the input's edges/strokes
     lambda_edge: float = 1.0
@@ -101,6 +108,10 @@ class TrainConfig:
     sample_every: int = 500  # PNG sample grids
     checkpoint_every: int = 500  # resumable training state
     num_samples: int = 4  # images per domain in a sample grid
+    eval_every: int = 0  # evaluate the EMA model every N steps and at the end (0 = never)
+    eval_split: str = "val"  # split whose images are stylized and measured
+    eval_backbones: list[str] = field(default_factory=lambda: ["lite0"])  # feature networks
+    eval_max_images: int = 64  # source images per direction
     runs_dir: str = "runs"  # numbered run folders are created here
     name: str = ""  # suffix of the run folder name
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from culturegan.config import load_config
@@ -65,13 +64,8 @@ def run_demo(
     recipe: str = "multidomain",
     style: str = "woodblock",
     progress: bool = True,
-    analyze: Callable[[Path, Path], dict] | None = None,
 ) -> Path:
-    """Run the demo into ``out_dir`` and return the path of its HTML page.
-
-    ``analyze(data_root, report_dir)`` (multi-domain only) may add an analysis of the synthetic
-    cultures; it returns headline figures for the page.
-    """
+    """Run the demo into ``out_dir`` and return the path of its HTML page."""
     if recipe not in DEMO_PRESETS:
         raise ValueError(f"unknown demo recipe '{recipe}' (known: {', '.join(DEMO_PRESETS)})")
     if recipe == "cyclegan" and style not in ART_STYLES:
@@ -132,8 +126,8 @@ def run_demo(
 
     network = cfg.model.generator if recipe == "cyclegan" else "style generator"
     analysis = {}
-    if analyze is not None and recipe == "multidomain":
-        analysis = analyze(data_root, out_dir / "analysis")
+    if recipe == "multidomain":
+        analysis = analyze_synthetic_cultures(data_root, out_dir / "analysis", size=size)
     total_seconds = time.perf_counter() - t_start
     return write_demo_page(
         out_dir,
@@ -154,6 +148,27 @@ def run_demo(
             "whole demo": f"{total_seconds:.1f} s",
         },
     )
+
+
+def analyze_synthetic_cultures(data_root: Path, report_dir: Path, *, size: int) -> dict:
+    """The cultural difference study of the training domains: headline figures and its page."""
+    from culturegan.culture.demo import analyze_demo_cultures
+
+    result = analyze_demo_cultures(report_dir, data_root=data_root, size=size)
+    figures = {"images analysed": ", ".join(f"{k}: {v}" for k, v in result.cultures.items())}
+    if result.classifier_accuracy is not None:
+        figures["classifier on interpretable descriptors (cross-validated)"] = (
+            f"{result.classifier_accuracy:.0%} accuracy (chance {result.classifier_chance:.0%})"
+        )
+    if result.embedding_accuracy is not None:
+        figures["classifier on lite0 embeddings (cross-validated)"] = (
+            f"{result.embedding_accuracy:.0%}"
+        )
+    figures["descriptor differences with q < 0.05 (Benjamini-Hochberg)"] = (
+        f"{result.n_significant} of {result.n_tests} (culture pair x descriptor) tests"
+    )
+    figures["analysis time"] = f"{result.seconds:.1f} s"
+    return {"figures": figures, "page": result.index_html}
 
 
 def write_demo_page(
@@ -227,7 +242,7 @@ def write_demo_page(
             section(
                 "The synthetic cultures, measured",
                 table(["", ""], [[k, v] for k, v in analysis.get("figures", {}).items()]),
-                f'<p><a href="{esc(analysis["page"])}">The full analysis report</a> '
+                f'<p><a href="{esc(rel(analysis["page"]))}">The full analysis report</a> '
                 "(descriptors, effect sizes, distances, classifiers, map).</p>",
             )
         )

@@ -138,6 +138,14 @@ class Stylizer(_ImageRunner):
         self.size_multiple = int(config.get("size_multiple", 4))
 
     @classmethod
+    def from_modules(
+        cls, networks: dict[str, torch.nn.Module], config: dict[str, Any], *, device="cpu"
+    ) -> Stylizer:
+        """A stylizer over networks in memory (e.g. a training run's EMA networks)."""
+        kind = MultiDomainStylizer if config.get("kind") == "multi_domain" else Stylizer
+        return kind(networks, config, device=device)
+
+    @classmethod
     def from_pretrained(cls, model_dir: str | Path, *, device: str = "cpu") -> Stylizer:
         config, tensors = load_pretrained(model_dir)
         if config.get("kind") == "multi_domain":

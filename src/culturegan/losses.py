@@ -7,9 +7,10 @@ Adversarial losses take discriminator logits (any shape, e.g. PatchGAN's (B, 1, 
   (Goodfellow et al., 2014);
 * ``hinge``: Lim & Ye (2017) / Miyato et al. (2018).
 
-Also the cycle-consistency and identity L1 terms of CycleGAN (Zhu et al., 2017, eq. 2 and the
-identity mapping of section 5.2) and the history buffer of generated images (Shrivastava et al.,
-2017) that CycleGAN shows its discriminators.
+Also PatchNCE (Park et al., 2020: contrastive patch correspondence, the content loss of the
+``cut`` recipe), the cycle-consistency and identity L1 terms of CycleGAN (Zhu et al., 2017,
+eq. 2 and the identity mapping of section 5.2) and the history buffer of generated images
+(Shrivastava et al., 2017) that CycleGAN shows its discriminators.
 
 Usage::
 
@@ -108,3 +109,29 @@ class ImagePool:
         self.size = int(state["size"])
         self.images = [t.clone() for t in state["images"]]
         self.generator.set_state(state["rng"])
+
+
+def patch_nce_loss(
+    query: torch.Tensor, key: torch.Tensor, *, batch_size: int, temperature: float = 0.07
+) -> torch.Tensor:
+    """PatchNCE over (B * N, D) unit vectors, image-major: query i's positive is key i.
+
+    The negatives of a query are the other N - 1 key patches of the same image (CUT's default,
+    ``nce_includes_all_negatives_from_minibatch=False``). Keys are detached: only the query
+    side trains. Returns the mean over the B * N queries.
+    """
+    if query.shape != key.shape or query.dim() != 2 or query.shape[0] % batch_size:
+        raise ValueError(
+            f"query and key must both be (B * N, D) with B = {batch_size}, got "
+            f"{tuple(query.shape)} and {tuple(key.shape)}"
+        )
+    dim = query.shape[1]
+    q = query.reshape(batch_size, -1, dim)  # (B, N, D)
+    k = key.detach().reshape(batch_size, -1, dim)
+    n = q.shape[1]
+    # Row i of image b: similarity of query patch i to every key patch; the diagonal holds the
+    # positive. (CUT lists the positive first and masks the diagonal of the negatives; the two
+    # differ by exp(-10 / tau) ~ 1e-62.)
+    logits = torch.bmm(q, k.transpose(1, 2)) / temperature  # (B, N, N)
+    target = torch.arange(n, device=query.device).repeat(batch_size)
+    return F.cross_entropy(logits.reshape(-1, n), target)

@@ -1,6 +1,6 @@
 """Pure tensor-in / tensor-out networks and their registries."""
 
-from culturegan.models import discriminators, generators  # noqa: F401  (fills the registries)
+from culturegan.models import discriminators, fast, generators  # noqa: F401  (fill registries)
 from culturegan.models.registry import (
     DISCRIMINATORS,
     GENERATORS,

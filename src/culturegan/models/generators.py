@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from culturegan.models.registry import register_generator
+from culturegan.models.registry import GENERATORS, build_generator, register_generator
 
 
 def instance_norm(channels: int) -> nn.Module:
@@ -118,15 +118,37 @@ def resnet_2blocks(**kwargs: Any) -> ResnetGenerator:
 
 
 def generator_from_config(config: dict[str, Any]) -> nn.Module:
-    """Rebuild a generator from the ``config`` dict it carries (as written to config.json)."""
-    if config.get("name", "").startswith("resnet_") and "n_blocks" in config:
+    """Rebuild a generator from the ``config`` dict it carries (as written to config.json).
+
+    ``resnet_*`` configs build a ``ResnetGenerator`` of any block count (also unregistered ones
+    such as files imported from the official code). Every other name goes through the
+    registry: a registered generator accepts each key of the ``.config`` it carries, so
+    ``build_generator(name, **rest)`` rebuilds it.
+    """
+    name = config.get("name", "")
+    args = {k: v for k, v in config.items() if k != "name"}
+    if name.startswith("resnet_") and "n_blocks" in config:
         return ResnetGenerator(
             in_channels=config["in_channels"],
             out_channels=config["out_channels"],
             ngf=config["ngf"],
             n_blocks=config["n_blocks"],
         )
-    raise ValueError(f"cannot rebuild generator from config {config}")
+    if name not in GENERATORS:
+        raise ValueError(
+            f"cannot rebuild generator from config {config}: unknown name '{name}' "
+            f"(known: {', '.join(sorted(GENERATORS))})"
+        )
+    try:
+        net = build_generator(name, **args)
+    except TypeError as exc:
+        raise ValueError(f"cannot rebuild generator from config {config}: {exc}") from None
+    if getattr(net, "config", None) != config:
+        raise ValueError(
+            f"generator '{name}' rebuilt from {config} describes itself as "
+            f"{getattr(net, 'config', None)}; the config.json does not match this culturegan"
+        )
+    return net
 
 
 def convert_cyclegan_state_dict(

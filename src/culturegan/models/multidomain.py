@@ -137,9 +137,7 @@ class StyleGenerator(nn.Module):
                 for i in range(n_down)
             ]
         )
-        self.encode_bottleneck = DownBlock(
-            widths[-1], widths[-1], downsample=False, normalize=True
-        )
+        self.encode_bottleneck = DownBlock(widths[-1], widths[-1], downsample=False, normalize=True)
         self.bottleneck = nn.ModuleList(
             [
                 AdaINBlock(widths[-1], widths[-1], style_dim, upsample=False)

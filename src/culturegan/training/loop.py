@@ -44,6 +44,7 @@ from culturegan.data.datasets import (
 )
 from culturegan.data.splits import DatasetSplits, load_splits
 from culturegan.fileio import write_json
+from culturegan.training.cut import CUTRecipe
 from culturegan.training.cyclegan import CycleGANRecipe
 from culturegan.training.distributed import DistContext, init_distributed
 from culturegan.training.logger import RunLogger, new_run_dir
@@ -51,7 +52,11 @@ from culturegan.training.multidomain import MultiDomainRecipe
 
 log = logging.getLogger("culturegan.train")
 
-RECIPES: dict[str, type] = {"cyclegan": CycleGANRecipe, "multidomain": MultiDomainRecipe}
+RECIPES: dict[str, type] = {
+    "cyclegan": CycleGANRecipe,
+    "cut": CUTRecipe,
+    "multidomain": MultiDomainRecipe,
+}
 CHECKPOINT_NAME = "checkpoints/last.pt"
 
 
@@ -264,6 +269,7 @@ def train(
             {"step": step, "domains": list(domains), "recipe": recipe.state_dict(), "rng": rng},
         )
 
+    evaluating = cfg.train.eval_every > 0
     t_last, steps_since = time.perf_counter(), 0
     with (
         _StopFlag() as stop,
@@ -294,6 +300,8 @@ def train(
                 )
             if ctx.is_main and (step % cfg.train.sample_every == 0 or step == end):
                 logger.image(step, "samples", recipe.sample_grid(samples))
+            if ctx.is_main and evaluating and (step % cfg.train.eval_every == 0 or step == end):
+                evaluate(cfg, recipe, splits, run_dir, step, logger)
             if step % cfg.train.checkpoint_every == 0 and step < end:
                 checkpoint()
         checkpoint()
@@ -305,6 +313,29 @@ def train(
     logger.close()
     ctx.barrier()
     return TrainResult(run_dir=run_dir, step=step, finished=finished, stop_signal=stop.signal)
+
+
+def evaluate(
+    cfg: RunConfig, recipe: Any, splits: DatasetSplits, run_dir: Path, step: int, logger: RunLogger
+) -> None:
+    """Measure the EMA model on ``cfg.train.eval_split``; keep the best step's model."""
+    from culturegan.inference import Stylizer
+    from culturegan.metrics import evaluate_model, record_eval
+
+    config = recipe.export_config()
+    stylizer = Stylizer.from_modules(recipe.export_modules(), config, device=recipe.device)
+    result = evaluate_model(
+        stylizer,
+        splits,
+        split=cfg.train.eval_split,
+        backbones=tuple(cfg.train.eval_backbones),
+        max_images=cfg.train.eval_max_images,
+        device=str(recipe.device),
+    )
+    logger.scalars(step, {f"eval/{k}": v for k, v in result["metrics"].items()})
+    if record_eval(run_dir, step, result):
+        save_pretrained(run_dir / "model_best", recipe.export_modules(), config)
+        log.info("step %d: best %s so far", step, result["primary"])
 
 
 def check_replicas(ctx: DistContext, recipe: Any, run_dir: Path) -> None:

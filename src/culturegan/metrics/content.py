@@ -1,0 +1,119 @@
+"""Content preservation and diversity: SSIM, a deep perceptual distance, pairwise diversity.
+
+* :func:`ssim` is the structural similarity of Wang et al. (IEEE TIP 2004) with their settings:
+  an 11 x 11 Gaussian window of sigma 1.5, K1 = 0.01, K2 = 0.03, pixel values in [0, 1],
+  statistics over the window with weights summing to one, the "valid" part of the image only
+  (no padding), per RGB channel and then averaged. 1 means identical; it compares an output with
+  its input, so it says how much of the photo's structure survives the stylization.
+* :func:`perceptual_distance` compares two images through a backbone's feature maps, in the
+  manner of LPIPS (Zhang et al., CVPR 2018) but without its learned layer weights: at each
+  tapped layer the channel vector of every position is scaled to unit length, the squared
+  difference is summed over channels and averaged over positions, and the layers are averaged.
+  0 means identical features; for ReLU features it lies in [0, 2].
+* :func:`pairwise_diversity` is the mean perceptual distance over all pairs of several outputs
+  of one input (StarGAN v2's diversity score, with our distance in place of LPIPS).
+
+Usage::
+
+    s = ssim(inputs, outputs)                         # (B,) in [-1, 1]
+    d = perceptual_distance(inputs, outputs, backbone) # (B,)
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from culturegan.metrics.backbones import Backbone
+
+SSIM_WINDOW = 11
+SSIM_SIGMA = 1.5
+SSIM_K1, SSIM_K2 = 0.01, 0.03
+
+
+def _gaussian_window(size: int, sigma: float) -> torch.Tensor:
+    coords = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
+    g = g / g.sum()
+    return torch.outer(g, g)  # (size, size), sums to 1
+
+
+def ssim_map_mean(x: torch.Tensor, y: torch.Tensor, *, window: int = SSIM_WINDOW) -> torch.Tensor:
+    """Mean SSIM of (B, C, H, W) images with values in [0, 1], per image: (B,)."""
+    if x.shape != y.shape or x.dim() != 4:
+        raise ValueError(f"ssim needs two (B, C, H, W) batches of one shape: {x.shape} {y.shape}")
+    side = min(x.shape[-2:])
+    if side < window:
+        window = side if side % 2 else side - 1  # small images: the largest odd window that fits
+        if window < 1:
+            raise ValueError(f"images of {tuple(x.shape[-2:])} pixels are too small for SSIM")
+    channels = x.shape[1]
+    kernel = _gaussian_window(window, SSIM_SIGMA).to(x.device)
+    kernel = kernel.expand(channels, 1, window, window).contiguous()
+    x, y = x.double(), y.double()
+
+    def blur(t: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(t, kernel, groups=channels)  # "valid": no padding
+
+    mu_x, mu_y = blur(x), blur(y)
+    var_x = blur(x * x) - mu_x**2
+    var_y = blur(y * y) - mu_y**2
+    cov_xy = blur(x * y) - mu_x * mu_y
+    c1, c2 = SSIM_K1**2, SSIM_K2**2  # data range 1
+    num = (2 * mu_x * mu_y + c1) * (2 * cov_xy + c2)
+    den = (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
+    return (num / den).mean(dim=(1, 2, 3)).float()
+
+
+def ssim(
+    a: torch.Tensor | Sequence[torch.Tensor],
+    b: torch.Tensor | Sequence[torch.Tensor],
+    *,
+    grey: bool = False,  # compare luminance (ITU-R BT.601 weights) instead of RGB channels
+) -> torch.Tensor:
+    """SSIM of image pairs given in [-1, 1] (batches, or lists of (3, H, W) of any sizes): (B,)."""
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        pairs = [(a, b)]
+    else:
+        pairs = [(x.unsqueeze(0), y.unsqueeze(0)) for x, y in zip(a, b, strict=True)]
+    values = []
+    for x, y in pairs:
+        x, y = (x.float() + 1) / 2, (y.float() + 1) / 2  # [-1, 1] -> [0, 1]
+        if grey:
+            weights = torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)
+            x, y = (x * weights).sum(1, keepdim=True), (y * weights).sum(1, keepdim=True)
+        values.append(ssim_map_mean(x, y))
+    return torch.cat(values) if values else torch.empty(0)
+
+
+def map_distance(maps_a: Sequence[torch.Tensor], maps_b: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Unweighted LPIPS-style distance between two lists of (B, C, h, w) maps: (B,)."""
+    per_layer = []
+    for fa, fb in zip(maps_a, maps_b, strict=True):
+        na = fa / (fa.norm(dim=1, keepdim=True) + 1e-10)
+        nb = fb / (fb.norm(dim=1, keepdim=True) + 1e-10)
+        per_layer.append(((na - nb) ** 2).sum(dim=1).mean(dim=(1, 2)))
+    return torch.stack(per_layer).mean(dim=0).float().cpu()
+
+
+def perceptual_distance(
+    a: torch.Tensor | Sequence[torch.Tensor],
+    b: torch.Tensor | Sequence[torch.Tensor],
+    backbone: Backbone,
+) -> torch.Tensor:
+    """Perceptual distance of image pairs (in [-1, 1]) through ``backbone``'s maps: (B,)."""
+    return map_distance(backbone.extract(a)[1], backbone.extract(b)[1])
+
+
+def pairwise_diversity(samples: Sequence[torch.Tensor], backbone: Backbone) -> float:
+    """Mean perceptual distance over all pairs of ``samples`` (K >= 2 outputs of one input)."""
+    if len(samples) < 2:
+        raise ValueError(f"diversity needs at least 2 samples of one input, got {len(samples)}")
+    maps = backbone.extract(list(samples))[1]
+    pairs = list(itertools.combinations(range(len(samples)), 2))
+    first = [m[[i for i, _ in pairs]] for m in maps]
+    second = [m[[j for _, j in pairs]] for m in maps]
+    return float(map_distance(first, second).mean())

@@ -1,0 +1,154 @@
+"""The CPU-practical generators: shapes, cost, rebuilding from config, training, export."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch.utils.flop_counter import FlopCounterMode
+
+from culturegan.checkpoint import save_pretrained
+from culturegan.config import load_config
+from culturegan.data.images import pil_to_tensor, tensor_to_pil
+from culturegan.inference import Stylizer
+from culturegan.models import build_generator, list_generators
+from culturegan.models.fast import MobileResnetGenerator
+from culturegan.models.generators import ResnetGenerator, generator_from_config
+from culturegan.training.cyclegan import CycleGANRecipe
+
+MOBILE = ["mobile_resnet_3blocks", "mobile_resnet_6blocks", "mobile_resnet_9blocks"]
+
+
+def flops_at(name: str, ngf: int, side: int) -> int:
+    with torch.device("meta"):  # counted without computing anything
+        net = build_generator(name, ngf=ngf)
+        with FlopCounterMode(display=False) as counter:
+            net(torch.empty(1, 3, side, side))
+    return counter.get_total_flops()
+
+
+def test_the_family_is_registered():
+    assert set(MOBILE) <= set(list_generators())
+
+
+@pytest.mark.parametrize("name", MOBILE)
+@pytest.mark.parametrize("hw", [(24, 40), (56, 72), (16, 16)])
+def test_odd_multiples_of_the_size_multiple_keep_their_shape(name, hw):
+    torch.manual_seed(0)
+    g = build_generator(name, ngf=8).eval()
+    assert g.size_multiple == 8
+    assert all(side // 8 % 2 == 1 for side in hw if side > 16)  # odd multiples of 8
+    x = torch.rand(2, 3, *hw) * 2 - 1
+    with torch.no_grad():
+        y = g(x)
+    assert y.shape == x.shape
+    assert y.min() >= -1 and y.max() <= 1 and torch.isfinite(y).all()
+
+
+def test_images_of_a_batch_are_independent():
+    # Instance norm, no batch statistics: a batch gives what its images give one by one (up to
+    # the rounding of convolution kernels chosen per batch size).
+    torch.manual_seed(0)
+    g = build_generator("mobile_resnet_6blocks", ngf=8).eval()
+    x = torch.rand(3, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        together = g(x)
+        alone = torch.cat([g(x[i : i + 1]) for i in range(3)])
+    assert torch.allclose(together, alone, atol=1e-4)
+
+
+def test_much_cheaper_than_the_reference():
+    ref = build_generator("resnet_9blocks", ngf=64)
+    fast = build_generator("mobile_resnet_6blocks", ngf=32)
+    n_ref = sum(p.numel() for p in ref.parameters())
+    n_fast = sum(p.numel() for p in fast.parameters())
+    assert n_ref > 11_000_000 and n_fast < n_ref / 15
+    f_ref, f_fast = flops_at("resnet_9blocks", 64, 256), flops_at("mobile_resnet_6blocks", 32, 256)
+    assert 95e9 < f_ref < 105e9  # ~99 GFLOP per 256 px image, as measured in issue 6
+    assert f_fast < f_ref / 50
+    assert flops_at("mobile_resnet_9blocks", 32, 256) < f_ref / 40
+
+
+@pytest.mark.parametrize("name", MOBILE)
+def test_generator_from_config_rebuilds_it(name):
+    torch.manual_seed(1)
+    g = build_generator(name, ngf=8, expansion=3).eval()
+    assert g.config["name"] == name and g.config["expansion"] == 3
+    rebuilt = generator_from_config(dict(g.config)).eval()
+    assert isinstance(rebuilt, MobileResnetGenerator) and rebuilt.config == g.config
+    rebuilt.load_state_dict(g.state_dict())
+    x = torch.rand(1, 3, 32, 48) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(rebuilt(x), g(x))
+
+
+def test_generator_from_config_keeps_the_resnet_path_and_rejects_bad_configs():
+    # Any block count, also one without a registered name (as imported files can have).
+    g = generator_from_config(
+        {"name": "resnet_4blocks", "in_channels": 3, "out_channels": 3, "ngf": 8, "n_blocks": 4}
+    )
+    assert isinstance(g, ResnetGenerator) and g.config["n_blocks"] == 4
+    with pytest.raises(ValueError, match="unknown name 'unet_256'"):
+        generator_from_config({"name": "unet_256", "ngf": 8})
+    with pytest.raises(ValueError, match="has 6 blocks, got 9"):
+        generator_from_config({"name": "mobile_resnet_6blocks", "n_blocks": 9})
+    with pytest.raises(ValueError, match="cannot rebuild"):
+        generator_from_config({"name": "mobile_resnet_6blocks", "n_layers": 3})
+    with pytest.raises(ValueError, match="need n_blocks >= 1"):
+        build_generator("mobile_resnet_3blocks", ngf=0)
+
+
+@pytest.fixture
+def fast_cfg(tiny_cfg):
+    tiny_cfg.model.generator = "mobile_resnet_3blocks"
+    tiny_cfg.model.ngf = 4
+    return tiny_cfg
+
+
+def test_a_cyclegan_step_with_the_fast_generator_changes_the_weights(fast_cfg):
+    torch.manual_seed(0)
+    recipe = CycleGANRecipe(fast_cfg, device=torch.device("cpu"), domains=("photo", "art"))
+    before = {k: v.clone() for k, v in recipe.g_ab.state_dict().items()}
+    before_ba = {k: v.clone() for k, v in recipe.g_ba.state_dict().items()}
+    gen = torch.Generator().manual_seed(0)
+    batch = {k: torch.rand(2, 3, 32, 32, generator=gen) * 2 - 1 for k in "ab"}
+    for step in range(2):
+        losses = recipe.train_step(batch, step)
+        assert all(np.isfinite(v) for v in losses.values())
+    after, after_ba = recipe.g_ab.state_dict(), recipe.g_ba.state_dict()
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert len(changed) == len(before)  # every weight of G moved
+    assert any(not torch.equal(before_ba[k], after_ba[k]) for k in before_ba)
+
+
+def test_export_then_stylizer_gives_identical_outputs(fast_cfg, tmp_path):
+    torch.manual_seed(0)
+    recipe = CycleGANRecipe(fast_cfg, device=torch.device("cpu"), domains=("photo", "art"))
+    gen = torch.Generator().manual_seed(0)
+    recipe.train_step({k: torch.rand(2, 3, 32, 32, generator=gen) * 2 - 1 for k in "ab"}, 0)
+    folder = save_pretrained(tmp_path / "model", recipe.export_modules(), recipe.export_config())
+    stylizer = Stylizer.from_pretrained(folder)
+    assert stylizer.size_multiple == 8
+    assert stylizer.config["networks"]["g_ab"]["name"] == "mobile_resnet_3blocks"
+    rng = np.random.default_rng(0)
+    photo = Image.fromarray(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8))  # multiples of 8
+    x = pil_to_tensor(photo)[None]
+    for target, name in (("art", "g_ab"), ("photo", "g_ba")):
+        with torch.no_grad():
+            expected = recipe.export_modules()[name](x)
+            assert torch.equal(stylizer.networks[name](x), expected)
+        out = stylizer(photo, target=target).images[0]
+        assert np.array_equal(np.asarray(out), np.asarray(tensor_to_pil(expected[0])))
+    # Sizes that are not multiples of 8 are padded and cropped back.
+    odd = Image.fromarray(rng.integers(0, 256, (37, 53, 3), dtype=np.uint8))
+    assert stylizer(odd).images[0].size == (53, 37)
+
+
+def test_the_cyclegan_fast_preset_builds_the_fast_networks():
+    cfg = load_config("cyclegan_fast")
+    assert (cfg.model.generator, cfg.model.ngf, cfg.model.ndf) == ("mobile_resnet_6blocks", 32, 32)
+    assert cfg.data.crop_size % 8 == 0 and cfg.train.recipe == "cyclegan"
+    recipe = CycleGANRecipe(cfg, device=torch.device("cpu"), domains=("photo", "art"))
+    assert isinstance(recipe.g_ab, MobileResnetGenerator)
+    assert recipe.export_config()["size_multiple"] == 8
