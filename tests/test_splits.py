@@ -117,10 +117,11 @@ def test_domain_selection_and_order(tmp_path):
 def test_layout_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing"):
         detect_layout(tmp_path / "missing")
-    write_images(tmp_path / "only_one", numbered(4))
     write_images(tmp_path / "_private", numbered(4))
     with pytest.raises(ValueError, match=r"trainA.*one folder per domain"):
-        load_splits(tmp_path)
+        load_splits(tmp_path)  # folders starting with "_" are never domains
+    write_images(tmp_path / "only_one", numbered(4))
+    assert load_splits(tmp_path).names == ["only_one"]  # e.g. the photos a distillation needs
     with pytest.raises(NotADirectoryError):
         detect_layout(tmp_path / "only_one" / "img_0000.png")
 

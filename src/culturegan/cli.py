@@ -50,6 +50,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_override_arguments(p)
 
+    p = sub.add_parser("distill", help="train a fast student to imitate a two-domain model")
+    p.add_argument("--teacher", required=True, help="pretrained model folder to imitate")
+    p.add_argument("--config", default="distill_fast", help="preset (default: %(default)s)")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved config and stop")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_override_arguments(p)
+
     p = sub.add_parser("stylize", help="apply a model to images and folders")
     p.add_argument("inputs", nargs="+", help="image files and/or folders")
     p.add_argument("--model", required=True, help="pretrained model folder")
@@ -154,6 +161,28 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result.finished:
         print(f"model: {result.run_dir / 'model'}")
     return 0
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    from culturegan.config import collect_overrides, load_config
+    from culturegan.training import train
+
+    overrides = {
+        **collect_overrides(args),
+        "train.recipe": "distill",
+        "model.teacher": args.teacher,
+    }
+    cfg = load_config(args.config, overrides)
+    print(cfg.to_json())
+    if args.dry_run:
+        return 0
+    result = train(cfg, progress=not args.no_progress)
+    print(f"run folder: {result.run_dir}")
+    gap = result.run_dir / "distill_gap.json"
+    if gap.is_file():
+        print(f"student vs teacher on held-out photos: {gap.read_text().strip()}")
+        print(f"model: {result.run_dir / 'model'}")
+    return 0 if result.stop_signal is None else 128 + result.stop_signal
 
 
 def cmd_stylize(args: argparse.Namespace) -> int:
@@ -264,6 +293,7 @@ PLUGINS = _plugins()
 COMMANDS = {
     "demo": cmd_demo,
     "train": cmd_train,
+    "distill": cmd_distill,
     "stylize": cmd_stylize,
     "grid": cmd_grid,
     "export": cmd_export,

@@ -55,6 +55,9 @@ class ModelConfig:
     mapping_hidden: int = 256  # width of the mapping network's MLP
     d_down: int = 4  # downsamplings of the multi-domain discriminator and style encoder
     residual: bool = True  # multi-domain generator predicts a change to the input image
+    # distill recipe
+    teacher: str = ""  # pretrained model folder the student imitates
+    teacher_direction: str = ""  # SOURCE->TARGET of the teacher (default: its first direction)
 
 
 @dataclass

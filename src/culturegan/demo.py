@@ -30,7 +30,7 @@ from culturegan.report import esc, img, section, svg_line_chart, table, write_pa
 from culturegan.training import TrainResult, train
 from culturegan.training.logger import read_log
 
-DEMO_STEPS = {"multidomain": 700, "cyclegan": 800}  # each about 2.5 minutes on 2 CPU cores
+DEMO_STEPS = {"multidomain": 550, "cyclegan": 800}  # about 3.5 and 2.5 minutes on 2 cores
 DEMO_PRESETS = {"multidomain": "multidomain_tiny", "cyclegan": "cyclegan_tiny"}
 CURVES = {
     "multidomain": [

@@ -39,7 +39,7 @@ SPLIT_NAMES = ("train", "val", "test")
 
 _LAYOUT_HELP = (
     "expected either the CycleGAN layout (trainA/ and trainB/, optionally testA/ testB/ "
-    "valA/ valB/) or one folder per domain (at least two, e.g. photo/ and ukiyoe/)"
+    "valA/ valB/) or one folder per domain (e.g. photo/ and ukiyoe/)"
 )
 
 
@@ -81,8 +81,8 @@ def _visible_subdirs(root: Path) -> list[str]:
 
 
 def detect_layout(root: str | os.PathLike) -> Literal["cyclegan", "domains"]:
-    """``"cyclegan"`` if ``root`` has trainA/ and trainB/, ``"domains"`` if it has two or more
-    domain folders; otherwise a ValueError that describes both layouts."""
+    """``"cyclegan"`` if ``root`` has trainA/ and trainB/, ``"domains"`` if it has domain
+    folders; otherwise a ValueError that describes both layouts."""
     root = Path(root)
     if not root.exists():
         raise FileNotFoundError(f"dataset folder '{root}' does not exist")
@@ -91,7 +91,7 @@ def detect_layout(root: str | os.PathLike) -> Literal["cyclegan", "domains"]:
     if (root / "trainA").is_dir() and (root / "trainB").is_dir():
         return "cyclegan"
     subdirs = _visible_subdirs(root)
-    if len(subdirs) >= 2:
+    if subdirs:  # recipes that need two or more domains say so themselves
         return "domains"
     found = ", ".join(f"{d}/" for d in subdirs) or "no subfolders"
     raise ValueError(f"cannot tell the layout of '{root}' (found {found}): {_LAYOUT_HELP}")

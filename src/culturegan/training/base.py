@@ -38,6 +38,7 @@ def linear_decay_schedule(total_steps: int, decay_steps: int) -> Callable[[int],
 class Recipe:
     name = "recipe"
     multi_domain = False  # True: trains on any number of domains (MultiDomainDataset batches)
+    n_domains: int | None = 2  # domains a recipe trains on (None: two or more)
     # Set by the training loop for data-parallel runs: averages gradients over processes.
     grad_hook: Callable[[Iterable[torch.nn.Parameter]], None] | None = None
     opt_g: torch.optim.Optimizer

@@ -46,6 +46,7 @@ from culturegan.data.splits import DatasetSplits, load_splits
 from culturegan.fileio import write_json
 from culturegan.training.cut import CUTRecipe
 from culturegan.training.cyclegan import CycleGANRecipe
+from culturegan.training.distill import DistillRecipe
 from culturegan.training.distributed import DistContext, init_distributed
 from culturegan.training.logger import RunLogger, new_run_dir
 from culturegan.training.multidomain import MultiDomainRecipe
@@ -56,6 +57,7 @@ RECIPES: dict[str, type] = {
     "cyclegan": CycleGANRecipe,
     "cut": CUTRecipe,
     "multidomain": MultiDomainRecipe,
+    "distill": DistillRecipe,
 }
 CHECKPOINT_NAME = "checkpoints/last.pt"
 
@@ -82,17 +84,19 @@ def resolve_device(name: str) -> torch.device:
 
 
 def select_domains(cfg: RunConfig, splits: DatasetSplits) -> tuple[str, ...]:
-    """The domains a recipe trains on: two for two-domain recipes, all (or the chosen) else."""
+    """The domains a recipe trains on, in order: as many as the recipe takes."""
     names = tuple(cfg.data.domains or splits.names)
-    if RECIPES[cfg.train.recipe].multi_domain:
+    needed = RECIPES[cfg.train.recipe].n_domains
+    if needed is None:
         if len(names) < 2:
             raise ValueError(f"recipe '{cfg.train.recipe}' needs at least two domains")
         return names
-    if len(names) != 2:
+    if len(names) != needed:
+        which = "SOURCE,TARGET" if needed == 2 else "SOURCE"
         raise ValueError(
-            f"recipe '{cfg.train.recipe}' translates between two domains, but "
+            f"recipe '{cfg.train.recipe}' trains on {needed} domain{'s' * (needed > 1)}, but "
             f"'{splits.root}' has {len(splits.names)} ({', '.join(splits.names)}); "
-            "choose two with --data.domains SOURCE,TARGET"
+            f"choose with --data.domains {which}"
         )
     return names
 
@@ -124,9 +128,9 @@ def build_loader(
     if RECIPES[cfg.train.recipe].multi_domain:
         dataset = MultiDomainDataset(files, **transform)
         sampler = MultiDomainBatchSampler([len(f) for f in files], **sampling)
-    else:
-        dataset = UnpairedDataset(files[0], files[1], **transform)
-        sampler = UnpairedBatchSampler(len(files[0]), len(files[1]), **sampling)
+    else:  # one-domain recipes (distill) get their domain's images on both sides
+        dataset = UnpairedDataset(files[0], files[-1], **transform)
+        sampler = UnpairedBatchSampler(len(files[0]), len(files[-1]), **sampling)
     return DataLoader(
         dataset,
         batch_sampler=sampler,
@@ -310,6 +314,12 @@ def train(
     finished = step >= cfg.train.steps
     if finished and ctx.is_main:
         save_pretrained(run_dir / "model", recipe.export_modules(), recipe.export_config())
+        if hasattr(recipe, "gap"):  # distillation: how close the student came to its teacher
+            held_out = splits.domain(domains[0])
+            images = load_eval_batch(
+                held_out.test + held_out.val or held_out.train, 64, crop_size=cfg.data.crop_size
+            )
+            write_json(run_dir / "distill_gap.json", recipe.gap(images))
     logger.close()
     ctx.barrier()
     return TrainResult(run_dir=run_dir, step=step, finished=finished, stop_signal=stop.signal)

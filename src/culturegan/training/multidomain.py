@@ -74,6 +74,7 @@ def domain_mask(y: torch.Tensor, ids: list[int]) -> torch.Tensor:
 class MultiDomainRecipe(Recipe):
     name = "multidomain"
     multi_domain = True
+    n_domains = None
 
     def __init__(self, cfg: RunConfig, *, device: torch.device, domains: tuple[str, ...]) -> None:
         if len(domains) < 2:
