@@ -168,6 +168,9 @@ def test_grid_and_cli(trained, stylizer, synthetic_root, tmp_path, capsys):
     assert code == 0
     names = sorted(p.name for p in stylized.iterdir())
     assert names == [f"{inputs[0].stem}_s{k}.png" for k in range(3)]
+    code = main(["stylize", str(inputs[0]), "--model", model, "--out", str(stylized),
+                 "--reference", str(inputs[1]), "--samples", "2"])  # fmt: skip
+    assert code == 2 and "needs noise" in capsys.readouterr().err
     assert main(["info", model]) == 0
     assert "domains: impasto, ink_wash, photo, woodblock" in capsys.readouterr().out
 

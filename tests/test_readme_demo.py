@@ -48,3 +48,11 @@ def test_demo_end_to_end_fast(tmp_path, capsys, recipe):
     assert (out / "grid.png").is_file()
     model = next((out / "runs").glob("*/model"))
     assert (model / "model.safetensors").is_file()
+
+
+def test_demo_never_deletes_folders_it_did_not_make(tmp_path, capsys):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "precious.txt").write_text("mine")
+    assert main(["demo", "--out", str(tmp_path), "--fast"]) == 2
+    assert "was not made by culturegan demo" in capsys.readouterr().err
+    assert (tmp_path / "data" / "precious.txt").read_text() == "mine"

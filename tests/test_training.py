@@ -204,3 +204,34 @@ def test_evaluation_during_training_records_the_best_step(tiny_cfg):
     assert (run / "model_best" / "model.safetensors").is_file()
     logged = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert any(k.startswith("eval/fd_lite0") for r in logged for k in r)
+
+
+def test_a_time_budget_ends_the_run_and_exports_the_model(tiny_cfg):
+    from culturegan.config import set_field
+
+    set_field(tiny_cfg, "train.steps", 100000)
+    set_field(tiny_cfg, "train.max_minutes", 0.02)  # about a second
+    t0 = time.perf_counter()
+    result = train(tiny_cfg, progress=False)
+    assert time.perf_counter() - t0 < 60
+    assert result.finished and 0 < result.step < 100000
+    assert load_training_state(result.run_dir / CHECKPOINT_NAME)["step"] == result.step
+    assert (result.run_dir / "model" / "model.safetensors").is_file()
+
+
+def test_bad_numbers_and_unsafe_resume_overrides_are_refused(tiny_cfg, capsys):
+    from culturegan.config import set_field
+
+    set_field(tiny_cfg, "train.checkpoint_every", 0)
+    with pytest.raises(ValueError, match="train.checkpoint_every=0"):
+        train(tiny_cfg, progress=False)
+    set_field(tiny_cfg, "train.checkpoint_every", 2)
+    set_field(tiny_cfg, "data.crop_size", 30)  # the ResNet generator needs multiples of 4
+    with pytest.raises(ValueError, match="multiple of 4"):
+        train(tiny_cfg, progress=False)
+    set_field(tiny_cfg, "data.crop_size", 32)
+    run = train(tiny_cfg, until_step=2, progress=False).run_dir
+    before = (run / "config.json").read_text()
+    assert main(["train", "--resume", str(run), "--model.ngf", "8", "--no-progress"]) == 2
+    assert "cannot change on --resume" in capsys.readouterr().err
+    assert (run / "config.json").read_text() == before

@@ -103,6 +103,7 @@ class OptimConfig:
 class TrainConfig:
     recipe: str = "cyclegan"  # name in culturegan.training.RECIPES
     steps: int = 10000  # total optimisation steps
+    max_minutes: float = 0.0  # wall-clock budget: end (and export) when spent; 0 = no limit
     batch_size: int = 1
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -132,6 +133,25 @@ class RunConfig:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
+
+    def validate(self) -> RunConfig:
+        """Refuse values that would only fail deep inside training; returns self."""
+        positive = {
+            "train.steps": self.train.steps,
+            "train.batch_size": self.train.batch_size,
+            "train.log_every": self.train.log_every,
+            "train.sample_every": self.train.sample_every,
+            "train.checkpoint_every": self.train.checkpoint_every,
+            "train.num_samples": self.train.num_samples,
+            "data.crop_size": self.data.crop_size,
+            "data.load_size": self.data.load_size,
+        }
+        bad = [f"{k}={v}" for k, v in positive.items() if v < 1]
+        if bad:
+            raise ValueError(f"these must be at least 1: {', '.join(bad)}")
+        if self.train.eval_every < 0 or self.train.max_minutes < 0:
+            raise ValueError("train.eval_every and train.max_minutes must be >= 0")
+        return self
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunConfig:

@@ -31,6 +31,7 @@ from culturegan.training import TrainResult, train
 from culturegan.training.logger import read_log
 
 DEMO_STEPS = {"multidomain": 550, "cyclegan": 800}  # about 3.5 and 2.5 minutes on 2 cores
+DEMO_MARKER = ".culturegan-demo"  # only folders under a marked --out are ever deleted
 DEMO_PRESETS = {"multidomain": "multidomain_tiny", "cyclegan": "cyclegan_tiny"}
 CURVES = {
     "multidomain": [
@@ -74,9 +75,16 @@ def run_demo(
     out_dir = Path(out_dir)
     size = 32 if fast else 64
     data_root = out_dir / "data"
-    for stale in (data_root, out_dir / "stylized"):  # rebuilt each time, so they match the seed
-        if stale.exists():
-            shutil.rmtree(stale)
+    marker = out_dir / DEMO_MARKER
+    stale = [p for p in (data_root, out_dir / "stylized") if p.exists()]
+    if stale and not marker.exists():
+        raise ValueError(
+            f"'{stale[0]}' exists and was not made by culturegan demo; choose another --out"
+        )
+    for folder in stale:  # rebuilt each time, so they match the seed
+        shutil.rmtree(folder)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    marker.write_text("made by culturegan demo: its data/ and stylized/ are rebuilt each run\n")
     styles = tuple(ART_STYLES) if recipe == "multidomain" else (style,)
     counts = {"photos": 12, "art_per_style": 12, "heldout_photos": 4} if fast else {}
     build_demo_dataset(data_root, size=size, styles=styles, seed=0, **counts)

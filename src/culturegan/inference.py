@@ -392,6 +392,8 @@ def stylize_paths(
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
     stylizer = Stylizer.from_pretrained(model_dir, device=device)
+    if reference is not None and samples > 1:
+        raise ValueError("--samples > 1 needs noise: a reference image gives one style code")
     if isinstance(stylizer, MultiDomainStylizer):
         kwargs = {"source": source, "reference": reference, "strength": strength, "mix": mix}
         _, target = stylizer.style_code(target=target, seed=seed, reference=reference, mix=mix)

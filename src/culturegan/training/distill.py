@@ -54,6 +54,12 @@ class DistillRecipe(Recipe):
         if isinstance(teacher, MultiDomainStylizer):
             raise ValueError("distill imitates a two-domain model; this teacher is multi-domain")
         direction = teacher.resolve_direction(*_split(cfg.model.teacher_direction))
+        if self.domains and direction.split("->")[0] != self.domains[0]:
+            raise ValueError(
+                f"the teacher translates {direction}, but the photos are domain "
+                f"'{self.domains[0]}'; name the teacher's source folder with --data.domains, or "
+                "pick the teacher's direction with --model.teacher_direction"
+            )
         self.direction = direction
         self.teacher = teacher.networks[teacher.directions[direction]].requires_grad_(False)
         self.teacher_domains = teacher.domains

@@ -44,10 +44,19 @@ class DistContext:
         return self.rank == 0
 
     def all_reduce_grads(self, params: Iterable[torch.nn.Parameter]) -> None:
-        """Replace every gradient by its mean over processes (missing gradients count as 0)."""
+        """Replace every gradient by its mean over processes, as one process would compute it.
+
+        A parameter that got no gradient on some process counts as 0 there; one that got none on
+        any process keeps ``None`` everywhere, so Adam skips it as it would in a single process.
+        """
         if not self.enabled:
             return
         params = [p for p in params if p.requires_grad]
+        if not params:
+            return
+        has = torch.tensor([float(p.grad is not None) for p in params], device=self.device)
+        dist.all_reduce(has, op=dist.ReduceOp.MAX)
+        params = [p for p, flag in zip(params, has.tolist(), strict=True) if flag > 0]
         if not params:
             return
         for p in params:
@@ -71,13 +80,25 @@ class DistContext:
         return bool(t.item() > 0)
 
     def mean(self, values: dict[str, float]) -> dict[str, float]:
-        """Average logged scalars over processes (the loss of the global batch)."""
-        if not self.enabled or not values:
+        """Average logged scalars over the processes that logged them (the global batch's loss).
+
+        Processes may log different keys (a prior's loss only when its domain was in the
+        process's slice of the batch); every key any process logged is averaged over those.
+        """
+        if not self.enabled:
             return values
-        keys = sorted(values)
-        t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=self.device)
-        dist.all_reduce(t)
-        return {k: float(v) / self.world_size for k, v in zip(keys, t.tolist(), strict=True)}
+        everyone: list[list[str] | None] = [None] * self.world_size
+        dist.all_gather_object(everyone, sorted(values))
+        keys = sorted({k for names in everyone for k in names})
+        sums = torch.tensor(
+            [[float(values.get(k, 0.0)), float(k in values)] for k in keys],
+            dtype=torch.float64,
+            device=self.device,
+        ).reshape(-1, 2)
+        dist.all_reduce(sums)
+        return {
+            k: float(total / count) for k, (total, count) in zip(keys, sums.tolist(), strict=True)
+        }
 
     def broadcast(self, obj: Any) -> Any:
         """Rank 0's ``obj`` on every process."""

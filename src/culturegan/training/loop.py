@@ -70,7 +70,7 @@ def list_recipes() -> list[str]:
 class TrainResult:
     run_dir: Path  # the run folder
     step: int  # the step reached (and checkpointed)
-    finished: bool  # reached cfg.train.steps and exported the model
+    finished: bool  # reached cfg.train.steps (or spent train.max_minutes) and exported
     stop_signal: int | None  # the signal that stopped the run early, if any
 
 
@@ -79,7 +79,7 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device '{name}' requested but CUDA is not available here")
+        raise ValueError(f"device '{name}' requested but CUDA is not available here")
     return device
 
 
@@ -205,6 +205,11 @@ def train(
         run_dir = Path(resume_dir)
         cfg = load_run_config(run_dir)
         for dotted, value in (overrides or {}).items():
+            if dotted.startswith("model.") or dotted in ("data.domains", "train.recipe"):
+                raise ValueError(
+                    f"--{dotted} cannot change on --resume: the checkpoint holds networks built "
+                    "from the run's own config.json; start a new run instead"
+                )
             set_field(cfg, dotted, value)
         state = load_training_state(run_dir / CHECKPOINT_NAME)
     elif cfg is None:
@@ -212,6 +217,7 @@ def train(
 
     if cfg.train.recipe not in RECIPES:
         raise ValueError(f"unknown recipe '{cfg.train.recipe}' (known: {', '.join(RECIPES)})")
+    cfg.validate()
     ctx = init_distributed()
     if cfg.train.batch_size % ctx.world_size:
         raise ValueError(
@@ -225,9 +231,6 @@ def train(
     if state is None:
         name = f"{cfg.train.recipe}-{cfg.train.name}" if cfg.train.name else cfg.train.recipe
         run_dir = ctx.broadcast(new_run_dir(cfg.train.runs_dir, name) if ctx.is_main else None)
-    if ctx.is_main:
-        write_json(run_dir / "config.json", cfg.to_dict())
-
     torch.manual_seed(cfg.train.seed)
     recipe = RECIPES[cfg.train.recipe](cfg, device=device, domains=domains)
     step = 0
@@ -242,6 +245,14 @@ def train(
         torch.set_rng_state(state["rng"]["torch"])
         if device.type == "cuda" and "cuda" in state["rng"]:
             torch.cuda.set_rng_state(state["rng"]["cuda"], device)
+    multiple = recipe.export_config()["size_multiple"]
+    if cfg.data.crop_size % multiple:
+        raise ValueError(
+            f"data.crop_size {cfg.data.crop_size} must be a multiple of {multiple} for "
+            f"this {cfg.train.recipe} model"
+        )
+    if ctx.is_main:  # only now: a resume that fails above leaves the run folder untouched
+        write_json(run_dir / "config.json", cfg.to_dict())
     if ctx.enabled:
         recipe.grad_hook = ctx.all_reduce_grads
         ctx.broadcast_parameters([*recipe.networks().values(), *recipe.export_modules().values()])
@@ -275,6 +286,8 @@ def train(
 
     evaluating = cfg.train.eval_every > 0
     t_last, steps_since = time.perf_counter(), 0
+    deadline = t_last + 60 * cfg.train.max_minutes if cfg.train.max_minutes > 0 else None
+    out_of_time = False
     with (
         _StopFlag() as stop,
         tqdm(
@@ -288,6 +301,9 @@ def train(
         batches = iter(loader)
         # Every process stops at the same step when any of them got a signal.
         while step < end and not ctx.any(stop.signal is not None):
+            if deadline is not None and ctx.any(time.perf_counter() > deadline):
+                out_of_time = True
+                break
             losses = recipe.train_step(next(batches), step)
             step += 1
             steps_since += 1
@@ -311,7 +327,9 @@ def train(
         checkpoint()
     if ctx.enabled:
         check_replicas(ctx, recipe, run_dir)
-    finished = step >= cfg.train.steps
+    finished = step >= cfg.train.steps or out_of_time
+    if out_of_time:
+        log.info("train.max_minutes (%g) spent at step %d", cfg.train.max_minutes, step)
     if finished and ctx.is_main:
         save_pretrained(run_dir / "model", recipe.export_modules(), recipe.export_config())
         if hasattr(recipe, "gap"):  # distillation: how close the student came to its teacher
