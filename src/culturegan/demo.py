@@ -239,7 +239,7 @@ def write_demo_page(
             + ".</p>",
             img(rel(grid_path), alt="grid of photos and cultures"),
         ),
-        section("Figures", table(["", ""], [[k, v] for k, v in figures.items()])),
+        section("Figures", table(["figure", "value"], [[k, v] for k, v in figures.items()])),
         section(
             "Held-out photos, before and after",
             table(["photo", *[f"-> {t}" for t in targets], "size"], rows, raw=True),
@@ -249,7 +249,7 @@ def write_demo_page(
         body.append(
             section(
                 "The synthetic cultures, measured",
-                table(["", ""], [[k, v] for k, v in analysis.get("figures", {}).items()]),
+                table(["measure", "value"], [list(kv) for kv in analysis["figures"].items()]),
                 f'<p><a href="{esc(rel(analysis["page"]))}">The full analysis report</a> '
                 "(descriptors, effect sizes, distances, classifiers, map).</p>",
             )
