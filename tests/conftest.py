@@ -71,3 +71,14 @@ def tiny_cfg(tiny_data, tmp_path) -> RunConfig:
             "loss.pool_size": 4,
         },
     )
+
+
+def flat_state(state: dict, prefix: str = "") -> dict[str, torch.Tensor]:
+    """Every tensor of a nested state dict, under dotted keys (to compare two states)."""
+    out = {}
+    for key, value in state.items():
+        if isinstance(value, dict):
+            out.update(flat_state(value, f"{prefix}{key}."))
+        elif isinstance(value, torch.Tensor):
+            out[f"{prefix}{key}"] = value
+    return out

@@ -11,6 +11,7 @@ import pytest
 import torch
 import yaml
 
+from conftest import flat_state
 from culturegan.checkpoint import save_pretrained
 from culturegan.config import LossConfig, load_config
 from culturegan.inference import Stylizer
@@ -155,16 +156,6 @@ def batches(n: int, seed: int = 0, side: int = 32):
     ]
 
 
-def flat(state, prefix=""):
-    out = {}
-    for key, value in state.items():
-        if isinstance(value, dict):
-            out.update(flat(value, f"{prefix}{key}."))
-        elif isinstance(value, torch.Tensor):
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 @pytest.mark.parametrize(
     "settings",
     [
@@ -178,13 +169,13 @@ def test_a_few_cut_steps_change_g_f_and_d_with_finite_losses(cut_cfg, settings, 
     set_cut(cut_cfg, num_patches=16, **settings)
     torch.manual_seed(0)
     recipe = CUTRecipe(cut_cfg, device=CPU, domains=("photo", "art"))
-    before = {k: v.clone() for k, v in flat(recipe.state_dict()).items()}
+    before = {k: v.clone() for k, v in flat_state(recipe.state_dict()).items()}
     for step, batch in enumerate(batches(3)):
         losses = recipe.train_step(batch, step)
         assert all(np.isfinite(v) for v in losses.values())
         assert ("loss/nce_idt" in losses) == settings["nce_idt"]
         assert {"loss/g", "loss/g_gan", "loss/nce", "loss/d_b"} <= set(losses)
-    after = flat(recipe.state_dict())
+    after = flat_state(recipe.state_dict())
     for net in ("g_ab.", "d_b.", "f."):
         keys = [k for k in before if k.startswith(net)]
         assert keys and any(not torch.equal(before[k], after[k]) for k in keys), net
@@ -206,12 +197,12 @@ def test_state_dict_round_trip_restores_the_run_exactly(cut_cfg):
     torch.manual_seed(123)  # a different initialisation, overwritten by the state
     second = CUTRecipe(cut_cfg, device=CPU, domains=("photo", "art"))
     second.load_state_dict(state)
-    a, b = flat(first.state_dict()), flat(second.state_dict())
+    a, b = flat_state(first.state_dict()), flat_state(second.state_dict())
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     # Both continue identically: same patches, same flips, same updates.
     for step in (2, 3):
         assert first.train_step(data[step], step) == second.train_step(data[step], step)
-    a, b = flat(first.state_dict()), flat(second.state_dict())
+    a, b = flat_state(first.state_dict()), flat_state(second.state_dict())
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -276,8 +267,8 @@ def test_the_training_loop_runs_resumes_exactly_and_exports(cut_cfg):
     assert stylizer.directions == {"photo->art": "g_ab"}
     interrupted = loop.train(cut_cfg, until_step=3, progress=False)
     resumed = loop.train(resume_dir=interrupted.run_dir, progress=False)
-    a = flat(load_training_state(straight.run_dir / loop.CHECKPOINT_NAME)["recipe"])
-    b = flat(load_training_state(resumed.run_dir / loop.CHECKPOINT_NAME)["recipe"])
+    a = flat_state(load_training_state(straight.run_dir / loop.CHECKPOINT_NAME)["recipe"])
+    b = flat_state(load_training_state(resumed.run_dir / loop.CHECKPOINT_NAME)["recipe"])
     assert a.keys() == b.keys()
     different = [k for k in a if not torch.equal(a[k], b[k])]
     assert not different, f"resumed run differs in {different[:5]}"

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import flat_state
 from culturegan.checkpoint import (
     CheckpointError,
     load_training_state,
@@ -21,16 +22,6 @@ from culturegan.checkpoint import (
 from culturegan.cli import main
 from culturegan.training import train
 from culturegan.training.loop import CHECKPOINT_NAME
-
-
-def flat_state(state: dict, prefix: str = "") -> dict[str, torch.Tensor]:
-    out = {}
-    for key, value in state.items():
-        if isinstance(value, dict):
-            out.update(flat_state(value, f"{prefix}{key}."))
-        elif isinstance(value, torch.Tensor):
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def test_a_few_steps_change_g_and_d_and_write_the_run_folder(tiny_cfg):

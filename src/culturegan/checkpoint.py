@@ -76,6 +76,33 @@ def save_pretrained(
     return out_dir
 
 
+# Every generator here maps images in [-1, 1] (pixels / 127.5 - 1) to images in [-1, 1].
+NORMALIZATION = {"input_range": [-1.0, 1.0], "mean": [0.5] * 3, "std": [0.5] * 3}
+
+
+def pretrained_config(
+    *,
+    kind: str,  # "two_domain" | "multi_domain"
+    recipe: str,  # the recipe (or importer) that made the weights
+    domains: list[str],
+    networks: dict[str, nn.Module],  # name -> network carrying its ``.config``
+    directions: dict[str, str],  # "source->target" -> network name
+    size_multiple: int,  # images are padded to multiples of this
+    **extra: Any,  # e.g. train_crop_size, latent_dim
+) -> dict[str, Any]:
+    """The ``config.json`` content of a pretrained folder (``save_pretrained`` adds the version)."""
+    return {
+        "kind": kind,
+        "recipe": recipe,
+        "domains": list(domains),
+        "networks": {name: net.config for name, net in networks.items()},
+        "directions": dict(directions),
+        "size_multiple": size_multiple,
+        "normalization": NORMALIZATION,
+        **extra,
+    }
+
+
 def migrate(config: dict[str, Any]) -> dict[str, Any]:
     """Bring a pretrained ``config.json`` of an older format version up to the current one."""
     version = config.get("format_version")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from culturegan.checkpoint import CheckpointError, save_pretrained
+from culturegan.checkpoint import CheckpointError, pretrained_config, save_pretrained
 from culturegan.models.generators import ResnetGenerator, convert_cyclegan_state_dict
 
 
@@ -51,14 +51,13 @@ def import_cyclegan(
             f"'{checkpoint}' does not match a CycleGAN generator: {exc}"
         ) from None
     source, target = domains
-    config = {
-        "kind": "two_domain",
-        "recipe": "imported_cyclegan",
-        "domains": [source, target],
-        "networks": {"g_ab": net.config},
-        "directions": {f"{source}->{target}": "g_ab"},
-        "size_multiple": net.size_multiple,
-        "normalization": {"input_range": [-1.0, 1.0], "mean": [0.5] * 3, "std": [0.5] * 3},
-        "imported_from": checkpoint.name,
-    }
+    config = pretrained_config(
+        kind="two_domain",
+        recipe="imported_cyclegan",
+        domains=[source, target],
+        networks={"g_ab": net},
+        directions={f"{source}->{target}": "g_ab"},
+        size_multiple=net.size_multiple,
+        imported_from=checkpoint.name,
+    )
     return save_pretrained(out_dir, {"g_ab": net}, config)

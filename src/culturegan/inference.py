@@ -395,6 +395,8 @@ def stylize_paths(
     if reference is not None and samples > 1:
         raise ValueError("--samples > 1 needs noise: a reference image gives one style code")
     if isinstance(stylizer, MultiDomainStylizer):
+        if reference is not None:  # read once (and refused before any output is written)
+            reference = load_image(reference)
         kwargs = {"source": source, "reference": reference, "strength": strength, "mix": mix}
         _, target = stylizer.style_code(target=target, seed=seed, reference=reference, mix=mix)
         kwargs["target"] = target

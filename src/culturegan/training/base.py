@@ -14,6 +14,7 @@ Usage::
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 
 import torch
@@ -48,6 +49,13 @@ class Recipe:
         """Called right before every optimiser step."""
         if self.grad_hook is not None:
             self.grad_hook(p for group in optimizer.param_groups for p in group["params"])
+
+    def check_finite(self, losses: dict[str, float], step: int, advice: str) -> dict[str, float]:
+        """Return ``losses``, or stop the run with what to change when one is NaN or inf."""
+        bad = [k for k, v in losses.items() if not math.isfinite(v)]
+        if bad:
+            raise FloatingPointError(f"non-finite loss at step {step}: {', '.join(bad)}; {advice}")
+        return losses
 
     def learning_rates(self) -> dict[str, float]:
         return {"lr/g": self.opt_g.param_groups[0]["lr"], "lr/d": self.opt_d.param_groups[0]["lr"]}

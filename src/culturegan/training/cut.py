@@ -29,12 +29,12 @@ Usage::
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 from torch import nn
 
+from culturegan.checkpoint import pretrained_config
 from culturegan.config import RunConfig
 from culturegan.losses import AdversarialLoss, patch_nce_loss
 from culturegan.models import build_discriminator, build_generator
@@ -173,13 +173,7 @@ class CUTRecipe(Recipe):
         losses.update(
             {"loss/g": loss_g.item(), "loss/g_gan": loss_gan.item(), "loss/d_b": loss_d.item()}
         )
-        bad = [k for k, v in losses.items() if not math.isfinite(v)]
-        if bad:
-            raise FloatingPointError(
-                f"non-finite loss at step {step}: {', '.join(bad)}; lower optim.lr or "
-                "try loss.gan_mode=lsgan"
-            )
-        return losses
+        return self.check_finite(losses, step, "lower optim.lr or try loss.gan_mode=lsgan")
 
     def learning_rates(self) -> dict[str, float]:
         return {
@@ -208,16 +202,15 @@ class CUTRecipe(Recipe):
 
     def export_config(self) -> dict[str, Any]:
         a, b = self.domains
-        return {
-            "kind": "two_domain",
-            "recipe": self.name,
-            "domains": [a, b],
-            "networks": {"g_ab": self.g_ab.config},
-            "directions": {f"{a}->{b}": "g_ab"},  # CUT learns one direction only
-            "size_multiple": self.g_ab.size_multiple,
-            "normalization": {"input_range": [-1.0, 1.0], "mean": [0.5] * 3, "std": [0.5] * 3},
-            "train_crop_size": self.cfg.data.crop_size,
-        }
+        return pretrained_config(
+            kind="two_domain",
+            recipe=self.name,
+            domains=[a, b],
+            networks={"g_ab": self.g_ab},
+            directions={f"{a}->{b}": "g_ab"},  # CUT learns one direction only
+            size_multiple=self.g_ab.size_multiple,
+            train_crop_size=self.cfg.data.crop_size,
+        )
 
     def state_dict(self) -> dict[str, Any]:
         return {

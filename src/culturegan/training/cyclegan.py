@@ -20,12 +20,12 @@ Usage::
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 from torch import nn
 
+from culturegan.checkpoint import pretrained_config
 from culturegan.config import RunConfig
 from culturegan.losses import AdversarialLoss, ImagePool, cycle_loss, identity_loss
 from culturegan.models import build_discriminator, build_generator
@@ -140,13 +140,7 @@ class CycleGANRecipe(Recipe):
                 "loss/d_b": loss_d_b.item(),
             }
         )
-        bad = [k for k, v in losses.items() if not math.isfinite(v)]
-        if bad:
-            raise FloatingPointError(
-                f"non-finite loss at step {step}: {', '.join(bad)}; lower optim.lr or "
-                "try loss.gan_mode=lsgan"
-            )
-        return losses
+        return self.check_finite(losses, step, "lower optim.lr or try loss.gan_mode=lsgan")
 
     # ----------------------------------------------------------------------------- samples
 
@@ -169,16 +163,15 @@ class CycleGANRecipe(Recipe):
 
     def export_config(self) -> dict[str, Any]:
         a, b = self.domains
-        return {
-            "kind": "two_domain",
-            "recipe": self.name,
-            "domains": [a, b],
-            "networks": {"g_ab": self.g_ab.config, "g_ba": self.g_ba.config},
-            "directions": {f"{a}->{b}": "g_ab", f"{b}->{a}": "g_ba"},
-            "size_multiple": self.g_ab.size_multiple,
-            "normalization": {"input_range": [-1.0, 1.0], "mean": [0.5] * 3, "std": [0.5] * 3},
-            "train_crop_size": self.cfg.data.crop_size,
-        }
+        return pretrained_config(
+            kind="two_domain",
+            recipe=self.name,
+            domains=[a, b],
+            networks={"g_ab": self.g_ab, "g_ba": self.g_ba},
+            directions={f"{a}->{b}": "g_ab", f"{b}->{a}": "g_ba"},
+            size_multiple=self.g_ab.size_multiple,
+            train_crop_size=self.cfg.data.crop_size,
+        )
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from culturegan.checkpoint import pretrained_config
 from culturegan.config import RunConfig
 from culturegan.models import build_generator
 from culturegan.training.base import Recipe, linear_decay_schedule
@@ -85,10 +86,7 @@ class DistillRecipe(Recipe):
         self.opt_g.step()
         self.sched_g.step()
         self.ema.update(self.student, step)
-        value = loss.item()
-        if not math.isfinite(value):
-            raise FloatingPointError(f"non-finite distillation loss at step {step}")
-        return {"loss/distill": value}
+        return self.check_finite({"loss/distill": loss.item()}, step, "lower optim.lr")
 
     def learning_rates(self) -> dict[str, float]:
         return {"lr/g": self.opt_g.param_groups[0]["lr"]}
@@ -117,17 +115,16 @@ class DistillRecipe(Recipe):
 
     def export_config(self) -> dict[str, Any]:
         source, target = self.direction.split("->")
-        return {
-            "kind": "two_domain",
-            "recipe": self.name,
-            "domains": [source, target],
-            "networks": {"g_ab": self.student.config},
-            "directions": {self.direction: "g_ab"},
-            "size_multiple": self.student.size_multiple,
-            "normalization": {"input_range": [-1.0, 1.0], "mean": [0.5] * 3, "std": [0.5] * 3},
-            "train_crop_size": self.cfg.data.crop_size,
-            "distilled_from": str(self.cfg.model.teacher),
-        }
+        return pretrained_config(
+            kind="two_domain",
+            recipe=self.name,
+            domains=[source, target],
+            networks={"g_ab": self.student},
+            directions={self.direction: "g_ab"},
+            size_multiple=self.student.size_multiple,
+            train_crop_size=self.cfg.data.crop_size,
+            distilled_from=str(self.cfg.model.teacher),
+        )
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -25,13 +25,13 @@ Usage::
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from culturegan.checkpoint import pretrained_config
 from culturegan.config import RunConfig
 from culturegan.losses import AdversarialLoss
 from culturegan.models.discriminators import PatchDiscriminator
@@ -246,13 +246,7 @@ class MultiDomainRecipe(Recipe):
                 "weight/lambda_ds": lambda_ds,
             }
         )
-        bad = [k for k, v in losses.items() if not math.isfinite(v)]
-        if bad:
-            raise FloatingPointError(
-                f"non-finite loss at step {step}: {', '.join(bad)}; lower optim.lr or raise "
-                "loss.lambda_r1"
-            )
-        return losses
+        return self.check_finite(losses, step, "lower optim.lr or raise loss.lambda_r1")
 
     def _discriminators_trainable(self, flag: bool) -> None:
         self.discriminator.requires_grad_(flag)
@@ -317,19 +311,17 @@ class MultiDomainRecipe(Recipe):
 
     def export_config(self) -> dict[str, Any]:
         names = self.domains
-        directions = {f"{a}->{b}": "generator" for a in names for b in names if a != b}
-        return {
-            "kind": "multi_domain",
-            "recipe": self.name,
-            "domains": list(self.domains),
-            "networks": {name: ema.module.config for name, ema in self.ema.items()},
-            "directions": directions,
-            "size_multiple": self.generator.size_multiple,
-            "latent_dim": self.cfg.model.latent_dim,
-            "style_dim": self.cfg.model.style_dim,
-            "normalization": {"input_range": [-1.0, 1.0], "mean": [0.5] * 3, "std": [0.5] * 3},
-            "train_crop_size": self.cfg.data.crop_size,
-        }
+        return pretrained_config(
+            kind="multi_domain",
+            recipe=self.name,
+            domains=list(names),
+            networks=self.export_modules(),
+            directions={f"{a}->{b}": "generator" for a in names for b in names if a != b},
+            size_multiple=self.generator.size_multiple,
+            latent_dim=self.cfg.model.latent_dim,
+            style_dim=self.cfg.model.style_dim,
+            train_crop_size=self.cfg.data.crop_size,
+        )
 
     def state_dict(self) -> dict[str, Any]:
         state = {name: net.state_dict() for name, net in self.networks().items()}
