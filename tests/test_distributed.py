@@ -59,19 +59,36 @@ def test_two_gloo_processes_match_one_process(tiny_cfg, tmp_path):
         assert one["step"] == two["step"]
         for key in ("loss/g", "loss/d_a", "loss/d_b", "loss/cycle_a"):
             assert two[key] == pytest.approx(one[key], rel=1e-4, abs=1e-6), (one["step"], key)
-    # Compare what the networks compute: a conv bias right before an instance norm has no
-    # true gradient, and Adam turns its rounding noise into steps that the norm then removes.
+    # Compare what the networks compute. The two runs sum gradients in different orders
+    # (one batched backward against an all-reduce of two halves), and Adam divides every
+    # gradient by its own running magnitude: a parameter whose true gradient is ~0 (a conv
+    # bias right before an instance norm) turns that rounding noise into full lr-sized steps
+    # in either direction. So the runs cannot agree to float32 rounding; how far apart they may
+    # drift is measured against how far training moved the outputs from initialisation: the
+    # same maths leaves them a small fraction of that apart (at most 0.32% on an AVX2 machine,
+    # where an absolute 1e-4 failed), a wrong gradient average (halved, doubled, one rank's
+    # alone) changes the lr-normalised steps of every parameter and so the outputs wholesale.
     from culturegan.training.cyclegan import CycleGANRecipe
 
-    x = torch.rand(2, 3, 32, 32) * 2 - 1
-    outputs = []
-    for folder in (single.run_dir, run_dir):
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
+
+    def outputs_of(folder=None):
+        torch.manual_seed(tiny_cfg.train.seed)  # the loop's initialisation
         recipe = CycleGANRecipe(tiny_cfg, device=torch.device("cpu"), domains=("photo", "art"))
-        recipe.load_state_dict(load_training_state(folder / CHECKPOINT_NAME)["recipe"])
+        if folder is not None:
+            recipe.load_state_dict(load_training_state(folder / CHECKPOINT_NAME)["recipe"])
         with torch.no_grad():
-            outputs.append([net(x) for net in recipe.networks().values()])
-    for one, two in zip(*outputs, strict=True):
-        assert torch.allclose(one, two, atol=1e-4)
+            return [net(x) for net in recipe.networks().values()]
+
+    initial, one_process, two_processes = (
+        outputs_of(),
+        outputs_of(single.run_dir),
+        outputs_of(run_dir),
+    )
+    for start, one, two in zip(initial, one_process, two_processes, strict=True):
+        moved = (one - start).abs().max().item()
+        assert moved > 1e-3  # training changed what the network computes
+        assert (one - two).abs().max().item() <= 0.05 * moved
     assert (run_dir / "model" / "model.safetensors").is_file()
 
 
