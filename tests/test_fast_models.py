@@ -17,7 +17,13 @@ from culturegan.models.fast import MobileResnetGenerator
 from culturegan.models.generators import ResnetGenerator, generator_from_config
 from culturegan.training.cyclegan import CycleGANRecipe
 
-MOBILE = ["mobile_resnet_3blocks", "mobile_resnet_6blocks", "mobile_resnet_9blocks"]
+MOBILE = [
+    "mobile_resnet_3blocks",
+    "mobile_resnet_6blocks",
+    "mobile_resnet_9blocks",
+    "mobile_unet_3blocks",
+    "mobile_unet_6blocks",
+]
 
 
 def flops_at(name: str, ngf: int, side: int) -> int:

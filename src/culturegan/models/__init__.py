@@ -1,6 +1,11 @@
 """Pure tensor-in / tensor-out networks and their registries."""
 
-from culturegan.models import discriminators, fast, generators  # noqa: F401  (fill registries)
+from culturegan.models import (  # noqa: F401  (fill registries)
+    discriminators,
+    fast,
+    generators,
+    projected,
+)
 from culturegan.models.registry import (
     DISCRIMINATORS,
     GENERATORS,

@@ -66,4 +66,9 @@ class PatchDiscriminator(nn.Module):
 
 @register_discriminator("patchgan")
 def patchgan(**kwargs: Any) -> PatchDiscriminator:
+    # Options of other discriminators that every recipe passes (see training/base.py).
+    for key in ("train_size", "mix_seed"):
+        kwargs.pop(key, None)
+    if kwargs.pop("num_domains", 1) != 1:
+        raise ValueError("patchgan judges one domain; use projected_lite0 for several")
     return PatchDiscriminator(**kwargs)

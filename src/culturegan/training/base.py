@@ -16,8 +16,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
+
+from culturegan.augment import DiffAugment
+from culturegan.config import RunConfig
+from culturegan.losses import content_loss, style_stats_loss
+from culturegan.models.pretrained import lite0_maps
 
 
 def linear_decay_schedule(total_steps: int, decay_steps: int) -> Callable[[int], float]:
@@ -59,3 +65,72 @@ class Recipe:
 
     def learning_rates(self) -> dict[str, float]:
         return {"lr/g": self.opt_g.param_groups[0]["lr"], "lr/d": self.opt_d.param_groups[0]["lr"]}
+
+
+# Lite0 blocks read by the perceptual terms: content at strides 16 (blocks 7, 10: objects and
+# their layout), style at strides 2 to 16 (blocks 0, 2, 4, 7: colour, strokes, textures).
+CONTENT_TAPS = (7, 10)
+STYLE_TAPS = (0, 2, 4, 7)
+
+
+def discriminator_kwargs(cfg: RunConfig, *, num_domains: int = 1) -> dict[str, Any]:
+    """What every recipe passes to ``build_discriminator`` (each network takes what it uses)."""
+    m = cfg.model
+    return {
+        "ndf": m.ndf,
+        "n_layers": m.d_layers,
+        "spectral_norm": m.spectral_norm,
+        "train_size": cfg.data.crop_size,
+        "mix_seed": cfg.train.seed,
+        "num_domains": num_domains,
+    }
+
+
+def build_augment(cfg: RunConfig, *, seed: int) -> DiffAugment:
+    """The recipe's DiffAugment (an empty policy leaves images as they are)."""
+    loss = cfg.loss
+    return DiffAugment(
+        loss.diffaugment, p=loss.diffaugment_p, seed=seed, ada_target=loss.ada_target
+    )
+
+
+class PerceptualTerms:
+    """The optional content and collection-style losses, read through the frozen Lite0.
+
+    ``__call__(fake, source, style)`` returns ``(weighted sum, {name: value})``: the content
+    term compares ``fake`` with the ``source`` it was made from, the style term compares it
+    with ``style``, a batch of real images of the target domain. Both weights 0: nothing runs.
+    """
+
+    def __init__(self, cfg: RunConfig, *, paired: bool = False) -> None:
+        self.lambda_content = cfg.loss.lambda_content
+        self.lambda_style_stats = cfg.loss.lambda_style_stats
+        self.paired = paired  # style image i is the target of output i (see style_stats_loss)
+
+    @property
+    def enabled(self) -> bool:
+        return self.lambda_content > 0 or self.lambda_style_stats > 0
+
+    def __call__(
+        self, fake: torch.Tensor, source: torch.Tensor, style: torch.Tensor, *, suffix: str = ""
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        total = fake.new_zeros(())
+        logs: dict[str, float] = {}
+        if not self.enabled:
+            return total, logs
+        taps = sorted(set(CONTENT_TAPS if self.lambda_content > 0 else ())
+                      | set(STYLE_TAPS if self.lambda_style_stats > 0 else ()))  # fmt: skip
+        out = dict(zip(taps, lite0_maps(fake, taps), strict=True))
+        if self.lambda_content > 0:
+            with torch.no_grad():
+                ref = lite0_maps(source, CONTENT_TAPS)
+            value = content_loss([out[t] for t in CONTENT_TAPS], ref)
+            total = total + self.lambda_content * value
+            logs[f"loss/content{suffix}"] = value.item()
+        if self.lambda_style_stats > 0:
+            with torch.no_grad():
+                ref = lite0_maps(style, STYLE_TAPS)
+            value = style_stats_loss([out[t] for t in STYLE_TAPS], ref, paired=self.paired)
+            total = total + self.lambda_style_stats * value
+            logs[f"loss/style_stats{suffix}"] = value.item()
+        return total, logs

@@ -39,7 +39,13 @@ from culturegan.config import RunConfig
 from culturegan.losses import AdversarialLoss, patch_nce_loss
 from culturegan.models import build_discriminator, build_generator
 from culturegan.models.features import PatchProjector, encoder_features, parse_layers
-from culturegan.training.base import Recipe, linear_decay_schedule
+from culturegan.training.base import (
+    PerceptualTerms,
+    Recipe,
+    build_augment,
+    discriminator_kwargs,
+    linear_decay_schedule,
+)
 from culturegan.training.cyclegan import init_normal_
 from culturegan.training.ema import EMA
 from culturegan.training.logger import make_grid
@@ -66,10 +72,12 @@ class CUTRecipe(Recipe):
             )
 
         self.g_ab = build_generator(m.generator, ngf=m.ngf).to(device)
-        d_kwargs = {"ndf": m.ndf, "n_layers": m.d_layers, "spectral_norm": m.spectral_norm}
-        self.d_b = build_discriminator(m.discriminator, **d_kwargs).to(device)
+        self.d_b = build_discriminator(m.discriminator, **discriminator_kwargs(cfg)).to(device)
         init_normal_(self.g_ab)
         init_normal_(self.d_b)
+        # Before the discriminator, real and fake alike; its own seeded stream.
+        self.augment = build_augment(cfg, seed=cfg.train.seed * 2 + 5)
+        self.perceptual = PerceptualTerms(cfg)
         self.nce_layers = parse_layers(loss.nce_layers, self.g_ab)
         # One dry run through the encoder tells the channel count of each chosen layer.
         side = 4 * self.g_ab.size_multiple
@@ -139,7 +147,10 @@ class CUTRecipe(Recipe):
 
         # Phase 1: discriminator, real B vs. this step's G(A).
         self.d_b.requires_grad_(True)
-        loss_d = self.adv.discriminator(self.d_b(real_b), self.d_b(fake_b.detach()))
+        aug = self.augment
+        real_logits = self.d_b(aug(real_b))
+        loss_d = self.adv.discriminator(real_logits, self.d_b(aug(fake_b.detach())))
+        aug.observe(real_logits)
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.sync_grads(self.opt_d)
@@ -147,16 +158,22 @@ class CUTRecipe(Recipe):
 
         # Phase 2: generator and projection MLPs, with the discriminator frozen.
         self.d_b.requires_grad_(False)
-        loss_gan = self.adv.generator(self.d_b(fake_b))
-        loss_nce = self.patch_nce(real_a, fake_b, flipped)
-        losses = {"loss/nce": loss_nce.item()}
-        if self.nce_idt:
-            loss_nce_idt = self.patch_nce(real_b, fake[n:], flipped)
-            losses["loss/nce_idt"] = loss_nce_idt.item()
-            loss_nce_total = 0.5 * (loss_nce + loss_nce_idt)
-        else:
-            loss_nce_total = loss_nce
-        loss_g = loss_gan + loss_nce_total
+        loss_gan = self.adv.generator(self.d_b(aug(fake_b)))
+        losses = {}
+        loss_g = self.cfg.loss.lambda_gan * loss_gan
+        if self.lambda_nce > 0:
+            loss_nce = self.patch_nce(real_a, fake_b, flipped)
+            losses["loss/nce"] = loss_nce.item()
+            if self.nce_idt:
+                loss_nce_idt = self.patch_nce(real_b, fake[n:], flipped)
+                losses["loss/nce_idt"] = loss_nce_idt.item()
+                loss_nce = 0.5 * (loss_nce + loss_nce_idt)
+            loss_g = loss_g + loss_nce
+        if self.perceptual.enabled:
+            source = real_a.flip(3) if flipped else real_a  # the image fake_b was made from
+            terms, logs = self.perceptual(fake_b, source, real_b)
+            loss_g = loss_g + terms
+            losses.update(logs)
         self.opt_g.zero_grad(set_to_none=True)
         self.opt_f.zero_grad(set_to_none=True)
         loss_g.backward()
@@ -225,6 +242,7 @@ class CUTRecipe(Recipe):
             "sched_f": self.sched_f.state_dict(),
             "sched_d": self.sched_d.state_dict(),
             "rng": self.generator.get_state(),
+            "augment": self.augment.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -236,3 +254,5 @@ class CUTRecipe(Recipe):
         for name in ("opt_g", "opt_f", "opt_d", "sched_g", "sched_f", "sched_d"):
             getattr(self, name).load_state_dict(state[name])
         self.generator.set_state(state["rng"])
+        if "augment" in state:  # checkpoints from before DiffAugment have none
+            self.augment.load_state_dict(state["augment"])

@@ -29,7 +29,13 @@ from culturegan.checkpoint import pretrained_config
 from culturegan.config import RunConfig
 from culturegan.losses import AdversarialLoss, ImagePool, cycle_loss, identity_loss
 from culturegan.models import build_discriminator, build_generator
-from culturegan.training.base import Recipe, linear_decay_schedule
+from culturegan.training.base import (
+    PerceptualTerms,
+    Recipe,
+    build_augment,
+    discriminator_kwargs,
+    linear_decay_schedule,
+)
 from culturegan.training.ema import EMA
 from culturegan.training.logger import make_grid
 
@@ -54,11 +60,14 @@ class CycleGANRecipe(Recipe):
         m = cfg.model
         self.g_ab = build_generator(m.generator, ngf=m.ngf).to(device)
         self.g_ba = build_generator(m.generator, ngf=m.ngf).to(device)
-        d_kwargs = {"ndf": m.ndf, "n_layers": m.d_layers, "spectral_norm": m.spectral_norm}
+        d_kwargs = discriminator_kwargs(cfg)
         self.d_a = build_discriminator(m.discriminator, **d_kwargs).to(device)
         self.d_b = build_discriminator(m.discriminator, **d_kwargs).to(device)
         for net in (self.g_ab, self.g_ba, self.d_a, self.d_b):
             init_normal_(net)
+        # Before every discriminator, real and fake alike; its own seeded stream.
+        self.augment = build_augment(cfg, seed=cfg.train.seed * 2 + 5)
+        self.perceptual = PerceptualTerms(cfg)
         ema_decay = cfg.train.ema_decay
         self.ema = {"g_ab": EMA(self.g_ab, ema_decay), "g_ba": EMA(self.g_ba, ema_decay)}
 
@@ -96,12 +105,19 @@ class CycleGANRecipe(Recipe):
         rec_a = self.g_ba(fake_b)
         fake_a = self.g_ba(real_b)
         rec_b = self.g_ab(fake_a)
-        loss_gan_ab = self.adv.generator(self.d_b(fake_b))
-        loss_gan_ba = self.adv.generator(self.d_a(fake_a))
+        aug = self.augment
+        loss_gan_ab = self.adv.generator(self.d_b(aug(fake_b)))
+        loss_gan_ba = self.adv.generator(self.d_a(aug(fake_a)))
         loss_cyc_a = cycle_loss(rec_a, real_a)
         loss_cyc_b = cycle_loss(rec_b, real_b)
-        loss_g = loss_gan_ab + loss_gan_ba + lam * (loss_cyc_a + loss_cyc_b)
+        loss_g = self.cfg.loss.lambda_gan * (loss_gan_ab + loss_gan_ba)
+        loss_g = loss_g + lam * (loss_cyc_a + loss_cyc_b)
         losses = {}
+        if self.perceptual.enabled:
+            terms_ab, logs_ab = self.perceptual(fake_b, real_a, real_b, suffix="_ab")
+            terms_ba, logs_ba = self.perceptual(fake_a, real_b, real_a, suffix="_ba")
+            loss_g = loss_g + terms_ab + terms_ba
+            losses.update(logs_ab | logs_ba)
         if lam_idt > 0:
             loss_idt_a = identity_loss(self.g_ba(real_a), real_a)
             loss_idt_b = identity_loss(self.g_ab(real_b), real_b)
@@ -117,8 +133,10 @@ class CycleGANRecipe(Recipe):
         self.d_b.requires_grad_(True)
         pooled_b = self.pool_b.query(fake_b.detach())
         pooled_a = self.pool_a.query(fake_a.detach())
-        loss_d_b = self.adv.discriminator(self.d_b(real_b), self.d_b(pooled_b))
-        loss_d_a = self.adv.discriminator(self.d_a(real_a), self.d_a(pooled_a))
+        real_logits_b = self.d_b(aug(real_b))
+        loss_d_b = self.adv.discriminator(real_logits_b, self.d_b(aug(pooled_b)))
+        loss_d_a = self.adv.discriminator(self.d_a(aug(real_a)), self.d_a(aug(pooled_a)))
+        aug.observe(real_logits_b)  # ADA follows the target domain's discriminator
         self.opt_d.zero_grad(set_to_none=True)
         (loss_d_a + loss_d_b).backward()
         self.sync_grads(self.opt_d)
@@ -186,6 +204,7 @@ class CycleGANRecipe(Recipe):
             "sched_d": self.sched_d.state_dict(),
             "pool_a": self.pool_a.state_dict(),
             "pool_b": self.pool_b.state_dict(),
+            "augment": self.augment.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -199,3 +218,5 @@ class CycleGANRecipe(Recipe):
         self.sched_d.load_state_dict(state["sched_d"])
         self.pool_a.load_state_dict(state["pool_a"])
         self.pool_b.load_state_dict(state["pool_b"])
+        if "augment" in state:  # checkpoints from before DiffAugment have none
+            self.augment.load_state_dict(state["augment"])

@@ -33,7 +33,8 @@ from torch import nn
 
 from culturegan.checkpoint import pretrained_config
 from culturegan.config import RunConfig
-from culturegan.losses import AdversarialLoss
+from culturegan.losses import AdversarialLoss, Logits
+from culturegan.models import build_discriminator
 from culturegan.models.discriminators import PatchDiscriminator
 from culturegan.models.multidomain import (
     MappingNetwork,
@@ -42,7 +43,13 @@ from culturegan.models.multidomain import (
     StyleGenerator,
 )
 from culturegan.priors import DomainStats, edge_loss, ink_view
-from culturegan.training.base import Recipe, linear_decay_schedule
+from culturegan.training.base import (
+    PerceptualTerms,
+    Recipe,
+    build_augment,
+    discriminator_kwargs,
+    linear_decay_schedule,
+)
 from culturegan.training.ema import EMA
 from culturegan.training.logger import make_grid
 
@@ -58,9 +65,10 @@ def init_he_(module: nn.Module) -> None:
                 nn.init.zeros_(m.bias)
 
 
-def r1_penalty(real_logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+def r1_penalty(real_logits: Logits, real: torch.Tensor) -> torch.Tensor:
     """0.5 * E ||grad_x D(x)||^2 on real images (Mescheder et al., 2018)."""
-    (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
+    parts = real_logits if isinstance(real_logits, list | tuple) else [real_logits]
+    (grad,) = torch.autograd.grad(sum(t.sum() for t in parts), real, create_graph=True)
     return 0.5 * grad.pow(2).flatten(1).sum(1).mean()
 
 
@@ -96,9 +104,18 @@ class MultiDomainRecipe(Recipe):
             num_domains=k, style_dim=m.style_dim, ndf=m.ndf, n_down=m.d_down,
             max_channels=m.max_channels,
         ).to(device)  # fmt: skip
-        self.discriminator = MultiDomainDiscriminator(
-            num_domains=k, ndf=m.ndf, n_down=m.d_down, max_channels=m.max_channels
-        ).to(device)
+        if m.discriminator == "patchgan":  # the default: StarGAN v2's discriminator
+            self.discriminator = MultiDomainDiscriminator(
+                num_domains=k, ndf=m.ndf, n_down=m.d_down, max_channels=m.max_channels
+            )
+        else:  # a registered one with an output per domain (projected_lite0)
+            self.discriminator = build_discriminator(
+                m.discriminator, **discriminator_kwargs(cfg, num_domains=k)
+            )
+        self.discriminator.to(device)
+        # Before the discriminator, real and fake alike; its own seeded stream.
+        self.augment = build_augment(cfg, seed=cfg.train.seed * 2 + 5)
+        self.perceptual = PerceptualTerms(cfg, paired=True)
         loss = cfg.loss
         self.prior_ids = {
             prior: self._domain_ids(getattr(loss, f"{prior}_domains"), prior)
@@ -183,11 +200,16 @@ class MultiDomainRecipe(Recipe):
             s_trg = self._target_style(batch, z1, "x_ref" if reference else None)
             x_fake = self.generator(x, s_trg)
         x_real = x.detach().requires_grad_(True)
-        real_logits = self.discriminator(x_real, y)
-        fake_logits = self.discriminator(x_fake, y_trg)
+        aug = self.augment
+        real_logits = self.discriminator(aug(x_real), y)
+        fake_logits = self.discriminator(aug(x_fake), y_trg)
+        aug.observe(real_logits)
         loss_d = self.adv.discriminator(real_logits, fake_logits)
-        loss_r1 = r1_penalty(real_logits, x_real)
-        total_d = loss_d + loss_cfg.lambda_r1 * loss_r1
+        total_d = loss_d
+        if loss_cfg.lambda_r1 > 0:  # projected discriminators go without (as in the paper)
+            loss_r1 = r1_penalty(real_logits, x_real)
+            total_d = total_d + loss_cfg.lambda_r1 * loss_r1
+            losses["loss/r1"] = loss_r1.item()
         if self.ink_discriminator is not None:
             loss_ink_d = self._ink_d_loss(batch, x_fake)
             total_d = total_d + loss_cfg.lambda_ink * loss_ink_d
@@ -201,7 +223,7 @@ class MultiDomainRecipe(Recipe):
         self._discriminators_trainable(False)
         s_trg = self._target_style(batch, z1, "x_ref" if reference else None)
         x_fake = self.generator(x, s_trg)
-        loss_adv = self.adv.generator(self.discriminator(x_fake, y_trg))
+        loss_adv = self.adv.generator(self.discriminator(aug(x_fake), y_trg))
         loss_sty = (self.style_encoder(x_fake, y_trg) - s_trg).abs().mean()
         with torch.no_grad():
             s_trg2 = self._target_style(batch, z2, "x_ref2" if reference else None)
@@ -223,6 +245,10 @@ class MultiDomainRecipe(Recipe):
             + loss_cfg.lambda_domain_cls * loss_cls
         )
         total_g = total_g + self._prior_losses(x, x_fake, y_trg, losses)
+        if self.perceptual.enabled:  # x_ref is an artwork of each item's target domain
+            terms, logs = self.perceptual(x_fake, x, batch["x_ref"])
+            total_g = total_g + terms
+            losses.update(logs)
         self.opt_g.zero_grad(set_to_none=True)
         total_g.backward()
         self.sync_grads(self.opt_g)
@@ -235,7 +261,6 @@ class MultiDomainRecipe(Recipe):
         losses.update(
             {
                 "loss/d": loss_d.item(),
-                "loss/r1": loss_r1.item(),
                 "loss/g": total_g.item(),
                 "loss/g_adv": loss_adv.item(),
                 "loss/style": loss_sty.item(),
@@ -333,6 +358,7 @@ class MultiDomainRecipe(Recipe):
                 "opt_d": self.opt_d.state_dict(),
                 "sched_g": self.sched_g.state_dict(),
                 "sched_d": self.sched_d.state_dict(),
+                "augment": self.augment.state_dict(),
             }
         )
         return state
@@ -347,3 +373,5 @@ class MultiDomainRecipe(Recipe):
         self.opt_d.load_state_dict(state["opt_d"])
         self.sched_g.load_state_dict(state["sched_g"])
         self.sched_d.load_state_dict(state["sched_d"])
+        if "augment" in state:  # checkpoints from before DiffAugment have none
+            self.augment.load_state_dict(state["augment"])

@@ -1,0 +1,646 @@
+"""Quality on real cultures: candidates trained for equal time, scored by an independent judge.
+
+Data: cultures-dev (real photos, ukiyo-e, Chinese ink, Monet, Cezanne; research use, never copied
+into the repository). Each file goes to a part by a stable hash of (seed, domain, file name)
+(``culturegan.data.splits.hash_split``): every art folder 70% training art / 30% judging art,
+photos 60% training / 20% judge / 20% test. The training parts are linked (symlinks) into one
+folder per domain under ``--work``, and the trainer uses all of them (``data.split_ratios
+1,0,0``: the judging and test images are not in that folder at all).
+
+The judge (``culturegan.metrics.judge``, on EfficientNet-Lite1 features) is fitted on the judging
+art of all four cultures plus the judge photos (class ``photo``), never on training art or test
+photos; its cross-validated accuracy is reported. Every candidate in :data:`CANDIDATES` trains
+for the same wall-clock budget (``train.max_minutes``) at ``--size`` px: two-domain candidates
+one model per direction (photo + that culture), multi-domain candidates one model on photo and
+every target culture of the run, scored per direction with ``target=``.
+
+Scores per direction, on the test photos stylized at their native size (the dataset's shorter
+side, at most 256 px): the judge's hit rate (share of outputs whose most probable class is the
+target) and mean target probability (higher is better), grey-level SSIM to the input (content
+kept, higher is better) and ``kd_lite0`` to the judging art of the target culture (lower is
+better). Two reference rows per direction: the test photos unchanged (floor) and training art of
+the target culture, which the judge never saw (ceiling).
+
+The command that fills docs/quality.md (each candidate trains --minutes per direction; with
+``--work`` kept, an interrupted run resumes and reuses the models already trained)::
+
+    python benchmarks/quality_cultures.py --minutes 30 --work runs/quality_cultures \\
+        --out benchmarks/results/quality_cultures.json --docs docs/quality.md
+
+A check that the script works (under a minute; quote the arrow, the shell reads ">"; the
+multi-domain candidate needs ``--size 64`` or more)::
+
+    OMP_NUM_THREADS=1 python benchmarks/quality_cultures.py --minutes 0.05 --size 32 \\
+        --directions 'photo->ukiyoe' --candidates cyclegan_fast --test-photos 4 \\
+        --judge-max 8 --work /tmp/qc --out /tmp/qc.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from culturegan.config import load_config
+from culturegan.data.images import load_image, pil_to_tensor, scan_images
+from culturegan.data.splits import hash_split
+from culturegan.fileio import atomic_write, write_json
+from culturegan.inference import Stylizer
+from culturegan.metrics.content import ssim
+from culturegan.metrics.judge import Judge, fit_judge, scores_from_proba
+from culturegan.metrics.registry import compute_metric
+from culturegan.training import train
+
+# label -> preset, overrides (applied after the shared budget settings, so they win),
+# multi_domain (one model for every direction), directions (only these; default all) and what
+# the candidate tests.
+CANDIDATES: dict[str, dict[str, Any]] = {
+    "cyclegan_fast": {
+        "preset": "cyclegan_fast",
+        "overrides": {},
+        "multi_domain": False,
+        "ablation": "baseline: CycleGAN, mobile ResNet generator ngf 32, PatchGAN ndf 32",
+    },
+    "fastcut": {
+        "preset": "fastcut",
+        # FastCUT's published networks (resnet_9blocks, ngf/ndf 64) train a few steps a minute
+        # on a CPU; the CPU generator and widths of cyclegan_fast keep it comparable.
+        "overrides": {"model.generator": "mobile_resnet_6blocks", "model.ngf": 32, "model.ndf": 32},
+        "multi_domain": False,
+        "ablation": "baseline: FastCUT (PatchNCE, one generator) with the CPU networks",
+    },
+    "multidomain_cpu": {
+        "preset": "multidomain_cpu",
+        "overrides": {},
+        "multi_domain": True,
+        "ablation": "baseline: one multi-domain model for every culture (StarGAN v2-style)",
+    },
+    "fewshot_cpu": {
+        "preset": "fewshot_cpu",
+        "overrides": {},
+        "multi_domain": False,
+        "ablation": "new: U-Net mobile G, projected Lite0 D, DiffAugment, content + style stats",
+    },
+    "fewshot_cpu -projected": {
+        "preset": "fewshot_cpu",
+        "overrides": {"model.discriminator": "patchgan", "model.d_layers": 3},
+        "multi_domain": False,
+        "directions": ["photo->ukiyoe"],
+        "ablation": "ablation: PatchGAN (ndf 32) instead of the projected discriminator",
+    },
+    "fewshot_cpu -adversarial": {
+        "preset": "fewshot_cpu",
+        "overrides": {"loss.lambda_gan": 0.0, "loss.lambda_content": 1.0},
+        "multi_domain": False,
+        "directions": ["photo->ukiyoe"],
+        "ablation": "ablation: no adversarial term (content 1 + style statistics only)",
+    },
+    "fewshot_cpu -style_stats": {
+        "preset": "fewshot_cpu",
+        "overrides": {"loss.lambda_style_stats": 0.0},
+        "multi_domain": False,
+        "directions": ["photo->ukiyoe"],
+        "ablation": "ablation: no style-statistics term",
+    },
+    "fewshot_cpu -unet": {
+        "preset": "fewshot_cpu",
+        "overrides": {"model.generator": "mobile_resnet_6blocks"},
+        "multi_domain": False,
+        "directions": ["photo->ukiyoe"],
+        "ablation": "ablation: the plain mobile ResNet generator (no U-Net skips)",
+    },
+    "fewshot_cpu -diffaugment": {
+        "preset": "fewshot_cpu",
+        "overrides": {"loss.diffaugment": ""},
+        "multi_domain": False,
+        "directions": ["photo->ukiyoe"],
+        "ablation": "ablation: no DiffAugment",
+    },
+    "multidomain_fewshot": {
+        "preset": "multidomain_fewshot",
+        "overrides": {},
+        "multi_domain": True,
+        "ablation": "new: multidomain_cpu with projected D, DiffAugment, content + style stats",
+    },
+}
+
+CULTURES = ("ukiyoe", "chinese_ink", "impressionism_monet", "postimpressionism_cezanne")
+PHOTO = "photo"
+DEFAULT_DIRECTIONS = ("photo->ukiyoe", "photo->chinese_ink", "photo->impressionism_monet")
+# part name -> share; hash_split's three slots (train, val, test) carry them in this order.
+ART_PARTS = {"train": 0.7, "judge": 0.3}
+PHOTO_PARTS = {"train": 0.6, "judge": 0.2, "test": 0.2}
+SPLIT_SEED = 0
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = Path(
+    os.environ.get("CULTURES_DEV", REPO.parent / "shared" / "datasets" / "cultures-dev")
+)
+CELL = 128  # grid cell side in pixels
+MARK_BEGIN = "<!-- quality_cultures:begin -->"
+MARK_END = "<!-- quality_cultures:end -->"
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def split_dataset(root: Path, seed: int) -> dict[str, dict[str, list[Path]]]:
+    """domain -> part -> sorted files, by the stable hash of (seed, domain, file name)."""
+    split = {}
+    for domain in (PHOTO, *CULTURES):
+        scan = scan_images(root / domain, check="header")
+        if scan.skipped:
+            print(scan.report(), file=sys.stderr)
+        parts = PHOTO_PARTS if domain == PHOTO else ART_PARTS
+        ratios = [*parts.values(), 0.0][:3]
+        split[domain] = {name: [] for name in parts}
+        for path in scan.files:
+            slot = hash_split(seed, domain, path.name, ratios)  # "train", "val" or "test"
+            split[domain][list(parts)[("train", "val", "test").index(slot)]].append(path)
+    return split
+
+
+def link_training_root(split: dict[str, dict[str, list[Path]]], root: Path) -> Path:
+    """One folder of symlinks per domain holding exactly its training part."""
+    for domain, parts in split.items():
+        folder = root / domain
+        folder.mkdir(parents=True, exist_ok=True)
+        wanted = {path.name: path.resolve() for path in parts["train"]}
+        for entry in folder.iterdir():
+            if not entry.is_symlink():
+                raise ValueError(f"'{entry}' is not a link this script made; use another --work")
+            if entry.name not in wanted or entry.resolve() != wanted[entry.name]:
+                entry.unlink()
+        for name, target in wanted.items():
+            if not (folder / name).is_symlink():
+                (folder / name).symlink_to(target)
+    return root
+
+
+def files_digest(files: list[Path]) -> str:
+    """A short hash of file names, to tell whether a stored model saw the same data."""
+    names = "\n".join(sorted(f"{p.parent.name}/{p.name}" for p in files))
+    return hashlib.sha256(names.encode()).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------- judge
+
+
+def get_judge(split: dict, work: Path, judge_max: int) -> Judge:
+    """The judge in ``work/judge`` if it was fitted on these files, else a new one."""
+    wanted = {c: split[c]["judge"][:judge_max] for c in CULTURES}
+    wanted[PHOTO] = split[PHOTO]["judge"][:judge_max]
+    folder = work / "judge"
+    if (folder / "config.json").is_file():
+        judge = Judge.load(folder)
+        known = {c: [str(p) for p in files] for c, files in wanted.items()}
+        if judge.config["training_files"] == known and judge.config["backbone"]["name"] == "lite1":
+            print(f"[reuse] judge from {folder}", flush=True)
+            return judge
+    t0 = time.perf_counter()
+    judge = fit_judge(wanted, backbone="lite1", seed=SPLIT_SEED)
+    judge.save(folder)
+    print(f"[fit] judge in {time.perf_counter() - t0:.0f} s: {judge.summary()}", flush=True)
+    return judge
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def train_or_reuse(
+    label: str, domains: list[str], split: dict, args: argparse.Namespace, data_root: Path
+) -> dict[str, Any]:
+    """Train ``label`` on ``domains`` for the budget, or reuse a matching earlier model."""
+    spec = CANDIDATES[label]
+    record = {
+        "candidate": label,
+        "preset": spec["preset"],
+        "overrides": spec["overrides"],
+        "domains": domains,
+        "minutes": args.minutes,
+        "size": args.size,
+        "seed": args.seed,
+        "training_files": files_digest([p for d in domains for p in split[d]["train"]]),
+    }
+    folder = args.work / "models" / label / "-".join(domains)
+    marker = folder / "benchmark.json"
+    if marker.is_file():
+        done = json.loads(marker.read_text())
+        if {k: done.get(k) for k in record} == record and Path(done["model"]).is_dir():
+            print(f"[reuse] {label} on {', '.join(domains)}: {done['model']}", flush=True)
+            return done
+    cfg = load_config(
+        spec["preset"],
+        {
+            "data.root": str(data_root),
+            "data.domains": domains,
+            "data.split_ratios": [1.0, 0.0, 0.0],  # the folder holds only training images
+            "data.load_size": args.size + args.size // 8,
+            "data.crop_size": args.size,
+            "optim.decay_steps": 0,  # constant lr: the budget, not a schedule, ends the run
+            "train.steps": 10**9,
+            "train.max_minutes": args.minutes,
+            "train.seed": args.seed,
+            "train.runs_dir": str(folder / "runs"),
+            "train.log_every": 50,
+            "train.sample_every": 10**9,
+            "train.checkpoint_every": 10**9,
+            "train.eval_every": 0,
+            **spec["overrides"],
+        },
+    )
+    print(f"[train] {label} on {', '.join(domains)} for {args.minutes:g} min", flush=True)
+    result = train(cfg, progress=False)
+    if not result.finished:
+        raise RuntimeError(f"training of {label} stopped early ({result.run_dir}); run again")
+    done = {
+        **record,
+        "model": str(result.run_dir / "model"),
+        "steps": result.step,
+        "batch_size": cfg.train.batch_size,
+        "seconds_per_step": 60 * args.minutes / result.step if result.step else None,
+        "config": cfg.to_dict(),
+    }
+    write_json(marker, done)
+    print(f"[train] {label}: {result.step} steps -> {done['model']}", flush=True)
+    return done
+
+
+# ----------------------------------------------------------------------------- scoring
+
+
+def score_images(
+    judge: Judge,
+    images: list[torch.Tensor],  # (3, H, W) in [-1, 1]
+    target: str,
+    reference: list[Path],  # judging art of the target culture
+    inputs: list[torch.Tensor] | None,  # the photos they came from (None: no SSIM)
+    cache: Path,
+) -> dict[str, Any]:
+    proba = judge.predict_proba(images)
+    scores = scores_from_proba(proba, judge.class_index(target))
+    verdicts = torch.bincount(proba.argmax(dim=1), minlength=len(judge.classes))
+    kd = compute_metric("kd", images, reference, backbone="lite0", cache_dir=cache)
+    return {
+        **scores,
+        "verdicts": dict(zip(judge.classes, verdicts.tolist(), strict=True)),  # argmax counts
+        "ssim_grey": float(ssim(inputs, images, grey=True).mean()) if inputs else None,
+        "kd_lite0": kd.value,
+        "kd_lite0_std": kd.extra["std"],
+    }
+
+
+def score_direction(
+    direction: str,
+    models: dict[str, dict[str, Any]],  # candidate -> its training record
+    judge: Judge,
+    split: dict,
+    photos: list[Path],
+    args: argparse.Namespace,
+) -> tuple[dict[str, Any], dict[str, list[Image.Image]]]:
+    target = direction.split("->")[1]
+    cache = args.work / "stats"
+    reference = split[target]["judge"]
+    pils = [load_image(p) for p in photos]
+    inputs = [pil_to_tensor(p) for p in pils]
+    rows = [
+        {
+            "candidate": "test photos unchanged (floor)",
+            "reference": True,
+            **score_images(judge, inputs, target, reference, inputs, cache),
+        },
+        {
+            "candidate": f"training art of {target} (ceiling)",
+            "reference": True,
+            **score_images(
+                judge,
+                [pil_to_tensor(load_image(p)) for p in split[target]["train"][: len(photos)]],
+                target,
+                reference,
+                None,
+                cache,
+            ),
+        },
+    ]
+    outputs = {"input": pils}
+    for label, model in models.items():
+        stylizer = Stylizer.from_pretrained(model["model"])
+        t0 = time.perf_counter()
+        result = stylizer(pils, source=PHOTO, target=target)  # multi-domain: style seed 0
+        seconds = (time.perf_counter() - t0) / len(pils)
+        outputs[label] = result.images
+        images = [pil_to_tensor(img) for img in result.images]
+        row = {
+            "candidate": label,
+            "reference": False,
+            "ablation": CANDIDATES[label]["ablation"],
+            "steps": model["steps"],
+            "batch_size": model["batch_size"],
+            "seconds_per_step": model["seconds_per_step"],
+            "stylize_seconds_per_image": seconds,
+            **score_images(judge, images, target, reference, inputs, cache),
+        }
+        rows.append(row)
+        print(json.dumps({"direction": direction, **row}), flush=True)
+    return {"target": target, "num_test_photos": len(photos), "rows": rows}, outputs
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def picture_grid(columns: dict[str, list[Image.Image]], rows: int) -> Image.Image:
+    """Rows = the first ``rows`` inputs; columns = input and each candidate, 128 px cells."""
+    gap, label_height = 4, 18
+    step = CELL + gap
+    grid = Image.new("RGB", (len(columns) * step + gap, label_height + rows * step), "white")
+    draw = ImageDraw.Draw(grid)
+    font = ImageFont.load_default()
+    for c, (label, images) in enumerate(columns.items()):
+        x = gap + c * step
+        draw.text((x + 2, 3), label[: CELL // 6], fill="black", font=font)
+        for r, img in enumerate(images[:rows]):
+            scale = CELL / max(img.size)
+            size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+            cell = img.resize(size, Image.LANCZOS)
+            offset = ((CELL - size[0]) // 2, (CELL - size[1]) // 2)
+            grid.paste(cell, (x + offset[0], label_height + r * step + offset[1]))
+    return grid
+
+
+def slug(direction: str) -> str:
+    return direction.replace("->", "-to-")
+
+
+def _fmt(value: Any, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def _commonest(row: dict[str, Any]) -> str:
+    name, count = max(row["verdicts"].items(), key=lambda item: item[1])
+    return f"{name} {count / row['n']:.2f}"
+
+
+def markdown(results: dict[str, Any], grids: dict[str, str]) -> str:
+    judge = results["judge"]
+    cv = judge["cross_validation"] or {}
+    backbone = f"{judge['backbone']['name']}@{judge['backbone']['weight_sha256'][:12]}"
+    counts = ", ".join(f"{c} {n}" for c, n in judge["num_images"].items())
+    m = results["machine"]
+    lines = [
+        f"Command: `{results['command']}`",
+        "",
+        f"Machine: {m['cpu']}, {results['threads']} torch threads, measured fp32 matmul peak "
+        f"{m['matmul_peak_gflops']:.0f} GFLOP/s, torch {m['torch']}. Date: {results['date']}.",
+        f"Budget: {results['minutes']:g} minutes of training per model, {results['size']} px "
+        f"crops, seed {results['seed']}: one budget per direction for two-domain candidates, one "
+        "for all directions together for multi-domain ones. Test photos stylized at their "
+        "native size (shorter side at most 256 px); multi-domain models with style seed 0.",
+        "",
+        f"Judge: logistic regression on `{backbone}` features, fitted on the judging split "
+        f"only ({counts}; never on training art or test photos). {cv.get('folds', 0)}-fold "
+        f"cross-validated accuracy **{_fmt(cv.get('accuracy'), '.3f')}** "
+        f"(balanced {_fmt(cv.get('balanced_accuracy'), '.3f')}; per-class recall: "
+        + ", ".join(f"{k} {v:.2f}" for k, v in cv.get("per_class_recall", {}).items())
+        + ").",
+        "",
+        "Reference rows: the test photos unchanged (floor) and as many training images of the "
+        "target culture (ceiling: the judge never saw them). Hit rate: share of images whose "
+        "most probable judge class is the target; SSIM on grey levels against the input photo; "
+        "kd_lite0: kernel distance (KID formula) on lite0 features to the target's judging art "
+        "(unbiased, so it can dip below 0). The judge only chooses among its five classes: "
+        "an output that is neither a photo nor art (noise, flat grey) still lands in an art "
+        "class (uniform noise: chinese_ink, p = 0.95), so read the hit rate with the verdict, "
+        "kd_lite0 and the pictures.",
+        "",
+    ]
+    header = (
+        "| candidate | steps | batch | s/step | judge hit rate (higher) | mean target prob "
+        "(higher) | judge's commonest verdict | SSIM grey to input (higher) "
+        "| kd_lite0 to judging art (lower) |"
+    )
+    for direction, block in results["directions"].items():
+        lines += [f"### {direction} ({block['num_test_photos']} test photos)", "", header]
+        lines.append("|---|---:|---:|---:|---:|---:|---|---:|---:|")
+        for r in block["rows"]:
+            name = f"_{r['candidate']}_" if r["reference"] else f"`{r['candidate']}`"
+            lines.append(
+                f"| {name} | {r.get('steps', '')} | {r.get('batch_size', '')} | "
+                f"{_fmt(r.get('seconds_per_step'), '.3f') if not r['reference'] else ''} | "
+                f"{r['hit_rate']:.2f} | {r['mean_target_prob']:.3f} | {_commonest(r)} | "
+                f"{_fmt(r['ssim_grey'], '.3f')} | {r['kd_lite0']:.3g} |"
+            )
+        if direction in grids:
+            lines += ["", f"![{direction}]({grids[direction]})"]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def update_docs(path: Path, text: str) -> None:
+    doc = path.read_text() if path.exists() else "# Quality on real cultures\n"
+    block = f"{MARK_BEGIN}\n{text}\n{MARK_END}"
+    if MARK_BEGIN in doc and MARK_END in doc:
+        head, rest = doc.split(MARK_BEGIN, 1)
+        doc = head + block + rest.split(MARK_END, 1)[1]
+    else:
+        doc += f"\n## Candidates at equal budget, judged\n\n{block}\n"
+    atomic_write(path, lambda tmp: tmp.write_text(doc))
+
+
+def machine_facts(threads: int) -> dict[str, Any]:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_speed import cpu_info, matmul_peak  # one helper for the machine, shared
+
+    return {**cpu_info(), "matmul_peak_gflops": matmul_peak(threads, 1024, 5)}
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def parse_directions(text: str) -> list[str]:
+    directions = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        target = item.split("->", 1)[1] if item.startswith(f"{PHOTO}->") else item
+        if target not in CULTURES:
+            raise argparse.ArgumentTypeError(
+                f"unknown direction '{item}': give photo->CULTURE (quoted: the shell reads '>' "
+                f"as a redirect) or just CULTURE, one of {', '.join(CULTURES)}"
+            )
+        directions.append(f"{PHOTO}->{target}")
+    return directions
+
+
+def parse_candidates(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [n for n in names if n not in CANDIDATES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown candidates {unknown} (known: {', '.join(CANDIDATES)})"
+        )
+    return names
+
+
+def check_candidates(args: argparse.Namespace) -> None:
+    """Build every candidate's config before anything trains: a typo fails in seconds."""
+    for label in args.candidates:
+        spec = CANDIDATES[label]
+        cfg = load_config(spec["preset"], {"data.crop_size": args.size, **spec["overrides"]})
+        cfg.validate()
+        # The multi-domain discriminator halves the image d_down times and then pads by 1.
+        if cfg.train.recipe == "multidomain" and cfg.data.crop_size < 2 ** (cfg.model.d_down + 1):
+            raise ValueError(
+                f"candidate {label}: --size {cfg.data.crop_size} is too small for its "
+                f"discriminator (model.d_down {cfg.model.d_down}); use at least "
+                f"{2 ** (cfg.model.d_down + 1)}"
+            )
+
+
+def run(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, dict[str, list[Image.Image]]]]:
+    """Split, judge, train (or reuse), score; the results and each direction's pictures."""
+    t_start = time.perf_counter()
+    torch.set_num_threads(args.threads)
+    split = split_dataset(args.data, SPLIT_SEED)
+    data_root = link_training_root(split, args.work / "data")
+    judge = get_judge(split, args.work, args.judge_max)
+    photos = split[PHOTO]["test"][: args.test_photos or None]
+
+    models: dict[str, dict[str, dict[str, Any]]] = {d: {} for d in args.directions}
+    targets = [d.split("->")[1] for d in args.directions]
+    for label in args.candidates:
+        if CANDIDATES[label]["multi_domain"]:
+            done = train_or_reuse(label, [PHOTO, *targets], split, args, data_root)
+            for direction in args.directions:
+                models[direction][label] = done
+        else:
+            only = CANDIDATES[label].get("directions")  # ablations: one direction is enough
+            for direction, target in zip(args.directions, targets, strict=True):
+                if only and direction not in only:
+                    continue
+                models[direction][label] = train_or_reuse(
+                    label, [PHOTO, target], split, args, data_root
+                )
+
+    directions, pictures = {}, {}
+    for direction in args.directions:
+        directions[direction], pictures[direction] = score_direction(
+            direction, models[direction], judge, split, photos, args
+        )
+    return {
+        "command": " ".join(
+            shlex.quote(a) for a in ["python", Path(sys.argv[0]).as_posix(), *sys.argv[1:]]
+        ),
+        "date": time.strftime("%Y-%m-%d"),
+        "threads": args.threads,
+        "machine": machine_facts(args.threads),
+        "minutes": args.minutes,
+        "size": args.size,
+        "seed": args.seed,
+        "stylize": "test photos at their native size (shorter side <= 256 px)",
+        "split": {
+            "method": "culturegan.data.splits.hash_split(seed, domain, file name, ratios)",
+            "seed": SPLIT_SEED,
+            "art_parts": ART_PARTS,
+            "photo_parts": PHOTO_PARTS,
+            "data": str(args.data),
+            "files": {
+                domain: {part: [p.name for p in files] for part, files in parts.items()}
+                for domain, parts in split.items()
+            },
+        },
+        "judge": {
+            "summary": judge.summary(),
+            "folder": str(args.work / "judge"),
+            "backbone": judge.config["backbone"],
+            "num_images": judge.config["num_images"],
+            "cross_validation": judge.config["cross_validation"],
+            "fit": judge.config["fit"],
+        },
+        "candidates": {label: CANDIDATES[label] for label in args.candidates},
+        "models": models,
+        "directions": directions,
+        "seconds_total": time.perf_counter() - t_start,
+    }, pictures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=30.0, help="training budget per model")
+    parser.add_argument("--size", type=int, default=128, help="training crop size in pixels")
+    parser.add_argument("--seed", type=int, default=0, help="training seed")
+    parser.add_argument(
+        "--directions",
+        type=parse_directions,
+        default=list(DEFAULT_DIRECTIONS),
+        help="comma-separated, 'photo->CULTURE' or CULTURE (default: ukiyoe, chinese_ink, monet)",
+    )
+    parser.add_argument(
+        "--candidates",
+        type=parse_candidates,
+        default=list(CANDIDATES),
+        help=f"comma-separated subset of: {', '.join(CANDIDATES)}",
+    )
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="cultures-dev folder")
+    parser.add_argument("--work", type=Path, help="keeps runs, judge and links (default: temp)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("benchmarks/results/quality_cultures.json")
+    )
+    parser.add_argument("--docs", type=Path, help="markdown file to update (docs/quality.md)")
+    parser.add_argument("--test-photos", type=int, default=0, help="test photos used (0 = all)")
+    parser.add_argument(
+        "--judge-max", type=int, default=0, help="judge images per class (0 = all; smoke runs)"
+    )
+    parser.add_argument("--grid-photos", type=int, default=4, help="rows of the picture grids")
+    parser.add_argument(
+        "--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")), help="torch"
+    )
+    args = parser.parse_args(argv)
+    if args.judge_max == 0:
+        args.judge_max = None
+    if not args.data.is_dir():
+        parser.error(f"--data '{args.data}' is not a folder (set --data or $CULTURES_DEV)")
+    if args.out.resolve().is_relative_to(args.data.resolve()):
+        parser.error("--out must not be inside the dataset folder")
+    try:
+        check_candidates(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+
+    keep_work = args.work is not None
+    with tempfile.TemporaryDirectory(prefix="culturegan-qc-") as tmp:
+        args.work = (args.work or Path(tmp)).resolve()
+        results, pictures = run(args)
+        # Next to the docs file, else in the kept work folder; never next to --out, which may
+        # be inside the repository (the photos are for research use only).
+        grid_dir = args.docs.with_suffix("") if args.docs else args.work / "grids"
+        grids, grid_files = {}, {}
+        if args.docs or keep_work:
+            for direction, columns in pictures.items():
+                path = grid_dir / f"{slug(direction)}.jpg"
+                grid = picture_grid(columns, min(args.grid_photos, len(columns["input"])))
+                atomic_write(path, lambda dest, g=grid: g.save(dest, format="JPEG", quality=85))
+                grid_files[direction] = str(path)
+                grids[direction] = path.relative_to(
+                    args.docs.parent if args.docs else grid_dir
+                ).as_posix()
+                print(f"[grid] {path}", flush=True)
+        else:
+            print("[grid] no --docs and no --work: the picture grids are not kept", flush=True)
+        results["grids"] = grid_files
+    write_json(args.out, results)
+    text = markdown(results, grids)
+    print(text)
+    if args.docs:
+        update_docs(args.docs, text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

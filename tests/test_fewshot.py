@@ -1,0 +1,210 @@
+"""Few-shot training parts: the projected discriminator, DiffAugment / ADA, the perceptual
+content and collection-style losses, and exact resume with all of them on."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+import torch
+
+from conftest import flat_state
+from culturegan.augment import DiffAugment
+from culturegan.checkpoint import load_training_state
+from culturegan.config import set_field
+from culturegan.losses import AdversarialLoss, content_loss, feature_stats, style_stats_loss
+from culturegan.models import build_discriminator
+from culturegan.models.pretrained import frozen_lite0, lite0_maps
+from culturegan.training import train
+from culturegan.training.loop import CHECKPOINT_NAME
+
+
+def images(n: int, size: int, seed: int) -> torch.Tensor:
+    return torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+def trunk_digest() -> str:
+    digest = hashlib.sha256()
+    for value in frozen_lite0().state_dict().values():
+        digest.update(value.detach().cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
+# ------------------------------------------------------------------ projected discriminator
+
+
+@pytest.mark.parametrize(("size", "sides"), [(64, [4, 4, 4, 2]), (128, [4, 4, 4, 4])])
+def test_projected_discriminator_gives_one_logit_map_per_scale(size, sides):
+    d = build_discriminator("projected_lite0", ndf=8, train_size=size)
+    mixed = d.features(images(2, size, 0))
+    # Lite0 blocks 2, 4, 10, 14: strides 4, 8, 16, 32; mixed to ndf * 2**i channels.
+    assert [tuple(f.shape) for f in mixed] == [
+        (2, 8 * 2**i, size // (4 * 2**i), size // (4 * 2**i)) for i in range(4)
+    ]
+    logits = d(images(2, size, 1))
+    assert [tuple(t.shape) for t in logits] == [(2, 1, s, s) for s in sides]
+
+
+def test_projected_discriminator_keeps_its_feature_network_frozen_and_out_of_the_state():
+    before = trunk_digest()
+    d = build_discriminator("projected_lite0", ndf=8, train_size=64)
+    state = d.state_dict()
+    assert not [k for k in state if "_blocks" in k or "_conv_stem" in k]
+    assert {f"ccm{i}" for i in range(4)} <= state.keys()  # the fixed mixing travels with it
+    trained = {name for name, _ in d.named_parameters()}
+    assert trained and all(name.startswith("heads.") for name in trained)
+    assert d.config["feature_net_sha256"].startswith("57934424")
+
+    x = images(2, 64, 2).requires_grad_(True)
+    opt = torch.optim.Adam(d.parameters(), lr=0.1)
+    loss = AdversarialLoss("hinge").discriminator(d(x), d(images(2, 64, 3)))
+    loss.backward()
+    opt.step()
+    assert x.grad is not None and x.grad.abs().sum() > 0  # the generator's images get gradient
+    assert all(p.grad is None for p in frozen_lite0().parameters())  # the trunk gets none
+    assert trunk_digest() == before  # and the optimiser step did not touch it
+
+
+def test_projected_mixing_comes_from_its_seed_and_domains_pick_their_channel():
+    a = build_discriminator("projected_lite0", ndf=8, train_size=64, mix_seed=3)
+    b = build_discriminator("projected_lite0", ndf=8, train_size=64, mix_seed=3)
+    c = build_discriminator("projected_lite0", ndf=8, train_size=64, mix_seed=4)
+    assert torch.equal(a.ccm0, b.ccm0) and not torch.equal(a.ccm0, c.ccm0)
+    multi = build_discriminator("projected_lite0", ndf=8, train_size=64, num_domains=3)
+    multi.eval()  # in training mode each forward takes a spectral-norm power-iteration step
+    x = images(2, 64, 5)
+    every = multi(x)
+    picked = multi(x, torch.tensor([2, 0]))
+    for full, one in zip(every, picked, strict=True):
+        assert torch.equal(one[0, 0], full[0, 2]) and torch.equal(one[1, 0], full[1, 0])
+    with pytest.raises(ValueError, match="projected_lite0"):
+        build_discriminator("patchgan", ndf=8, num_domains=3)
+
+
+def test_adversarial_loss_of_several_scales_is_the_mean_over_scales():
+    adv = AdversarialLoss("lsgan")
+    small, large = torch.full((1, 1, 2, 2), 0.5), torch.zeros(1, 1, 8, 8)
+    # Per scale: (1 - 0.5)^2 = 0.25 and (1 - 0)^2 = 1; the mean, not weighted by size.
+    assert adv.generator([small, large]).item() == pytest.approx(0.625)
+    expected = 0.5 * (adv.discriminator(small, large) + adv.discriminator(large, small))
+    assert adv.discriminator([small, large], [large, small]).item() == pytest.approx(expected)
+
+
+# ------------------------------------------------------------------ DiffAugment
+
+
+def test_diffaugment_applies_the_same_transform_to_real_and_fake_and_is_differentiable():
+    real = images(4, 32, 6)
+    fake = real.clone().requires_grad_(True)
+    one = DiffAugment("color,translation,cutout", seed=11)
+    two = DiffAugment("color,translation,cutout", seed=11)
+    out_real, out_fake = one(real), two(fake)
+    assert torch.equal(out_real, out_fake.detach())  # same stream, same transformation
+    assert not torch.allclose(out_real, real)
+    out_fake.sum().backward()
+    assert torch.isfinite(fake.grad).all() and fake.grad.abs().sum() > 0
+    # Each call draws anew; the state (with p) round-trips for exact resume.
+    state = one.state_dict()
+    again = one(real)
+    assert not torch.equal(again, out_real)
+    one.load_state_dict(state)
+    assert torch.equal(one(real), again)
+
+
+def test_each_diffaugment_operation_does_what_it_says():
+    x = images(8, 32, 7)
+    shifted = DiffAugment("translation", seed=1)(x)
+    assert shifted.shape == x.shape
+    # A shift moves content and fills with zeros (grey in [-1, 1]); no new values appear.
+    assert set(shifted.unique().tolist()) <= set(x.unique().tolist()) | {0.0}
+    cut = DiffAugment("cutout", seed=1)(x)
+    holes = (cut == -1) & (x != -1)
+    # A square of half the side: a quarter of the area, fewer where it falls off the edge.
+    share = holes.float().mean(dim=(1, 2, 3))
+    assert (share > 0.05).all() and (share <= 0.25 + 1e-6).all()
+    flat = torch.zeros(4, 3, 16, 16)  # mid grey: only brightness can move it
+    coloured = DiffAugment("color", seed=1)(flat)
+    per_image = coloured.mean(dim=(1, 2, 3))
+    # brightness +-0.5; saturation and contrast keep the mean of a flat image
+    assert per_image.abs().max() <= 0.5 + 1e-6 and per_image.std() > 0
+    assert torch.equal(DiffAugment("color,cutout", p=0.0, seed=1)(x), x)
+    assert torch.equal(DiffAugment("", seed=1)(x), x)
+    with pytest.raises(ValueError, match="rotate"):
+        DiffAugment("color,rotate")
+
+
+def test_ada_raises_p_while_the_discriminator_is_sure_and_lowers_it_otherwise():
+    ada = DiffAugment("color", p=0.5, seed=0, ada_target=0.6, ada_interval=2, ada_kimg=0.01)
+    for _ in range(2):
+        ada.observe([torch.ones(5, 1, 2, 2)])  # every real image judged real: r_t = 1
+    assert ada.p == 1.0  # 10 images over 0.01 kimg: a full step up, clipped at 1
+    for _ in range(2):
+        ada.observe(-torch.ones(5, 1, 2, 2))  # r_t = -1 < 0.6
+    assert ada.p == pytest.approx(0.0)
+    fixed = DiffAugment("color", p=0.3, seed=0)
+    fixed.observe(torch.ones(5, 1))
+    assert fixed.p == 0.3
+
+
+# ------------------------------------------------------------------ perceptual terms
+
+
+def test_content_and_style_losses_on_known_cases():
+    x = images(2, 64, 8)
+    maps = lite0_maps(x, (7, 10))
+    assert content_loss(maps, maps).item() == pytest.approx(0.0, abs=1e-6)
+    other = lite0_maps(x.flip(0), (7, 10))
+    assert content_loss(maps, other).item() > 0.1
+    # Unit-length features: the distance of two positions is at most 4 (opposite vectors).
+    assert content_loss(maps, other).item() <= 4.0
+
+    # Statistics: a constant map has its value as mean and ~0 deviation.
+    constant = torch.full((1, 2, 4, 4), 3.0)
+    assert torch.allclose(feature_stats(constant), torch.tensor([[3.0, 3.0, 1e-4, 1e-4]]))
+    # The style target is the batch's mean statistics: an output with exactly those has 0 loss.
+    a, b = torch.zeros(1, 1, 2, 2), torch.full((1, 1, 2, 2), 2.0)
+    middle = torch.ones(1, 1, 2, 2)
+    assert style_stats_loss([middle], [torch.cat([a, b])]).item() == pytest.approx(0.0, abs=1e-6)
+    # mean off by 1, deviation equal (both ~0): squared error 1 over 2 statistics
+    assert style_stats_loss([a], [torch.cat([middle, middle])]).item() == pytest.approx(0.5)
+
+
+# ------------------------------------------------------------------ whole recipes
+
+
+FEWSHOT = {
+    "model.discriminator": "projected_lite0",
+    "model.ndf": 4,
+    "loss.gan_mode": "hinge",
+    "loss.diffaugment": "color,translation,cutout",
+    "loss.ada_target": 0.6,
+    "loss.lambda_content": 1.0,
+    "loss.lambda_style_stats": 1.0,
+}
+
+
+@pytest.mark.parametrize("recipe", ["cyclegan", "cut"])
+def test_resume_is_exact_with_projected_d_diffaugment_and_perceptual_terms(tiny_cfg, recipe):
+    set_field(tiny_cfg, "train.recipe", recipe)
+    set_field(tiny_cfg, "train.steps", 4)
+    set_field(tiny_cfg, "data.load_size", 72)
+    set_field(tiny_cfg, "data.crop_size", 64)
+    if recipe == "cut":
+        set_field(tiny_cfg, "model.generator", "mobile_resnet_3blocks")
+        set_field(tiny_cfg, "model.ngf", 4)
+        set_field(tiny_cfg, "loss.lambda_nce", 0.0)
+    for key, value in FEWSHOT.items():
+        set_field(tiny_cfg, key, value)
+    before = trunk_digest()
+    straight = train(tiny_cfg, progress=False)
+    interrupted = train(tiny_cfg, until_step=2, progress=False)
+    resumed = train(resume_dir=interrupted.run_dir, progress=False)
+    a = flat_state(load_training_state(straight.run_dir / CHECKPOINT_NAME))
+    b = flat_state(load_training_state(resumed.run_dir / CHECKPOINT_NAME))
+    assert a.keys() == b.keys()
+    assert not [k for k in a if "_blocks" in k]  # the frozen Lite0 is not in the checkpoint
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not different, f"resumed run differs in {different[:5]}"
+    assert trunk_digest() == before
+    logged = (straight.run_dir / "log.jsonl").read_text()
+    assert "loss/content" in logged and "loss/style_stats" in logged
