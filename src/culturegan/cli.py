@@ -207,9 +207,13 @@ def cmd_stylize(args: argparse.Namespace) -> int:
 
 
 def cmd_grid(args: argparse.Namespace) -> int:
+    from culturegan.fileio import atomic_write
     from culturegan.grid import style_grid
     from culturegan.inference import Stylizer
 
+    out = Path(args.out)
+    if out.resolve() in {Path(p).resolve() for p in args.inputs}:
+        raise ValueError(f"--out '{out}' is one of the inputs; outputs never replace inputs")
     stylizer = Stylizer.from_pretrained(args.model)
     targets = [t.strip() for t in args.targets.split(",")] if args.targets else None
     picture = style_grid(
@@ -221,9 +225,7 @@ def cmd_grid(args: argparse.Namespace) -> int:
         strength=args.strength,
         cell=args.cell,
     )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    picture.save(out)
+    atomic_write(out, lambda tmp: picture.save(tmp, format="PNG"))
     print(f"grid: {out} ({picture.width} x {picture.height})")
     return 0
 

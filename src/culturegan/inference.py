@@ -25,6 +25,7 @@ from PIL import Image
 
 from culturegan.checkpoint import CheckpointError, load_pretrained, sub_state
 from culturegan.data.images import load_image, pil_to_tensor, tensor_to_pil, to_rgb
+from culturegan.fileio import atomic_write
 from culturegan.models.generators import generator_from_config
 
 ImageInput = str | Path | Image.Image
@@ -340,16 +341,30 @@ class StylizeSummary:
         return "\n".join(lines)
 
 
-def expand_inputs(inputs: Sequence[str | Path]) -> tuple[list[tuple[Path, Path]], list]:
-    """Files and folders -> [(input file, output path relative to --out)], skipped files."""
+def expand_inputs(
+    inputs: Sequence[str | Path], out_dir: str | Path | None = None
+) -> tuple[list[tuple[Path, Path]], list]:
+    """Files and folders -> [(input file, output path relative to --out)], skipped files.
+
+    With ``out_dir``: files already under it are not inputs (an output folder inside an input
+    folder is not read back on the next run), and an output that would land on an input file
+    is refused before anything is written.
+    """
     from culturegan.data.images import scan_images
 
+    out = Path(out_dir).resolve() if out_dir is not None else None
+    if out is not None and out.exists() and not out.is_dir():
+        raise ValueError(f"--out '{out_dir}' is an existing file; give a folder")
     pairs: list[tuple[Path, Path]] = []
     skipped: list[tuple[Path, str]] = []
     for item in map(Path, inputs):
         if item.is_dir():
             scan = scan_images(item, check="none")
-            pairs += [(f, f.relative_to(item).with_suffix(".png")) for f in scan.files]
+            nested = (
+                out is not None and out != item.resolve() and out.is_relative_to(item.resolve())
+            )
+            files = [f for f in scan.files if not (nested and f.resolve().is_relative_to(out))]
+            pairs += [(f, f.relative_to(item).with_suffix(".png")) for f in files]
             skipped += scan.skipped
         elif item.exists():
             pairs.append((item, Path(item.stem + ".png")))
@@ -365,6 +380,14 @@ def expand_inputs(inputs: Sequence[str | Path]) -> tuple[list[tuple[Path, Path]]
             n += 1
         seen.add(candidate)
         unique.append((src, candidate))
+    if out is not None:
+        sources = {src.resolve() for src, _ in unique}
+        clash = [out / rel for _, rel in unique if (out / rel).resolve() in sources]
+        if clash:
+            raise ValueError(
+                f"the output '{clash[0]}' would overwrite an input image; choose another --out "
+                "(outputs never replace inputs)"
+            )
     return unique, skipped
 
 
@@ -413,7 +436,7 @@ def stylize_paths(
         src, dst = direction.split("->")
         kwargs = {"source": src, "target": dst}
     seeds = [seed + k for k in range(samples)] if stylizer.diverse else [None]
-    pairs, skipped = expand_inputs(inputs)
+    pairs, skipped = expand_inputs(inputs, out_dir)
     out_dir = Path(out_dir)
     written: list[Path] = []
     with tqdm(total=len(pairs), disable=not progress, unit="img", desc="stylize") as bar:
@@ -433,8 +456,8 @@ def stylize_paths(
                 for (_, rel), image in zip(chunk, result.images, strict=True):
                     name = rel if len(seeds) == 1 else rel.with_name(f"{rel.stem}_s{k}.png")
                     out = out_dir / name
-                    out.parent.mkdir(parents=True, exist_ok=True)
-                    image.save(out)
+                    # A kill mid-write leaves no truncated PNG under the final name.
+                    atomic_write(out, lambda tmp, im=image: im.save(tmp, format="PNG"))
                     written.append(out)
             bar.update(len(pairs[start : start + batch_size]))
     return StylizeSummary(written=written, skipped=skipped, direction=direction)
