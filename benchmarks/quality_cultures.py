@@ -57,7 +57,13 @@ from culturegan.data.splits import hash_split
 from culturegan.fileio import atomic_write, write_json
 from culturegan.inference import Stylizer
 from culturegan.metrics.content import ssim
-from culturegan.metrics.judge import Judge, fit_judge, scores_from_proba
+from culturegan.metrics.judge import (
+    ARTIFACT_CLASS,
+    Judge,
+    artifact_images,
+    fit_judge,
+    scores_from_proba,
+)
 from culturegan.metrics.registry import compute_metric
 from culturegan.training import train
 
@@ -197,12 +203,16 @@ def files_digest(files: list[Path]) -> str:
 
 def get_judge(split: dict, work: Path, judge_max: int) -> Judge:
     """The judge in ``work/judge`` if it was fitted on these files, else a new one."""
-    wanted = {c: split[c]["judge"][:judge_max] for c in CULTURES}
+    wanted: dict[str, Any] = {c: split[c]["judge"][:judge_max] for c in CULTURES}
     wanted[PHOTO] = split[PHOTO]["judge"][:judge_max]
+    # A reject class of generated noise, flat colour, blobs and stripes: without it the judge
+    # files noise under chinese_ink and a broken model scores hits.
+    wanted[ARTIFACT_CLASS] = artifact_images(min(judge_max or 60, 60), seed=SPLIT_SEED)
     folder = work / "judge"
     if (folder / "config.json").is_file():
         judge = Judge.load(folder)
-        known = {c: [str(p) for p in files] for c, files in wanted.items()}
+        known = {c: [str(p) for p in files] for c, files in wanted.items() if c != ARTIFACT_CLASS}
+        known[ARTIFACT_CLASS] = []  # generated, stored as no files
         if judge.config["training_files"] == known and judge.config["backbone"]["name"] == "lite1":
             print(f"[reuse] judge from {folder}", flush=True)
             return judge
@@ -416,9 +426,10 @@ def markdown(results: dict[str, Any], grids: dict[str, str]) -> str:
         "target culture (ceiling: the judge never saw them). Hit rate: share of images whose "
         "most probable judge class is the target; SSIM on grey levels against the input photo; "
         "kd_lite0: kernel distance (KID formula) on lite0 features to the target's judging art "
-        "(unbiased, so it can dip below 0). The judge only chooses among its five classes: "
-        "an output that is neither a photo nor art (noise, flat grey) still lands in an art "
-        "class (uniform noise: chinese_ink, p = 0.95), so read the hit rate with the verdict, "
+        "(unbiased, so it can dip below 0). A closed-set judge must file every image "
+        "somewhere (without a reject class it calls uniform noise chinese_ink, p = 0.95), so "
+        "besides photo and the four cultures it has a reject class of generated noise, flat colour, blobs and stripes "
+        "(`artifact`) for outputs that are neither photo nor art; read the hit rate with the verdict, "
         "kd_lite0 and the pictures.",
         "",
     ]

@@ -202,3 +202,17 @@ def test_lite1_judge_separates_distinct_styles(style_files):
     assert judge.config["backbone"]["name"] == "lite1"
     files, labels = _held_out(style_files)
     assert judge.predict(files) == labels
+
+
+def test_a_reject_class_of_artifacts_catches_noise_that_would_pass_for_art(style_files):
+    from culturegan.metrics.judge import ARTIFACT_CLASS, artifact_images
+
+    made = artifact_images(10, size=48, seed=0)
+    assert made.shape == (10, 3, 48, 48) and made.min() >= -1 and made.max() <= 1
+    assert torch.equal(made, artifact_images(10, size=48, seed=0))  # seeded
+    classes = {**style_files["train"], ARTIFACT_CLASS: artifact_images(20, size=48, seed=1)}
+    judge = fit_judge(classes, backbone="lite0", folds=3)
+    noise = torch.rand(6, 3, 48, 48, generator=torch.Generator().manual_seed(5)) * 2 - 1
+    assert judge.predict(noise) == [ARTIFACT_CLASS] * 6  # fresh noise, not a seen image
+    files, labels = _held_out(style_files)
+    assert judge.predict(files) == labels  # and the styles are still told apart

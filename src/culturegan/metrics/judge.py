@@ -404,3 +404,37 @@ def judge_scores(
     """How much ``images`` look like the class ``target`` to the judge (see scores_from_proba)."""
     index = judge.class_index(target)  # before any feature is computed
     return scores_from_proba(judge.predict_proba(images, batch_size=batch_size), index)
+
+
+ARTIFACT_CLASS = "artifact"
+
+
+def artifact_images(n: int, *, size: int = 192, seed: int = 0) -> torch.Tensor:
+    """(n, 3, size, size) images in [-1, 1] that are neither photos nor art: the judge's reject
+    class. A closed-set judge must put every image in some class, and without this one it
+    files uniform noise under ``chinese_ink`` (p 0.95 on cultures-dev): a broken generator would
+    score hits. Five kinds in turn: uniform noise, coloured Gaussian noise, flat colour, smooth
+    random blobs, and stripes / checkerboards (the periodic artefacts of transposed or
+    pixel-shuffle layers), each with a random colour cast."""
+    gen = torch.Generator().manual_seed(seed)
+    images = []
+    for i in range(n):
+        colour = torch.rand(3, 1, 1, generator=gen) * 2 - 1
+        kind = i % 5
+        if kind == 0:
+            x = torch.rand(3, size, size, generator=gen) * 2 - 1
+        elif kind == 1:
+            x = colour + 0.5 * torch.randn(3, size, size, generator=gen)
+        elif kind == 2:
+            x = colour.expand(3, size, size).clone()
+        elif kind == 3:
+            coarse = torch.rand(1, 3, 4, 4, generator=gen) * 2 - 1
+            x = F.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False)[0]
+        else:
+            period = int(torch.randint(2, 9, (1,), generator=gen))
+            grid = torch.arange(size)
+            rows = (grid // period) % 2
+            pattern = (rows.view(-1, 1) ^ rows.view(1, -1)) if i % 2 else rows.view(-1, 1)
+            x = colour + 0.6 * (pattern.float().expand(size, size) - 0.5)
+        images.append(x.clamp(-1, 1))
+    return torch.stack(images)
