@@ -97,6 +97,13 @@ CANDIDATES: dict[str, dict[str, Any]] = {
         "multi_domain": False,
         "ablation": "new: U-Net mobile G, projected Lite0 D, DiffAugment, content + style stats",
     },
+    "fewshot_cpu content 2": {
+        "preset": "fewshot_cpu",
+        "overrides": {"loss.lambda_content": 2.0},
+        "multi_domain": False,
+        "directions": ["photo->ukiyoe", "photo->chinese_ink"],
+        "ablation": "tuning: half the content weight (the ablations showed content 4 too strong)",
+    },
     "fewshot_cpu -projected": {
         "preset": "fewshot_cpu",
         "overrides": {"model.discriminator": "patchgan", "model.d_layers": 3},
@@ -131,6 +138,13 @@ CANDIDATES: dict[str, dict[str, Any]] = {
         "multi_domain": False,
         "directions": ["photo->ukiyoe"],
         "ablation": "ablation: no DiffAugment",
+    },
+    "fewshot_cpu +reference_G": {
+        "preset": "fewshot_cpu",
+        "overrides": {"model.generator": "resnet_9blocks", "model.ngf": 64},
+        "multi_domain": False,
+        "directions": ["photo->ukiyoe"],
+        "ablation": "speed vs quality: the reference resnet_9blocks ngf 64 generator instead",
     },
     "multidomain_fewshot": {
         "preset": "multidomain_fewshot",
@@ -428,8 +442,9 @@ def markdown(results: dict[str, Any], grids: dict[str, str]) -> str:
         "kd_lite0: kernel distance (KID formula) on lite0 features to the target's judging art "
         "(unbiased, so it can dip below 0). A closed-set judge must file every image "
         "somewhere (without a reject class it calls uniform noise chinese_ink, p = 0.95), so "
-        "besides photo and the four cultures it has a reject class of generated noise, flat colour, blobs and stripes "
-        "(`artifact`) for outputs that are neither photo nor art; read the hit rate with the verdict, "
+        "besides photo and the four cultures it has a reject class of generated noise, flat "
+        "colour, blobs and stripes (`artifact`) for outputs that are neither photo nor art; "
+        "read the hit rate with the verdict, "
         "kd_lite0 and the pictures.",
         "",
     ]

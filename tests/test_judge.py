@@ -80,7 +80,12 @@ def test_predict_proba_rows_sum_to_one_for_every_input_kind(judge, style_files):
     tensors = [pil_to_tensor(load_image(f)) for f in files]
     assert torch.equal(judge.predict_proba(tensors), from_files)  # same pixels, same answer
     assert torch.equal(judge.predict_proba(torch.stack(tensors)), from_files)
-    assert torch.equal(judge.predict_proba(files[:1]), from_files[:1])  # batching does not matter
+    # Another batch size runs other float32 convolution kernels (summation order differs with
+    # the batch and the thread count): features agree to ~1e-6 relative, and a softmax moves by
+    # at most the change of its logits, so 1e-4 is far above rounding and far below any real
+    # difference between images.
+    one = judge.predict_proba(files[:1])
+    assert torch.allclose(one, from_files[:1], rtol=0, atol=1e-4)
 
 
 def test_save_load_gives_identical_probabilities(judge, style_files, tmp_path):
