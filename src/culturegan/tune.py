@@ -103,6 +103,7 @@ class ValidationScorer:
     """Fits the judge once on the validation split and scores a model folder."""
 
     def __init__(self, cfg: RunConfig, *, backbone: str, seed: int) -> None:
+        from culturegan.data.images import load_image, pil_to_tensor
         from culturegan.metrics.judge import fit_judge
         from culturegan.training.loop import prepare_splits
 
@@ -124,16 +125,18 @@ class ValidationScorer:
             raise ValueError(f"no validation images for {', '.join(empty)} under {data_root}")
         self.targets = [n for n in names if n != self.source]
         self.judge = fit_judge(judge_files, backbone=backbone, seed=seed, folds=3)
+        # Read once: every rung of every trial stylizes the same photos.
+        self.photos = [load_image(p) for p in self.test_photos]
+        self.inputs = [pil_to_tensor(p) for p in self.photos]
 
     def __call__(self, model_dir: Path) -> dict[str, dict[str, float]]:
-        from culturegan.data.images import load_image, pil_to_tensor
+        from culturegan.data.images import pil_to_tensor
         from culturegan.inference import Stylizer
         from culturegan.metrics.content import ssim
         from culturegan.metrics.judge import judge_scores
 
         stylizer = Stylizer.from_pretrained(model_dir)
-        pils = [load_image(p) for p in self.test_photos]
-        inputs = [pil_to_tensor(p) for p in pils]
+        pils, inputs = self.photos, self.inputs
         out = {}
         for target in self.targets:
             if f"{self.source}->{target}" not in stylizer.directions:

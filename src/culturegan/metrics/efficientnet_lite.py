@@ -223,6 +223,17 @@ class EfficientNetLite(nn.Module):
                 maps.append(h)
         return self.head(h), maps
 
+    def maps(self, x: torch.Tensor, taps: tuple[int, ...]) -> list[torch.Tensor]:
+        """Outputs of the blocks in ``taps`` (sorted); only the blocks up to the last one run."""
+        wanted = sorted(set(taps))
+        h = self.stem(x)
+        out = []
+        for i, block in enumerate(self._blocks[: wanted[-1] + 1]):
+            h = block(h)
+            if i in wanted:
+                out.append(h)
+        return out
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.has_classifier:
             raise RuntimeError(

@@ -48,11 +48,4 @@ def lite0_maps(images: torch.Tensor, taps: Sequence[int]) -> list[torch.Tensor]:
     trunk = frozen_lite0()
     if next(trunk.parameters()).device != images.device:
         trunk.to(images.device)
-    wanted = sorted(set(taps))
-    h = trunk.stem(images)
-    maps = []
-    for i, block in enumerate(trunk._blocks[: wanted[-1] + 1]):
-        h = block(h)
-        if i in wanted:
-            maps.append(h)
-    return maps
+    return trunk.maps(images, tuple(taps))
