@@ -4,6 +4,7 @@ content and collection-style losses, and exact resume with all of them on."""
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,7 +12,7 @@ import torch
 from conftest import flat_state
 from culturegan.augment import DiffAugment
 from culturegan.checkpoint import load_training_state
-from culturegan.config import set_field
+from culturegan.config import load_config, set_field
 from culturegan.losses import AdversarialLoss, content_loss, feature_stats, style_stats_loss
 from culturegan.models import build_discriminator
 from culturegan.models.pretrained import frozen_lite0, lite0_maps
@@ -208,3 +209,20 @@ def test_resume_is_exact_with_projected_d_diffaugment_and_perceptual_terms(tiny_
     assert trunk_digest() == before
     logged = (straight.run_dir / "log.jsonl").read_text()
     assert "loss/content" in logged and "loss/style_stats" in logged
+
+
+def test_bad_few_shot_settings_are_refused_before_training(tiny_cfg):
+    for key, value, message in [
+        ("loss.lambda_content", -1.0, "loss.lambda_content=-1.0"),
+        ("loss.lambda_style_stats", float("nan"), "loss.lambda_style_stats=nan"),
+        ("loss.diffaugment_p", 1.5, "diffaugment_p must be in"),
+    ]:
+        set_field(tiny_cfg, key, value)
+        with pytest.raises(ValueError, match=message):
+            train(tiny_cfg, progress=False)
+        set_field(tiny_cfg, key, load_config().to_dict()["loss"][key.split(".")[1]])
+    set_field(tiny_cfg, "loss.diffaugment", "color,blur")
+    with pytest.raises(ValueError, match="unknown DiffAugment operation"):
+        train(tiny_cfg, progress=False)
+    runs = Path(tiny_cfg.train.runs_dir)
+    assert not runs.exists() or not any(runs.iterdir())  # refused before any run folder

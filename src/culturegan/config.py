@@ -158,6 +158,21 @@ class RunConfig:
             raise ValueError(f"these must be at least 1: {', '.join(bad)}")
         if self.train.eval_every < 0 or self.train.max_minutes < 0:
             raise ValueError("train.eval_every and train.max_minutes must be >= 0")
+        loss = self.loss
+        weights = {
+            "loss.lambda_gan": loss.lambda_gan,
+            "loss.lambda_content": loss.lambda_content,
+            "loss.lambda_style_stats": loss.lambda_style_stats,
+            "loss.ada_target": loss.ada_target,
+        }
+        negative = [f"{k}={v}" for k, v in weights.items() if not v >= 0]  # NaN fails too
+        if negative:
+            raise ValueError(f"these must be >= 0: {', '.join(negative)}")
+        if not 0.0 <= loss.diffaugment_p <= 1.0:
+            raise ValueError(f"loss.diffaugment_p must be in [0, 1], got {loss.diffaugment_p}")
+        from culturegan.augment import parse_policy  # checked before a run folder exists
+
+        parse_policy(loss.diffaugment)
         return self
 
     @classmethod
