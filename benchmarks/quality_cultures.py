@@ -146,6 +146,18 @@ CANDIDATES: dict[str, dict[str, Any]] = {
         "directions": ["photo->ukiyoe"],
         "ablation": "speed vs quality: the reference resnet_9blocks ngf 64 generator instead",
     },
+    "fewshot_nogan": {
+        "preset": "fewshot_cpu",
+        "overrides": {
+            "loss.lambda_gan": 0.0,
+            "loss.lambda_content": 1.0,
+            "loss.lambda_style_stats": 1.0,
+            "loss.lambda_palette": 5.0,
+        },
+        "multi_domain": False,
+        "ablation": "new: fewshot_cpu without the adversarial term (no discriminator at all), "
+        "content 1 + style statistics + palette 5",
+    },
     "multidomain_fewshot": {
         "preset": "multidomain_fewshot",
         "overrides": {},

@@ -82,3 +82,21 @@ def flat_state(state: dict, prefix: str = "") -> dict[str, torch.Tensor]:
         elif isinstance(value, torch.Tensor):
             out[f"{prefix}{key}"] = value
     return out
+
+
+def save_tiny_model(out: Path, net: torch.nn.Module | None = None) -> Path:
+    """A two-domain model folder (photo -> art) around ``net``, by default an untrained
+    mobile_resnet_3blocks with ngf 4."""
+    from culturegan.checkpoint import pretrained_config, save_pretrained
+    from culturegan.models import build_generator
+
+    net = net if net is not None else build_generator("mobile_resnet_3blocks", ngf=4)
+    config = pretrained_config(
+        kind="two_domain",
+        recipe="cut",
+        domains=["photo", "art"],
+        networks={"g_ab": net},
+        directions={"photo->art": "g_ab"},
+        size_multiple=net.size_multiple,
+    )
+    return save_pretrained(out, {"g_ab": net}, config)

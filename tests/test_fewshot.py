@@ -4,6 +4,7 @@ content and collection-style losses, and exact resume with all of them on."""
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,18 @@ from conftest import flat_state
 from culturegan.augment import DiffAugment
 from culturegan.checkpoint import load_training_state
 from culturegan.config import load_config, set_field
-from culturegan.losses import AdversarialLoss, content_loss, feature_stats, style_stats_loss
-from culturegan.models import build_discriminator
+from culturegan.losses import (
+    AdversarialLoss,
+    content_loss,
+    feature_stats,
+    palette_loss,
+    patch_swd_loss,
+    sliced_wasserstein,
+    style_stats_loss,
+    style_swd_loss,
+)
+from culturegan.models import build_discriminator, build_generator
+from culturegan.models.generators import generator_from_config
 from culturegan.models.pretrained import frozen_lite0, lite0_maps
 from culturegan.training import train
 from culturegan.training.loop import CHECKPOINT_NAME
@@ -170,6 +181,79 @@ def test_content_and_style_losses_on_known_cases():
     assert style_stats_loss([a], [torch.cat([middle, middle])]).item() == pytest.approx(0.5)
 
 
+def test_sliced_wasserstein_on_known_distributions():
+    # 1-D clouds (one direction): the distance is the mean squared gap of matching quantiles.
+    direction = torch.ones(1, 1)
+    ramp = torch.linspace(0, 1, 100).view(1, 1, 100)
+    assert sliced_wasserstein(ramp, ramp[0].flip(1), direction).item() == pytest.approx(
+        0, abs=1e-12
+    )
+    shifted = sliced_wasserstein(ramp + 0.5, ramp[0], direction).item()
+    assert shifted == pytest.approx(0.25, rel=1e-5)  # every quantile 0.5 apart
+    # Reference of another size: read at the output's quantiles, so a 4x denser copy is ~0.
+    dense = torch.linspace(0, 1, 400).view(1, 400)
+    assert sliced_wasserstein(ramp, dense, direction).item() < 1e-4
+    # Same mean and spread, different shape (two flat levels vs a ramp): the moments agree,
+    # the distributions do not.
+    levels = torch.cat([torch.zeros(50), torch.ones(50)]).view(1, 1, 100)
+    levels = (levels - levels.mean()) / levels.std() * ramp.std() + ramp.mean()
+    assert style_stats_loss([levels.view(1, 1, 10, 10)], [ramp.view(1, 1, 10, 10)]).item() < 1e-6
+    assert sliced_wasserstein(levels, ramp[0], direction).item() > 0.005
+
+
+def test_palette_and_feature_swd_losses_pull_toward_the_art_and_repeat_with_their_seed():
+    art = torch.zeros(2, 3, 16, 16)
+    art[:, 2] = 0.8  # blue paper
+    blue_out = art[:1].clone().requires_grad_(True)
+    red_out = torch.zeros(1, 3, 16, 16)
+    red_out[:, 0] = 0.8
+    assert palette_loss(blue_out, art, seed=1).item() == pytest.approx(0.0, abs=1e-12)
+    assert palette_loss(red_out, art, seed=1).item() > 0.1
+    assert palette_loss(red_out, art, seed=3).item() == palette_loss(red_out, art, seed=3).item()
+    # Gradient descent on the palette loss moves a red picture toward the art's blue.
+    x = red_out.clone().requires_grad_(True)
+    for _ in range(50):
+        (grad,) = torch.autograd.grad(palette_loss(x, art, seed=0), x)
+        x = (x - 20 * grad).detach().requires_grad_(True)
+    assert x[:, 2].mean() > 0.4 and x[:, 0].mean() < 0.4
+    maps = lite0_maps(images(1, 64, 3), (0, 2))
+    ref = lite0_maps(images(3, 64, 4), (0, 2))
+    assert style_swd_loss(maps, ref, seed=5).item() == style_swd_loss(maps, ref, seed=5).item()
+    assert style_swd_loss(maps, ref, seed=5).item() > style_swd_loss(ref, ref, seed=5).item()
+
+
+def test_patch_loss_tells_flat_colour_areas_from_texture_of_the_same_colours():
+    gen = torch.Generator().manual_seed(0)
+    # "Art": flat halves of two colours (a print). "Noise": the same two colours, salt and
+    # pepper, so the palette (1x1 patches) is identical and only 5x5 patches differ.
+    flat = torch.zeros(1, 3, 32, 32)
+    flat[:, 0, :, :16], flat[:, 2, :, 16:] = 0.9, 0.9
+    mask = torch.rand(1, 1, 32, 32, generator=gen) < 0.5
+    noise = torch.where(mask, flat[:, :, :, :1], flat[:, :, :, -1:])
+    assert palette_loss(noise, flat, seed=0).item() < 0.01
+    assert patch_swd_loss(noise, flat, seed=0).item() > 10 * patch_swd_loss(flat, flat, seed=0)
+    assert patch_swd_loss(flat, flat, seed=0).item() < 1e-3
+    x = noise.clone().requires_grad_(True)
+    patch_swd_loss(x, flat, seed=1).backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_palette_head_draws_only_mixtures_of_its_colours_and_rebuilds_from_config():
+    g = build_generator("mobile_unet_3blocks", ngf=8, palette=4)
+    x = images(2, 32, 5)
+    y = g(x)
+    assert y.shape == x.shape
+    colors = torch.tanh(g.model[-1].colors).detach()  # (4, 3)
+    # Each pixel is a convex combination of the 4 colours: inside their per-channel range.
+    low, high = colors.min(0).values.view(1, 3, 1, 1), colors.max(0).values.view(1, 3, 1, 1)
+    assert bool(((y >= low - 1e-6) & (y <= high + 1e-6)).all())
+    again = generator_from_config(g.config)
+    again.load_state_dict(g.state_dict())
+    assert torch.equal(again(x), y)
+    with pytest.raises(TypeError):
+        build_generator("resnet_6blocks", ngf=8, palette=4)  # only the mobile ones have a head
+
+
 # ------------------------------------------------------------------ whole recipes
 
 
@@ -181,6 +265,8 @@ FEWSHOT = {
     "loss.ada_target": 0.6,
     "loss.lambda_content": 1.0,
     "loss.lambda_style_stats": 1.0,
+    "loss.lambda_style_swd": 1.0,
+    "loss.lambda_palette": 1.0,
 }
 
 
@@ -208,7 +294,24 @@ def test_resume_is_exact_with_projected_d_diffaugment_and_perceptual_terms(tiny_
     assert not different, f"resumed run differs in {different[:5]}"
     assert trunk_digest() == before
     logged = (straight.run_dir / "log.jsonl").read_text()
-    assert "loss/content" in logged and "loss/style_stats" in logged
+    for term in ("loss/content", "loss/style_stats", "loss/style_swd", "loss/palette"):
+        assert term in logged
+
+
+def test_cut_holds_the_discriminator_back_until_gan_start(tiny_cfg):
+    for key, value in {**FEWSHOT, "train.recipe": "cut", "model.generator": "mobile_unet_3blocks",
+                       "model.ngf": 4, "model.palette": 6, "loss.lambda_nce": 0.0,
+                       "loss.lambda_gan": 0.5, "loss.gan_start": 2, "loss.gan_ramp": 2,
+                       "train.steps": 4, "train.log_every": 1, "data.load_size": 72,
+                       "data.crop_size": 64}.items():  # fmt: skip
+        set_field(tiny_cfg, key, value)
+    run = train(tiny_cfg, progress=False)
+    rows = [json.loads(line) for line in (run.run_dir / "log.jsonl").read_text().splitlines()]
+    d_loss = {r["step"]: r["loss/d_b"] for r in rows if "loss/d_b" in r}
+    assert sorted(d_loss) == [1, 2, 3, 4]
+    # Steps before gan_start train no discriminator (its loss is not computed: 0); after, it is.
+    assert [d_loss[1], d_loss[2]] == [0.0, 0.0]
+    assert d_loss[3] != 0.0 and d_loss[4] != 0.0
 
 
 def test_bad_few_shot_settings_are_refused_before_training(tiny_cfg):

@@ -14,6 +14,7 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxscript")
 ort = pytest.importorskip("onnxruntime")
 
+from conftest import save_tiny_model  # noqa: E402
 from culturegan.checkpoint import save_pretrained  # noqa: E402
 from culturegan.inference import Stylizer  # noqa: E402
 from culturegan.models import build_generator  # noqa: E402
@@ -61,15 +62,7 @@ def test_onnxruntime_matches_pytorch_at_sizes_other_than_the_traced_one(exported
 
 def test_onnx_stylizer_runs_images_like_the_stylizer(exported, tmp_path):
     net, _ = exported["mobile_resnet_3blocks"]
-    config = {
-        "kind": "two_domain",
-        "recipe": "cyclegan",
-        "domains": ["photo", "art"],
-        "networks": {"g_ab": net.config},
-        "directions": {"photo->art": "g_ab"},
-        "size_multiple": net.size_multiple,
-    }
-    folder = save_pretrained(tmp_path / "model", {"g_ab": net}, config)
+    folder = save_tiny_model(tmp_path / "model", net)
     path = export_onnx(folder, tmp_path / "m.onnx", direction="photo->art")
     onnx_stylizer = OnnxStylizer(path, threads=1)
     assert onnx_stylizer.direction == "photo->art" and onnx_stylizer.size_multiple == 8

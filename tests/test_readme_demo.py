@@ -26,7 +26,7 @@ def test_readme_opens_with_the_demo_and_test_commands():
     assert tests in (ROOT / ".ci" / "run").read_text().splitlines()
 
 
-@pytest.mark.parametrize("recipe", ["multidomain", "cyclegan"])
+@pytest.mark.parametrize("recipe", ["fewshot", "multidomain", "cyclegan"])
 def test_demo_end_to_end_fast(tmp_path, capsys, recipe):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--fast", "--recipe", recipe]) == 0
@@ -38,16 +38,32 @@ def test_demo_end_to_end_fast(tmp_path, capsys, recipe):
     assert len(links) >= 10
     for link in links + re.findall(r'<a href="([^"]+)"', html):
         assert (out / unquote(link)).is_file(), link
-    if recipe == "multidomain":
+    if recipe != "cyclegan":
         assert "The synthetic cultures, measured" in html
         assert (out / "analysis" / "index.html").is_file()
     stylized = sorted((out / "stylized").glob("*/*.png"))
     heldout = sorted((out / "data" / "_heldout_photos").glob("*.png"))
-    n_targets = 3 if recipe == "multidomain" else 1
+    n_targets = 1 if recipe == "cyclegan" else 3
     assert len(stylized) == n_targets * len(heldout) >= 4
     assert (out / "grid.png").is_file()
-    model = next((out / "runs").glob("*/model"))
-    assert (model / "model.safetensors").is_file()
+    models = sorted((out / "runs").glob("*/model"))
+    assert len(models) == (3 if recipe == "fewshot" else 1)  # fewshot: one model per culture
+    assert all((model / "model.safetensors").is_file() for model in models)
+    # Section 0: every shipped model on scikit-image's photos, before any training.
+    assert "Models that ship with culturegan" in html
+    assert len(sorted((out / "shipped").glob("*/*.png"))) >= 5 * 5  # 5 photos, 4 models + photos
+    assert "held-out photos judged" in html
+
+
+def test_demo_no_train_stylizes_with_the_shipped_models_only(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--no-train"]) == 0
+    html = (out / "index.html").read_text()
+    for name in ("ukiyoe", "chinese_ink", "impressionism_monet", "postimpressionism_cezanne"):
+        assert len(list((out / "shipped" / name).glob("*.png"))) == 5
+    assert not (out / "runs").exists() and not (out / "data").exists()
+    for link in re.findall(r'<img src="([^"]+)"', html):
+        assert (out / unquote(link)).is_file(), link
 
 
 def test_demo_never_deletes_folders_it_did_not_make(tmp_path, capsys):

@@ -108,6 +108,8 @@ def migrate(config: dict[str, Any]) -> dict[str, Any]:
     version = config.get("format_version")
     if version is None:
         raise CheckpointError("config.json has no 'format_version'; not a culturegan model")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CheckpointError(f"config.json: 'format_version' must be an integer, got {version!r}")
     if version > FORMAT_VERSION:
         raise CheckpointError(
             f"model format version {version} is newer than this culturegan understands "
@@ -115,6 +117,92 @@ def migrate(config: dict[str, Any]) -> dict[str, Any]:
         )
     # Version 1 is the first format: nothing to migrate yet.
     return config
+
+
+# Limits for sizes read from an untrusted config.json, checked before anything is built: far
+# above every network here, far below what exhausts memory. Depth-like fields get a tighter cap
+# (each unit is a Python module; 1e8 of them exhaust memory before a tensor is allocated).
+MAX_SIZE_FIELD = 4096  # channels, dimensions, domains
+MAX_DEPTH_FIELD = 64  # blocks, layers, downsamplings
+DEPTH_FIELDS = {"n_blocks", "n_down", "n_bottleneck", "n_layers", "d_layers", "d_down"}
+KINDS = ("two_domain", "multi_domain")
+
+
+def validate_config(config: Any, where: str) -> dict[str, Any]:
+    """Check the structure and every size of a pretrained ``config.json`` (``where`` names the
+    file in the messages); return it. Sizes are then checked against the weights when the
+    networks are built (``inference._load_networks``)."""
+
+    def bad(message: str) -> CheckpointError:
+        return CheckpointError(f"'{where}': {message}")
+
+    if not isinstance(config, dict):
+        raise bad(f"config.json must hold a JSON object, not {type(config).__name__}")
+    version = config.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise bad(f"'format_version' must be an integer, got {version!r}")
+    if config.get("kind", "two_domain") not in KINDS:
+        raise bad(f"unknown kind {config.get('kind')!r} (known: {', '.join(KINDS)})")
+    domains = config.get("domains")
+    if (
+        not isinstance(domains, list)
+        or not 1 <= len(domains) <= MAX_SIZE_FIELD
+        or not all(isinstance(d, str) and d and "->" not in d for d in domains)
+        or len(set(domains)) != len(domains)
+    ):
+        raise bad(f"'domains' must be a list of distinct non-empty names, got {domains!r:.200}")
+    networks = config.get("networks")
+    if not isinstance(networks, dict) or not networks or len(networks) > 16:
+        raise bad("'networks' must be an object of 1 to 16 network configs")
+    for name, net in networks.items():
+        if not isinstance(net, dict) or not isinstance(net.get("name"), str):
+            raise bad(f"network '{name}' needs an object with a string 'name'")
+        for key, value in net.items():
+            _check_size(key, value, f"networks.{name}.{key}", bad)
+    directions = config.get("directions")
+    if not isinstance(directions, dict) or not directions:
+        raise bad("'directions' must be a non-empty object 'source->target': network")
+    for direction, net_name in directions.items():
+        source, arrow, target = str(direction).partition("->")
+        if not arrow or source not in domains or target not in domains:
+            raise bad(f"direction '{direction}' is not 'source->target' over its domains")
+        if net_name not in networks:
+            raise bad(f"direction '{direction}' names no network of this folder: {net_name!r}")
+    multiple = config.get("size_multiple", 4)
+    if not isinstance(multiple, int) or isinstance(multiple, bool) or not 1 <= multiple <= 256:
+        raise bad(f"'size_multiple' must be an integer in [1, 256], got {multiple!r}")
+    for key in ("latent_dim", "style_dim", "train_crop_size"):
+        if key in config:
+            _check_size(key, config[key], key, bad, minimum=1)
+    return config
+
+
+def _check_size(key: str, value: Any, path: str, bad, *, minimum: int = 0) -> None:
+    if isinstance(value, (bool, str)) or value is None:
+        return
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise bad(f"'{path}' is not finite")
+        return
+    if isinstance(value, int):
+        cap = MAX_DEPTH_FIELD if key in DEPTH_FIELDS else MAX_SIZE_FIELD
+        if not minimum <= value <= cap:
+            raise bad(f"'{path}' = {value} is outside [{minimum}, {cap}]")
+        return
+    if isinstance(value, list):
+        for i, item in enumerate(value[: MAX_SIZE_FIELD + 1]):
+            _check_size(key, item, f"{path}[{i}]", bad, minimum=minimum)
+        if len(value) > MAX_SIZE_FIELD:
+            raise bad(f"'{path}' has {len(value)} items")
+        return
+    raise bad(f"'{path}' has an unexpected value {value!r:.80}")
+
+
+def check_finite_weights(tensors: dict[str, torch.Tensor], where: str) -> None:
+    """Refuse weights holding NaN or infinity (they render black or noise images silently)."""
+    for key, value in tensors.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise CheckpointError(f"'{where}': weight '{key}' holds NaN or infinite values")
 
 
 def load_pretrained(model_dir: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -132,11 +220,13 @@ def load_pretrained(model_dir: str | Path) -> tuple[dict[str, Any], dict[str, to
         config = json.loads(config_path.read_text())
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"'{config_path}' is not valid JSON: {exc}") from None
+    config = validate_config(migrate(config) if isinstance(config, dict) else config, config_path)
     try:
         tensors = load_file(str(weights_path))
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"cannot read weights '{weights_path}': {exc}") from None
-    return migrate(config), tensors
+    check_finite_weights(tensors, str(weights_path))
+    return config, tensors
 
 
 def sub_state(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

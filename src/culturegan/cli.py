@@ -34,12 +34,14 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="build synthetic data, train a small model, write a page")
     p.add_argument("--out", default="culturegan-demo", help="output folder (default: %(default)s)")
     p.add_argument("--fast", action="store_true", help="a few seconds instead of minutes (tests)")
+    p.add_argument("--no-train", action="store_true", help="only the shipped models, no training")
     p.add_argument("--steps", type=int, default=None, help="training steps (overrides the preset)")
     p.add_argument(
         "--recipe",
-        default="multidomain",
-        choices=["multidomain", "cyclegan"],
-        help="one model for all synthetic cultures (default), or a photo<->style CycleGAN",
+        default="fewshot",
+        choices=["fewshot", "multidomain", "cyclegan"],
+        help="one small model per synthetic culture (default), one multi-domain model for all "
+        "of them, or a photo<->style CycleGAN",
     )
     p.add_argument("--style", default="woodblock", help="the style a cyclegan demo learns")
 
@@ -59,7 +61,9 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("stylize", help="apply a model to images and folders")
     p.add_argument("inputs", nargs="+", help="image files and/or folders")
-    p.add_argument("--model", required=True, help="pretrained model folder")
+    p.add_argument("--style", help="a shipped culture model (see `culturegan models`)")
+    p.add_argument("--model", help="model folder, shipped model name or Hub id org/name")
+    p.add_argument("--revision", help="Hub models: branch, tag or commit")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--source", help="source domain (default: the model's first direction)")
     p.add_argument("--target", help="target domain")
@@ -91,7 +95,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="pretrained folder to write")
     p.add_argument("--domains", default="photo,style", help="SOURCE,TARGET names")
 
-    p = sub.add_parser("info", help="describe a pretrained model folder")
+    sub.add_parser("models", help="list the models that ship with culturegan")
+
+    p = sub.add_parser("push-to-hub", help="upload a model folder to the Hugging Face Hub")
+    p.add_argument("model_dir", help="pretrained model folder")
+    p.add_argument("repo_id", help="org/name on the Hub")
+    p.add_argument("--private", action="store_true", help="create the repo as private")
+    p.add_argument("--revision", help="branch to commit to (created if needed)")
+    p.add_argument("--message", help="commit message")
+
+    p = sub.add_parser("info", help="describe a model (folder, shipped name or Hub id)")
     p.add_argument("model_dir")
 
     sub.add_parser("list", help="list presets, recipes and networks")
@@ -117,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     from culturegan.checkpoint import CheckpointError
     from culturegan.data.images import ImageLoadError
+    from culturegan.fileio import FolderLockedError
+    from culturegan.hub import HubError
 
     try:
         return COMMANDS[args.command](args)
@@ -126,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         NotADirectoryError,
         CheckpointError,
         ImageLoadError,
+        HubError,
+        FolderLockedError,
     ) as exc:
         print(f"culturegan {args.command}: error: {exc}", file=sys.stderr)
         return 2
@@ -187,13 +204,29 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
 def cmd_stylize(args: argparse.Namespace) -> int:
     from culturegan.inference import stylize_paths
+    from culturegan.zoo import resolve_model, shipped_model
 
+    target = args.target
+    if args.style:
+        if args.model:
+            raise ValueError(
+                "--style picks a shipped model; with --model, name the domain by --target"
+            )
+        shipped = shipped_model(args.style)
+        model_dir, target = shipped.path, target or shipped.target
+    elif args.model:
+        model_dir = resolve_model(args.model, revision=args.revision)
+    else:
+        raise ValueError(
+            "say which model: --style NAME (shipped, see `culturegan models`) or --model "
+            "FOLDER|NAME|org/name"
+        )
     summary = stylize_paths(
         args.inputs,
-        model_dir=args.model,
+        model_dir=model_dir,
         out_dir=args.out,
         source=args.source,
-        target=args.target,
+        target=target,
         batch_size=args.batch_size,
         device=args.device,
         seed=args.seed,
@@ -204,6 +237,35 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     )
     print(summary.report())
     return 0 if summary.written else 1
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from culturegan.zoo import list_shipped
+
+    models = list_shipped()
+    if not models:
+        print("this installation ships no models")
+        return 0
+    print(f"{'name':<28} {'domains':<34} {'size':>8}  judge hit  SSIM   kd_lite0")
+    for m in models:
+        nan = float("nan")
+        hit, ssim, kd = (m.card.get(k, nan) for k in ("judge_hit_rate", "ssim_grey", "kd_lite0"))
+        size = m.size_bytes / 1e6
+        line = f"{m.name:<28} {' -> '.join(m.domains):<34} {size:>6.1f} MB  {hit:>9.2f}  {ssim:.2f}"
+        print(f"{line}   {kd:.3f}")
+    print("use: culturegan stylize PHOTO --style NAME --out OUT/  (card: culturegan info NAME)")
+    return 0
+
+
+def cmd_push_to_hub(args: argparse.Namespace) -> int:
+    from culturegan.hub import push_to_hub
+
+    url = push_to_hub(
+        args.model_dir, args.repo_id, private=args.private, revision=args.revision,
+        commit_message=args.message,
+    )  # fmt: skip
+    print(f"uploaded {args.model_dir} -> {url}")
+    return 0
 
 
 def cmd_grid(args: argparse.Namespace) -> int:
@@ -250,13 +312,19 @@ def cmd_import_cyclegan(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from culturegan.checkpoint import load_pretrained
+    from culturegan.inference import Stylizer
+    from culturegan.zoo import CARD_NAME, resolve_model
 
-    config, tensors = load_pretrained(args.model_dir)
+    model_dir = resolve_model(args.model_dir)
+    config, tensors = load_pretrained(model_dir)
+    Stylizer.from_pretrained(model_dir)  # the weights fit the config, or a clear error
     n_params = sum(t.numel() for t in tensors.values())
     print(json.dumps(config, indent=2))
     print(f"domains: {', '.join(config['domains'])}")
     print(f"directions: {', '.join(config['directions'])}")
     print(f"parameters: {n_params:,}")
+    if (model_dir / CARD_NAME).is_file():
+        print(f"model card: {model_dir / CARD_NAME}")
     return 0
 
 
@@ -278,6 +346,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         page = run_demo(
             Path(args.out),
+            no_train=args.no_train,
             fast=args.fast,
             steps=args.steps,
             recipe=args.recipe,
@@ -297,6 +366,8 @@ COMMANDS = {
     "train": cmd_train,
     "distill": cmd_distill,
     "stylize": cmd_stylize,
+    "models": cmd_models,
+    "push-to-hub": cmd_push_to_hub,
     "grid": cmd_grid,
     "export": cmd_export,
     "import-cyclegan": cmd_import_cyclegan,

@@ -42,6 +42,7 @@ class DataConfig:
 class ModelConfig:
     generator: str = "resnet_9blocks"  # name in culturegan.models.GENERATORS
     ngf: int = 64  # generator width (channels of the first layer)
+    palette: int = 0  # mobile generators: draw with this many learned colours (0 = free RGB)
     discriminator: str = "patchgan"  # name in culturegan.models.DISCRIMINATORS
     ndf: int = 64  # discriminator width
     d_layers: int = 3  # PatchGAN stride-2 layers (3 = the 70x70 receptive field)
@@ -96,6 +97,11 @@ class LossConfig:
     ada_target: float = 0.0  # adaptive p: hold the mean sign of D(real) at this (0 = fixed p)
     lambda_content: float = 0.0  # perceptual content: frozen Lite0 features of output vs input
     lambda_style_stats: float = 0.0  # collection style: Lite0 feature mean/std, output vs art
+    lambda_style_swd: float = 0.0  # collection style: sliced Wasserstein on Lite0 features
+    lambda_palette: float = 0.0  # the art's colours: sliced Wasserstein on RGB values
+    lambda_patch: float = 0.0  # the art's 5x5 colour patches at 3 scales: sliced Wasserstein
+    gan_start: int = 0  # cut, multidomain: steps before the adversarial term (and D) start
+    gan_ramp: int = 0  # then lambda_gan grows linearly from 0 over this many steps
 
 
 @dataclass
@@ -158,11 +164,20 @@ class RunConfig:
             raise ValueError(f"these must be at least 1: {', '.join(bad)}")
         if self.train.eval_every < 0 or self.train.max_minutes < 0:
             raise ValueError("train.eval_every and train.max_minutes must be >= 0")
+        if self.loss.gan_start < 0 or self.loss.gan_ramp < 0:
+            raise ValueError("loss.gan_start and loss.gan_ramp must be >= 0")
+        if (self.loss.gan_start or self.loss.gan_ramp) and self.train.recipe not in (
+            "cut", "multidomain"):  # fmt: skip
+            raise ValueError("loss.gan_start and loss.gan_ramp apply to the cut and multidomain "
+                             f"recipes, not to {self.train.recipe}")  # fmt: skip
         loss = self.loss
         weights = {
             "loss.lambda_gan": loss.lambda_gan,
             "loss.lambda_content": loss.lambda_content,
             "loss.lambda_style_stats": loss.lambda_style_stats,
+            "loss.lambda_style_swd": loss.lambda_style_swd,
+            "loss.lambda_palette": loss.lambda_palette,
+            "loss.lambda_patch": loss.lambda_patch,
             "loss.ada_target": loss.ada_target,
         }
         negative = [f"{k}={v}" for k, v in weights.items() if not v >= 0]  # NaN fails too

@@ -1,10 +1,14 @@
 """``culturegan demo``: the whole pipeline on embedded data, offline, in minutes on a CPU.
 
+0. Stylize scikit-image's photos into every culture whose model ships with the package
+   (``culturegan.zoo``; seconds, no training). ``no_train=True`` stops here.
 1. Build a small dataset: crops of the colour photos that ship inside scikit-image, and
    procedurally generated "cultures" (``culturegan.data.synthetic``: ink wash, woodblock,
    impasto; clearly labelled synthetic, stand-ins for real artworks, which we may not ship).
-2. Train one multi-domain model on all of them (``multidomain_tiny``), or with
-   ``recipe="cyclegan"`` a two-domain CycleGAN (photo <-> one style).
+2. Train one small photo -> culture model per culture (``fewshot_demo``: content, feature
+   statistics and palette terms, no discriminator at this budget), or with
+   ``recipe="multidomain"`` one multi-domain model for all of them (``multidomain_tiny``), or
+   with ``recipe="cyclegan"`` a two-domain CycleGAN (photo <-> one style).
 3. Stylize held-out photos (pictures never seen in training) into every culture, and draw the
    inputs x cultures grid.
 4. Write ``index.html``: the grid, before/after pictures, training images, loss curves and
@@ -13,6 +17,7 @@
 Usage::
 
     page = run_demo(Path("culturegan-demo"))
+    page = run_demo(Path("culturegan-demo"), no_train=True)   # the shipped models only
 """
 
 from __future__ import annotations
@@ -21,21 +26,33 @@ import shutil
 import time
 from pathlib import Path
 
+from PIL import Image
+
 from culturegan.config import load_config
 from culturegan.data.images import load_image, pil_to_tensor, scan_images
 from culturegan.data.synthetic import ART_STYLES, build_demo_dataset
-from culturegan.grid import style_grid
+from culturegan.grid import column_grid, style_grid
 from culturegan.inference import Stylizer, stylize_paths
 from culturegan.report import esc, img, section, svg_line_chart, table, write_page
 from culturegan.training import TrainResult, train
 from culturegan.training.logger import read_log
 
-DEMO_STEPS = {"multidomain": 550, "cyclegan": 800}  # about 3.5 and 2.5 minutes on 2 cores
+DEMO_STEPS = {"fewshot": 200, "multidomain": 550, "cyclegan": 800}
 DEMO_MARKER = ".culturegan-demo"  # only folders under a marked --out are ever deleted
-# multidomain_demo (the few-shot parts on multidomain_tiny) was measured slower and no better
-# at this budget (docs/quality.md), so the demo keeps multidomain_tiny.
-DEMO_PRESETS = {"multidomain": "multidomain_tiny", "cyclegan": "cyclegan_tiny"}
+# Measured on this demo's own judge (docs/quality.md, "The demo"), on a 2-core machine with a
+# 113 GFLOP/s matmul peak: multidomain_tiny, 550 steps: 443 s, held-out photos judged ink_wash /
+# woodblock / impasto 0% / 0% / 88%; fewshot_demo, 200 steps per culture: 102 s, 0% / 0% / 100%.
+DEMO_PRESETS = {
+    "fewshot": "fewshot_demo",
+    "multidomain": "multidomain_tiny",
+    "cyclegan": "cyclegan_tiny",
+}
 CURVES = {
+    "fewshot": [
+        ("content (Lite0 features vs the photo)", ("loss/content",)),
+        ("style: patches and palette vs the art", ("loss/patch", "loss/palette")),
+        ("adversarial (G) and discriminator", ("loss/g_gan", "loss/d_b")),
+    ],
     "multidomain": [
         ("discriminator", ("loss/d",)),
         ("generator adversarial", ("loss/g_adv",)),
@@ -59,12 +76,71 @@ class DemoInterrupted(RuntimeError):
         self.result = result
 
 
+SHIPPED_SIDE = 256  # the shipped-model section stylizes photos with this longer side
+
+
+def shipped_models_section(out_dir: Path) -> tuple[str, dict[str, str]]:
+    """Section 0: every shipped culture model on scikit-image's photos. (HTML, figures)."""
+    from culturegan.data.synthetic import photo_sources
+    from culturegan.fileio import atomic_write
+    from culturegan.zoo import list_shipped
+
+    models = list_shipped()
+    title = "Models that ship with culturegan (no training)"
+    if not models:
+        return section(title, "<p>This installation ships no models.</p>"), {}
+    folder = out_dir / "shipped"
+    t0 = time.perf_counter()
+    photos = {}
+    for name, photo in photo_sources().items():
+        photo.thumbnail((SHIPPED_SIDE, SHIPPED_SIDE), Image.Resampling.LANCZOS)
+        photos[name] = photo
+        path = folder / "photos" / f"{name}.png"
+        atomic_write(path, lambda tmp, im=photo: im.save(tmp, format="PNG"))
+    outputs: dict[str, dict[str, Path]] = {}
+    for model in models:
+        result = Stylizer.from_pretrained(model.path)(list(photos.values()), target=model.target)
+        outputs[model.name] = {}
+        for name, image in zip(photos, result.images, strict=True):
+            path = folder / model.name / f"{name}.png"
+            atomic_write(path, lambda tmp, im=image: im.save(tmp, format="PNG"))
+            outputs[model.name][name] = path
+    seconds = time.perf_counter() - t0
+
+    def rel(p: Path) -> str:
+        return p.resolve().relative_to(out_dir.resolve()).as_posix()
+
+    rows = [
+        [img(rel(folder / "photos" / f"{name}.png"), alt=name, width=160)]
+        + [img(rel(outputs[m.name][name]), alt=m.name, width=160) for m in models]
+        for name in photos
+    ]
+    scores = [
+        [m.name, " -> ".join(m.domains), f"{m.size_bytes / 1e6:.1f} MB",
+         f"{m.card.get('judge_hit_rate', float('nan')):.0%}", f"{m.card.get('ssim_grey', 0):.2f}"]
+        for m in models
+    ]  # fmt: skip
+    html = section(
+        title,
+        f"<p>{len(photos)} photos (scikit-image's samples, longer side {SHIPPED_SIDE} px) into "
+        f"{len(models)} cultures in {seconds:.1f} s, with the models that ship inside the "
+        "package (trained on real art; the art itself does not ship). Use one on your photos: "
+        f"<code>culturegan stylize photo.jpg --style {esc(models[0].name)} --out out/</code>. "
+        "Their model cards (<code>culturegan info NAME</code>) say how each was trained and "
+        "judged, and what it cannot do yet.</p>",
+        table(["photo", *[m.name for m in models]], rows, raw=True),
+        table(["model", "domains", "size", "judge hit rate (held-out photos)", "SSIM"], scores),
+    )
+    return html, {"shipped models": f"{len(models)}, {len(photos)} photos in {seconds:.1f} s"}
+
+
 def run_demo(
     out_dir: Path,
     *,
+    no_train: bool = False,
     fast: bool = False,
     steps: int | None = None,
-    recipe: str = "multidomain",
+    recipe: str = "fewshot",
     style: str = "woodblock",
     progress: bool = True,
 ) -> Path:
@@ -78,7 +154,7 @@ def run_demo(
     size = 32 if fast else 64
     data_root = out_dir / "data"
     marker = out_dir / DEMO_MARKER
-    stale = [p for p in (data_root, out_dir / "stylized") if p.exists()]
+    stale = [p for p in (data_root, out_dir / "stylized", out_dir / "shipped") if p.exists()]
     if stale and not marker.exists():
         raise ValueError(
             f"'{stale[0]}' exists and was not made by culturegan demo; choose another --out"
@@ -87,62 +163,89 @@ def run_demo(
         shutil.rmtree(folder)
     out_dir.mkdir(parents=True, exist_ok=True)
     marker.write_text("made by culturegan demo: its data/ and stylized/ are rebuilt each run\n")
-    styles = tuple(ART_STYLES) if recipe == "multidomain" else (style,)
+    shipped_html, shipped_figures = shipped_models_section(out_dir)
+    if no_train:
+        return write_page(
+            out_dir / "index.html",
+            "culturegan demo: the models that ship",
+            [shipped_html],
+            subtitle="Stylized on this machine's CPU, offline. Run without --no-train to "
+            "also train a model here.",
+        )
+    styles = (style,) if recipe == "cyclegan" else tuple(ART_STYLES)
     counts = {"photos": 12, "art_per_style": 12, "heldout_photos": 4} if fast else {}
     build_demo_dataset(data_root, size=size, styles=styles, seed=0, **counts)
     domains = ["photo", *styles]
     n_steps = steps if steps is not None else (6 if fast else DEMO_STEPS[recipe])
-    overrides = {
-        "data.root": str(data_root),
-        "data.domains": domains,
-        "data.load_size": size + size // 8,
-        "data.crop_size": size,
-        "train.steps": n_steps,
-        "train.runs_dir": str(out_dir / "runs"),
-        "train.name": f"demo-{'-'.join(styles) if recipe == 'cyclegan' else 'cultures'}",
-        "train.log_every": max(1, min(10, n_steps // 4)),
-        "train.sample_every": max(1, n_steps // 4),
-        "train.checkpoint_every": max(1, n_steps // 2),
-    }
-    if fast:
-        overrides.update({"model.ngf": 8, "model.ndf": 8, "model.max_channels": 32})
-    cfg = load_config(DEMO_PRESETS[recipe], overrides)
+    # fewshot: one small two-domain model per culture; the others: one run for all domains.
+    jobs = {s: ["photo", s] for s in styles} if recipe == "fewshot" else {"all": domains}
+    runs: dict[str, Path] = {}
     t_train = time.perf_counter()
-    result = train(cfg, progress=progress)
-    if not result.finished:
-        raise DemoInterrupted(result)
+    for job, job_domains in jobs.items():
+        overrides = {
+            "data.root": str(data_root),
+            "data.domains": job_domains,
+            "data.load_size": size + size // 8,
+            "data.crop_size": size,
+            "train.steps": n_steps,
+            "train.runs_dir": str(out_dir / "runs"),
+            "train.name": "demo-"
+            + (
+                "cultures"
+                if job == "all" and recipe == "multidomain"
+                else "-".join(job_domains[1:])
+            ),  # fmt: skip
+            "train.log_every": max(1, min(10, n_steps // 4)),
+            "train.sample_every": max(1, n_steps // 4),
+            "train.checkpoint_every": max(1, n_steps // 2),
+        }
+        if fast:
+            overrides.update({"model.ngf": 8, "model.ndf": 8})
+            if recipe == "multidomain":
+                overrides["model.max_channels"] = 32
+        cfg = load_config(DEMO_PRESETS[recipe], overrides)
+        result = train(cfg, progress=progress)
+        if not result.finished:
+            raise DemoInterrupted(result)
+        runs[job] = result.run_dir
     train_seconds = time.perf_counter() - t_train
 
-    model_dir = result.run_dir / "model"
-    stylizer = Stylizer.from_pretrained(model_dir)
     heldout = data_root / "_heldout_photos"
     photos = scan_images(heldout, check="none").files
-    targets = styles if recipe == "multidomain" else (style,)
+    targets = styles
+    model_for = {t: (runs[t] if recipe == "fewshot" else runs["all"]) / "model" for t in targets}
     stylized: dict[str, dict[str, Path]] = {}
     for target in targets:
         summary = stylize_paths(
             [heldout],
-            model_dir=model_dir,
+            model_dir=model_for[target],
             out_dir=out_dir / "stylized" / target,
             source="photo",
             target=target,
             progress=False,
         )
         stylized[target] = {p.stem: p for p in summary.written}
-    grid = style_grid(stylizer, photos[:4], targets=list(targets), samples=2 if recipe ==
-                      "multidomain" else 1, cell=96)  # fmt: skip
+    if recipe == "multidomain":
+        stylizer = Stylizer.from_pretrained(model_for[targets[0]])
+        grid = style_grid(stylizer, photos[:4], targets=list(targets), samples=2, cell=96)
+    else:
+        inputs = [load_image(p) for p in photos[:4]]
+        columns = [("input", inputs)] + [
+            (t, Stylizer.from_pretrained(model_for[t])(inputs, target=t).images) for t in targets
+        ]
+        grid = column_grid(columns, cell=96)
     grid_path = out_dir / "grid.png"
     grid.save(grid_path)
 
     judged = judge_demo(stylized, size=size)
-    network = cfg.model.generator if recipe == "cyclegan" else "style generator"
+    network = "style generator" if recipe == "multidomain" else cfg.model.generator
     analysis = {}
-    if recipe == "multidomain":
+    if len(styles) > 1:
         analysis = analyze_synthetic_cultures(data_root, out_dir / "analysis", size=size)
     total_seconds = time.perf_counter() - t_start
     return write_demo_page(
         out_dir,
-        run_dir=result.run_dir,
+        runs=runs,
         recipe=recipe,
         data_root=data_root,
         domains=domains,
@@ -150,10 +253,12 @@ def run_demo(
         stylized=stylized,
         grid_path=grid_path,
         analysis=analysis,
+        shipped_html=shipped_html,
         figures={
+            **shipped_figures,
             "model": f"{recipe} ({network})",
             "domains": ", ".join(domains),
-            "training steps": result.step,
+            "training steps": f"{n_steps}" + (" per culture" if len(runs) > 1 else ""),
             "image size": f"{size} x {size} px",
             "training time": f"{train_seconds:.1f} s",
             **judged,
@@ -229,7 +334,7 @@ def analyze_synthetic_cultures(data_root: Path, report_dir: Path, *, size: int) 
 def write_demo_page(
     out_dir: Path,
     *,
-    run_dir: Path,
+    runs: dict[str, Path],  # "all" or each culture -> its run folder
     recipe: str,
     data_root: Path,
     domains: list[str],
@@ -238,23 +343,34 @@ def write_demo_page(
     grid_path: Path,
     analysis: dict,
     figures: dict[str, object],
+    shipped_html: str = "",
 ) -> Path:
     def rel(p: Path) -> str:
         return p.resolve().relative_to(out_dir.resolve()).as_posix()
 
-    records = read_log(run_dir)
+    first_run = next(iter(runs.values()))
+    records = read_log(first_run)
     if records:
         last = records[-1]
         figures = {
             **figures,
             "seconds per step (last interval)": f"{last.get('time/step_s', float('nan')):.3f}",
         }
-        figures.update({f"final {k}": f"{v:.3f}" for k, v in last.items() if k.startswith("loss/")})
+        if len(runs) == 1:
+            figures.update(
+                {f"final {k}": f"{v:.3f}" for k, v in last.items() if k.startswith("loss/")}
+            )
 
-    def curve(keys: tuple[str, ...]) -> dict[str, list[tuple[float, float]]]:
+    def curve(records: list[dict], keys: tuple[str, ...]) -> dict[str, list[tuple[float, float]]]:
         return {k.split("/")[-1]: [(r["step"], r[k]) for r in records if k in r] for k in keys}
 
-    charts = "".join(svg_line_chart(curve(keys), title=title) for title, keys in CURVES[recipe])
+    charts = "".join(
+        svg_line_chart(
+            curve(read_log(run), keys), title=title + ("" if job == "all" else f" ({job})")
+        )
+        for job, run in runs.items()
+        for title, keys in CURVES[recipe]
+    )
     targets = list(stylized)
     rows = []
     for photo in photos:
@@ -272,13 +388,13 @@ def write_demo_page(
         + [img(rel(p), alt=name, width=64) for p in scan_images(data_root / name).files[:8]]
         for name in domains
     ]
-    samples = sorted((run_dir / "samples").glob("*.png"))
-    model_dir = run_dir / "model"
+    samples = {job: sorted((run / "samples").glob("*.png")) for job, run in runs.items()}
     body = [
         '<p class="note"><b>Synthetic art.</b> The art domains (' + esc(", ".join(targets)) + ") "
         "are procedurally generated by <code>culturegan.data.synthetic</code> as stand-ins for "
         "real artworks; the photos are scikit-image's bundled sample photos. Held-out photos "
         "are pictures the model never saw in training.</p>",
+        shipped_html,
         section(
             "Held-out photos x cultures",
             "<p>One row per held-out photo; columns: the photo, then each culture"
@@ -305,34 +421,33 @@ def write_demo_page(
         section("Training images", table(["domain"] + [""] * 8, examples, raw=True)),
         section("Training curves", f'<div class="charts">{charts}</div>'),
     ]
-    if samples:
-        body.append(
-            section(
-                "Last sample grid (EMA networks)",
-                img(rel(samples[-1]), alt="sample grid", width=min(900, 96 * (len(domains) + 1))),
-            )
-        )
+    shown = [img(rel(found[-1]), alt=f"sample grid {job}", width=min(900, 96 * (len(domains) + 1)))
+             for job, found in samples.items() if found]  # fmt: skip
+    if shown:
+        body.append(section("Last sample grids (EMA networks)", *shown))
+    files = []
+    for job, run in runs.items():
+        what = "" if job == "all" else f" ({job})"
+        files += [
+            [f"run folder{what}: config, log, TensorBoard, checkpoints", str(run)],
+            [f"pretrained model{what}", str(run / "model")],
+        ]
+    job, run = next(iter(runs.items()))
+    target = targets[0] if job == "all" else job
     body.append(
         section(
             "Files and commands",
-            table(
-                ["what", "where"],
-                [
-                    ["run folder (config, log, TensorBoard, checkpoints)", str(run_dir)],
-                    ["pretrained model", str(model_dir)],
-                ],
-            ),
-            f"<pre>culturegan stylize YOUR_PHOTOS/ --model {esc(model_dir)} "
-            f"--target {esc(targets[0])} --out out/\n"
-            f"culturegan grid a.jpg b.jpg --model {esc(model_dir)} --out grid.png\n"
-            f"tensorboard --logdir {esc(run_dir / 'tb')}</pre>",
+            table(["what", "where"], files),
+            f"<pre>culturegan stylize YOUR_PHOTOS/ --model {esc(run / 'model')} "
+            f"--target {esc(target)} --out out/\n"
+            f"culturegan grid a.jpg b.jpg --model {esc(run / 'model')} --out grid.png\n"
+            f"tensorboard --logdir {esc(run.parent)}</pre>",
         )
     )
-    title = (
-        "culturegan demo: one model, photo + synthetic cultures"
-        if recipe == "multidomain"
-        else f"culturegan demo: photo -> {targets[0]} (synthetic)"
-    )
+    title = {
+        "multidomain": "culturegan demo: one model, photo + synthetic cultures",
+        "fewshot": "culturegan demo: photo -> each synthetic culture, one small model each",
+    }.get(recipe, f"culturegan demo: photo -> {targets[0]} (synthetic)")
     return write_page(
         out_dir / "index.html",
         title,

@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -60,3 +61,52 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
 
 def write_json(path: str | Path, data: Any) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2) + "\n"))
+
+
+class FolderLockedError(RuntimeError):
+    """Another live process holds the folder's lock; the message names its PID."""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+@contextmanager
+def folder_lock(folder: str | Path, *, name: str = ".lock") -> Iterator[Path]:
+    """Hold ``folder/.lock`` (holding this process's PID) for the duration of the block.
+
+    A lock whose process no longer runs (killed, machine restarted) is stale and taken over;
+    a live holder raises :class:`FolderLockedError` naming its PID, so two trainings never
+    write the same run folder at once.
+    """
+    path = Path(folder) / name
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+        except FileExistsError:
+            try:
+                holder = int(path.read_text().strip() or "0")
+            except (OSError, ValueError):
+                holder = 0
+            if holder > 0 and holder != os.getpid() and _alive(holder):
+                raise FolderLockedError(
+                    f"'{folder}' is in use by process {holder} (lock file '{path}'); wait for "
+                    "it to finish or stop it"
+                ) from None
+            path.unlink(missing_ok=True)  # stale: its process is gone
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{os.getpid()}\n")
+        break
+    else:
+        raise FolderLockedError(f"could not take the lock '{path}'")
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)

@@ -57,8 +57,16 @@ def style_grid(
             label = name if samples == 1 else f"{name} #{k + 1}"
             columns.append((label, out))
 
+    return column_grid(columns, cell=cell)
+
+
+def column_grid(
+    columns: Sequence[tuple[str, Sequence[Image.Image]]], *, cell: int = 128
+) -> Image.Image:
+    """Labelled columns of pictures (label, one picture per row), each fitted to a cell."""
+    rows = max(len(column) for _, column in columns)
     step = cell + GAP
-    grid = Image.new("RGB", (len(columns) * step + GAP, LABEL_HEIGHT + len(pils) * step), "white")
+    grid = Image.new("RGB", (len(columns) * step + GAP, LABEL_HEIGHT + rows * step), "white")
     draw = ImageDraw.Draw(grid)
     font = ImageFont.load_default()
     for c, (label, column) in enumerate(columns):

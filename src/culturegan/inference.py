@@ -72,6 +72,19 @@ def read_inputs(images: Sequence[ImageInput]) -> tuple[list[Image.Image], list[s
     return pils, sources
 
 
+def check_device(name: str | torch.device) -> torch.device:
+    """``name`` as a device this machine has, or a ValueError saying what it has."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device '{name}' (use cpu, cuda, cuda:N or mps)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device '{name}' requested but CUDA is not available here; use cpu")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device '{name}' requested but MPS is not available here; use cpu")
+    return device
+
+
 class _ImageRunner:
     """Shared by the stylizers: batches images of equal size, pads, runs, crops back."""
 
@@ -107,6 +120,25 @@ def _load_networks(
 ) -> dict[str, torch.nn.Module]:
     networks = {}
     for name, net_config in config["networks"].items():
+        # First on the meta device (no memory): the shapes the config implies must be exactly
+        # those of the weights present, so a config cannot make us allocate more than the file.
+        with torch.device("meta"):
+            try:
+                probe = build(net_config)
+            except (TypeError, ValueError, KeyError) as exc:
+                raise CheckpointError(
+                    f"network '{name}' in '{model_dir}' cannot be built from config.json: {exc}"
+                ) from None
+        expected = {k: tuple(v.shape) for k, v in probe.state_dict().items()}
+        present = {k: tuple(v.shape) for k, v in sub_state(tensors, name).items()}
+        if expected != present:
+            wrong = sorted(set(expected) ^ set(present)) or [
+                k for k in expected if expected[k] != present[k]
+            ]
+            raise CheckpointError(
+                f"weights of '{name}' in '{model_dir}' do not fit its config.json "
+                f"(first differences: {', '.join(wrong[:3])})"
+            )
         net = build(net_config)
         try:
             net.load_state_dict(sub_state(tensors, name))
@@ -132,7 +164,7 @@ class Stylizer(_ImageRunner):
         device: str | torch.device = "cpu",
     ) -> None:
         self.config = config
-        self.device = torch.device(device)
+        self.device = check_device(device)
         self.networks = {k: v.to(self.device).eval() for k, v in networks.items()}
         self.domains: list[str] = list(config["domains"])
         self.directions: dict[str, str] = dict(config["directions"])
@@ -147,7 +179,15 @@ class Stylizer(_ImageRunner):
         return kind(networks, config, device=device)
 
     @classmethod
-    def from_pretrained(cls, model_dir: str | Path, *, device: str = "cpu") -> Stylizer:
+    def from_pretrained(
+        cls, model: str | Path, *, device: str = "cpu", revision: str | None = None
+    ) -> Stylizer:
+        """Open a model folder, a shipped model by name (``"ukiyoe"``, see ``culturegan
+        models``) or a Hugging Face Hub repo (``"org/name"``, ``revision`` a branch, tag or
+        commit; needs the ``[hub]`` extra)."""
+        from culturegan.zoo import resolve_model
+
+        model_dir = resolve_model(model, revision=revision)
         config, tensors = load_pretrained(model_dir)
         if config.get("kind") == "multi_domain":
             from culturegan.models.multidomain import multidomain_from_config
@@ -414,6 +454,10 @@ def stylize_paths(
 
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
+    if batch_size < 1:
+        raise ValueError(f"batch size must be >= 1, got {batch_size}")
+    if not 0 <= seed < 2**63:
+        raise ValueError(f"seed must be in [0, 2**63), got {seed}")
     stylizer = Stylizer.from_pretrained(model_dir, device=device)
     if reference is not None and samples > 1:
         raise ValueError("--samples > 1 needs noise: a reference image gives one style code")

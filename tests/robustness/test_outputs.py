@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from culturegan.checkpoint import save_pretrained
+from conftest import save_tiny_model
 from culturegan.cli import main
 from culturegan.fileio import atomic_write
-from culturegan.models import build_generator
 
 
 def digest(folder):
@@ -26,19 +25,7 @@ def digest(folder):
 
 @pytest.fixture
 def model_dir(tmp_path):
-    g = build_generator("mobile_resnet_3blocks", ngf=4)
-    config = {
-        "format_version": 1,
-        "kind": "two_domain",
-        "recipe": "cut",
-        "domains": ["photo", "art"],
-        "networks": {"g_ab": g.config},
-        "directions": {"photo->art": "g_ab"},
-        "size_multiple": g.size_multiple,
-    }
-    out = tmp_path / "model"
-    save_pretrained(out, {"g_ab": g}, config)
-    return out
+    return save_tiny_model(tmp_path / "model")
 
 
 @pytest.fixture

@@ -87,6 +87,10 @@ class MobileResnetGenerator(nn.Module):
     Channels: ``ngf`` at H/2, ``2 ngf`` at H/4, ``4 ngf`` at H/8 (the residual blocks), the
     same on the way up. Sides must be multiples of 8 and at least 16 (the bottleneck needs
     2 x 2 positions for its reflection padding and instance norm).
+
+    ``palette`` K > 0: the last layer draws with K learned colours instead of free RGB. It
+    predicts K logits per pixel and the output is the softmax-weighted mix of the colours
+    (:class:`PaletteHead`): a sharp softmax paints flat areas of one ink, a soft one blends.
     """
 
     size_multiple = 8  # pixel unshuffle + two stride-2 convolutions
@@ -99,12 +103,13 @@ class MobileResnetGenerator(nn.Module):
         ngf: int = 32,
         n_blocks: int = 6,
         expansion: int = 2,
+        palette: int = 0,
     ) -> None:
         super().__init__()
-        if n_blocks < 1 or ngf < 1 or expansion < 1:
+        if n_blocks < 1 or ngf < 1 or expansion < 1 or not 0 <= palette <= 256:
             raise ValueError(
-                f"need n_blocks >= 1, ngf >= 1 and expansion >= 1, got {n_blocks}, {ngf}, "
-                f"{expansion}"
+                f"need n_blocks >= 1, ngf >= 1, expansion >= 1 and 0 <= palette <= 256, got "
+                f"{n_blocks}, {ngf}, {expansion}, {palette}"
             )
         self.config: dict[str, Any] = {
             "name": f"mobile_resnet_{n_blocks}blocks",
@@ -114,6 +119,9 @@ class MobileResnetGenerator(nn.Module):
             "n_blocks": n_blocks,
             "expansion": expansion,
         }
+        if palette:
+            self.config["palette"] = palette
+        drawn = palette or out_channels  # channels of the last convolution's output
         layers: list[nn.Module] = [
             nn.PixelUnshuffle(2),  # (B, C, H, W) -> (B, 4C, H/2, W/2), nothing lost
             nn.ReflectionPad2d(1),
@@ -136,9 +144,9 @@ class MobileResnetGenerator(nn.Module):
             ch //= 2
         layers += [
             nn.ReflectionPad2d(1),
-            nn.Conv2d(ch, 4 * out_channels, kernel_size=3),  # sub-pixel convolution
+            nn.Conv2d(ch, 4 * drawn, kernel_size=3),  # sub-pixel convolution
             nn.PixelShuffle(2),  # (B, 4C, H/2, W/2) -> (B, C, H, W)
-            nn.Tanh(),
+            PaletteHead(palette, out_channels) if palette else nn.Tanh(),
         ]
         self.model = nn.Sequential(*layers)
         # PatchNCE layers in the spirit of CUT's "0,4,8,12,16" for its ResNet: the first
@@ -151,6 +159,27 @@ class MobileResnetGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
+
+
+class PaletteHead(nn.Module):
+    """(B, K, H, W) logits -> (B, C, H, W) in [-1, 1]: each pixel the softmax-weighted mean of
+    K learned colours (``colors``, stored as their tanh pre-image so they stay in range).
+
+    Woodblock prints and ink paintings are made with a few inks; a generator that must mix
+    its pixels from a handful of colours cannot drift into the saturated colour noise a free
+    RGB output shows early in training, and flat areas cost it nothing.
+    """
+
+    def __init__(self, num_colors: int, channels: int = 3) -> None:
+        super().__init__()
+        # Spread over the colour cube: a fixed low-discrepancy start, not the global RNG.
+        k = torch.arange(num_colors, dtype=torch.float32).unsqueeze(1)
+        start = ((k * torch.tensor([0.618034, 0.754878, 0.569840])[:channels] + 0.5) % 1.0) * 2 - 1
+        self.colors = nn.Parameter(torch.atanh(start.clamp(-0.9, 0.9)))  # (K, C)
+
+    def forward(self, logits: torch.Tensor) -> torch.Tensor:
+        weights = logits.softmax(dim=1)  # (B, K, H, W)
+        return torch.einsum("bkhw,kc->bchw", weights, torch.tanh(self.colors))
 
 
 class SkipUp(nn.Module):

@@ -22,7 +22,13 @@ import torch
 
 from culturegan.augment import DiffAugment
 from culturegan.config import RunConfig
-from culturegan.losses import content_loss, style_stats_loss
+from culturegan.losses import (
+    content_loss,
+    palette_loss,
+    patch_swd_loss,
+    style_stats_loss,
+    style_swd_loss,
+)
 from culturegan.models.pretrained import lite0_maps
 
 
@@ -48,6 +54,7 @@ class Recipe:
     n_domains: int | None = 2  # domains a recipe trains on (None: two or more)
     # Set by the training loop for data-parallel runs: averages gradients over processes.
     grad_hook: Callable[[Iterable[torch.nn.Parameter]], None] | None = None
+    cfg: RunConfig
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
 
@@ -63,6 +70,17 @@ class Recipe:
             raise FloatingPointError(f"non-finite loss at step {step}: {', '.join(bad)}; {advice}")
         return losses
 
+    def gan_weight(self, step: int) -> float:
+        """lambda_gan at ``step``: 0 before ``gan_start``, then a linear ramp over ``gan_ramp``
+        steps (cut and multidomain recipes). The content and style terms shape the picture
+        first; the discriminator then starts from outputs already near the art, not noise."""
+        loss = self.cfg.loss
+        if step < loss.gan_start:
+            return 0.0
+        if loss.gan_ramp == 0:
+            return loss.lambda_gan
+        return loss.lambda_gan * min(1.0, (step - loss.gan_start + 1) / loss.gan_ramp)
+
     def learning_rates(self) -> dict[str, float]:
         return {"lr/g": self.opt_g.param_groups[0]["lr"], "lr/d": self.opt_d.param_groups[0]["lr"]}
 
@@ -71,6 +89,12 @@ class Recipe:
 # their layout), style at strides 2 to 16 (blocks 0, 2, 4, 7: colour, strokes, textures).
 CONTENT_TAPS = (7, 10)
 STYLE_TAPS = (0, 2, 4, 7)
+
+
+def generator_kwargs(cfg: RunConfig) -> dict[str, Any]:
+    """What the two-domain recipes pass to ``build_generator`` (``palette`` only when set, so
+    generators without a palette head keep refusing it clearly)."""
+    return {"ngf": cfg.model.ngf, **({"palette": cfg.model.palette} if cfg.model.palette else {})}
 
 
 def discriminator_kwargs(cfg: RunConfig, *, num_domains: int = 1) -> dict[str, Any]:
@@ -97,40 +121,84 @@ def build_augment(cfg: RunConfig, *, seed: int) -> DiffAugment:
 class PerceptualTerms:
     """The optional content and collection-style losses, read through the frozen Lite0.
 
-    ``__call__(fake, source, style)`` returns ``(weighted sum, {name: value})``: the content
-    term compares ``fake`` with the ``source`` it was made from, the style term compares it
-    with ``style``, a batch of real images of the target domain. Both weights 0: nothing runs.
+    ``__call__(fake, source, style, step=)`` returns ``(weighted sum, {name: value})``: the
+    content term compares ``fake`` with the ``source`` it was made from, the style terms compare
+    it with ``style``, a batch of real images of the target domain (feature statistics, feature
+    distributions, colours). All weights 0: nothing runs. ``step`` seeds the sliced Wasserstein
+    directions, so a resumed run draws the same ones.
     """
 
     def __init__(self, cfg: RunConfig, *, paired: bool = False) -> None:
         self.lambda_content = cfg.loss.lambda_content
         self.lambda_style_stats = cfg.loss.lambda_style_stats
+        self.lambda_style_swd = cfg.loss.lambda_style_swd
+        self.lambda_palette = cfg.loss.lambda_palette
+        self.lambda_patch = cfg.loss.lambda_patch
+        self.seed = cfg.train.seed
         self.paired = paired  # style image i is the target of output i (see style_stats_loss)
 
     @property
     def enabled(self) -> bool:
-        return self.lambda_content > 0 or self.lambda_style_stats > 0
+        return (self.lambda_content > 0 or self.lambda_style_stats > 0
+                or self.lambda_style_swd > 0 or self.lambda_palette > 0
+                or self.lambda_patch > 0)  # fmt: skip
 
     def __call__(
-        self, fake: torch.Tensor, source: torch.Tensor, style: torch.Tensor, *, suffix: str = ""
+        self,
+        fake: torch.Tensor,
+        source: torch.Tensor,
+        style: torch.Tensor,
+        *,
+        step: int = 0,
+        suffix: str = "",
     ) -> tuple[torch.Tensor, dict[str, float]]:
         total = fake.new_zeros(())
         logs: dict[str, float] = {}
         if not self.enabled:
             return total, logs
+        styled = self.lambda_style_stats > 0 or self.lambda_style_swd > 0
         taps = sorted(set(CONTENT_TAPS if self.lambda_content > 0 else ())
-                      | set(STYLE_TAPS if self.lambda_style_stats > 0 else ()))  # fmt: skip
-        out = dict(zip(taps, lite0_maps(fake, taps), strict=True))
+                      | set(STYLE_TAPS if styled else ()))  # fmt: skip
+        out = dict(zip(taps, lite0_maps(fake, taps), strict=True)) if taps else {}
+        seed = (self.seed * 1_000_003 + step) % 2**62
         if self.lambda_content > 0:
             with torch.no_grad():
                 ref = lite0_maps(source, CONTENT_TAPS)
             value = content_loss([out[t] for t in CONTENT_TAPS], ref)
             total = total + self.lambda_content * value
             logs[f"loss/content{suffix}"] = value.item()
-        if self.lambda_style_stats > 0:
+        terms: list[tuple[str, float, Callable[[], torch.Tensor]]] = [
+            (
+                "palette",
+                self.lambda_palette,
+                lambda: self._per_item(palette_loss, fake, style, seed),
+            ),
+            ("patch", self.lambda_patch, lambda: self._per_item(patch_swd_loss, fake, style, seed)),
+        ]
+        if styled:
             with torch.no_grad():
                 ref = lite0_maps(style, STYLE_TAPS)
-            value = style_stats_loss([out[t] for t in STYLE_TAPS], ref, paired=self.paired)
-            total = total + self.lambda_style_stats * value
-            logs[f"loss/style_stats{suffix}"] = value.item()
+            maps = [out[t] for t in STYLE_TAPS]
+            terms += [
+                ("style_stats", self.lambda_style_stats,
+                 lambda: style_stats_loss(maps, ref, paired=self.paired)),
+                ("style_swd", self.lambda_style_swd,
+                 lambda: self._per_item(style_swd_loss, maps, ref, seed)),
+            ]  # fmt: skip
+        for name, weight, compute in terms:
+            if weight > 0:
+                value = compute()
+                total = total + weight * value
+                logs[f"loss/{name}{suffix}"] = value.item()
         return total, logs
+
+    def _per_item(self, loss_fn: Callable, out: Any, ref: Any, seed: int) -> torch.Tensor:
+        """Pooled reference (the collection) or, ``paired``, item i against style image i."""
+        if not self.paired:
+            return loss_fn(out, ref, seed=seed)
+        pick = (lambda x, i: [m[i : i + 1] for m in x]) if isinstance(out, list) else (
+            lambda x, i: x[i : i + 1])  # fmt: skip
+        n = out[0].shape[0] if isinstance(out, list) else out.shape[0]
+        return torch.stack(
+            [loss_fn(pick(out, i), pick(ref, i), seed=seed) for i in range(n)]
+        ).mean()

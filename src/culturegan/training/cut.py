@@ -44,6 +44,7 @@ from culturegan.training.base import (
     Recipe,
     build_augment,
     discriminator_kwargs,
+    generator_kwargs,
     linear_decay_schedule,
 )
 from culturegan.training.cyclegan import init_normal_
@@ -71,7 +72,7 @@ class CUTRecipe(Recipe):
                 f"{self.num_patches}, {self.temperature}"
             )
 
-        self.g_ab = build_generator(m.generator, ngf=m.ngf).to(device)
+        self.g_ab = build_generator(m.generator, **generator_kwargs(cfg)).to(device)
         self.d_b = build_discriminator(m.discriminator, **discriminator_kwargs(cfg)).to(device)
         init_normal_(self.g_ab)
         init_normal_(self.d_b)
@@ -145,22 +146,28 @@ class CUTRecipe(Recipe):
         fake = self.g_ab(real)
         fake_b = fake[:n]
 
-        # Phase 1: discriminator, real B vs. this step's G(A).
-        self.d_b.requires_grad_(True)
+        # Phase 1: discriminator, real B vs. this step's G(A). With lambda_gan 0 (a pure
+        # content + style run, or before loss.gan_start) the discriminator would learn for
+        # nothing: both phases skip it.
+        lambda_gan = self.gan_weight(step)
+        adversarial = lambda_gan > 0
         aug = self.augment
-        real_logits = self.d_b(aug(real_b))
-        loss_d = self.adv.discriminator(real_logits, self.d_b(aug(fake_b.detach())))
-        aug.observe(real_logits)
-        self.opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        self.sync_grads(self.opt_d)
-        self.opt_d.step()
+        loss_d = loss_gan = fake_b.new_zeros(())
+        if adversarial:
+            self.d_b.requires_grad_(True)
+            real_logits = self.d_b(aug(real_b))
+            loss_d = self.adv.discriminator(real_logits, self.d_b(aug(fake_b.detach())))
+            aug.observe(real_logits)
+            self.opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            self.sync_grads(self.opt_d)
+            self.opt_d.step()
 
-        # Phase 2: generator and projection MLPs, with the discriminator frozen.
-        self.d_b.requires_grad_(False)
-        loss_gan = self.adv.generator(self.d_b(aug(fake_b)))
+            # Phase 2: generator and projection MLPs, with the discriminator frozen.
+            self.d_b.requires_grad_(False)
+            loss_gan = self.adv.generator(self.d_b(aug(fake_b)))
         losses = {}
-        loss_g = self.cfg.loss.lambda_gan * loss_gan
+        loss_g = lambda_gan * loss_gan
         if self.lambda_nce > 0:
             loss_nce = self.patch_nce(real_a, fake_b, flipped)
             losses["loss/nce"] = loss_nce.item()
@@ -171,7 +178,7 @@ class CUTRecipe(Recipe):
             loss_g = loss_g + loss_nce
         if self.perceptual.enabled:
             source = real_a.flip(3) if flipped else real_a  # the image fake_b was made from
-            terms, logs = self.perceptual(fake_b, source, real_b)
+            terms, logs = self.perceptual(fake_b, source, real_b, step=step)
             loss_g = loss_g + terms
             losses.update(logs)
         self.opt_g.zero_grad(set_to_none=True)
@@ -183,7 +190,7 @@ class CUTRecipe(Recipe):
         self.opt_f.step()
         self.d_b.requires_grad_(True)
 
-        for sched in (self.sched_g, self.sched_f, self.sched_d):
+        for sched in (self.sched_g, self.sched_f, *([self.sched_d] if adversarial else [])):
             sched.step()
         self.ema["g_ab"].update(self.g_ab, step)
 

@@ -34,6 +34,7 @@ from culturegan.training.base import (
     Recipe,
     build_augment,
     discriminator_kwargs,
+    generator_kwargs,
     linear_decay_schedule,
 )
 from culturegan.training.ema import EMA
@@ -58,8 +59,8 @@ class CycleGANRecipe(Recipe):
     def __init__(self, cfg: RunConfig, *, device: torch.device, domains: tuple[str, str]) -> None:
         self.cfg, self.device, self.domains = cfg, device, domains
         m = cfg.model
-        self.g_ab = build_generator(m.generator, ngf=m.ngf).to(device)
-        self.g_ba = build_generator(m.generator, ngf=m.ngf).to(device)
+        self.g_ab = build_generator(m.generator, **generator_kwargs(cfg)).to(device)
+        self.g_ba = build_generator(m.generator, **generator_kwargs(cfg)).to(device)
         d_kwargs = discriminator_kwargs(cfg)
         self.d_a = build_discriminator(m.discriminator, **d_kwargs).to(device)
         self.d_b = build_discriminator(m.discriminator, **d_kwargs).to(device)
@@ -114,8 +115,8 @@ class CycleGANRecipe(Recipe):
         loss_g = loss_g + lam * (loss_cyc_a + loss_cyc_b)
         losses = {}
         if self.perceptual.enabled:
-            terms_ab, logs_ab = self.perceptual(fake_b, real_a, real_b, suffix="_ab")
-            terms_ba, logs_ba = self.perceptual(fake_a, real_b, real_a, suffix="_ba")
+            terms_ab, logs_ab = self.perceptual(fake_b, real_a, real_b, step=step, suffix="_ab")
+            terms_ba, logs_ba = self.perceptual(fake_a, real_b, real_a, step=step, suffix="_ba")
             loss_g = loss_g + terms_ab + terms_ba
             losses.update(logs_ab | logs_ba)
         if lam_idt > 0:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -43,7 +44,7 @@ from culturegan.data.datasets import (
     load_eval_batch,
 )
 from culturegan.data.splits import DatasetSplits, load_splits
-from culturegan.fileio import write_json
+from culturegan.fileio import folder_lock, write_json
 from culturegan.training.cut import CUTRecipe
 from culturegan.training.cyclegan import CycleGANRecipe
 from culturegan.training.distill import DistillRecipe
@@ -198,11 +199,28 @@ def train(
     """Train a new run from ``cfg``, or continue the run in ``resume_dir``.
 
     ``until_step`` stops (with a checkpoint) before the configured end, as an interruption
-    would; ``overrides`` ({"train.steps": 4000}) change a resumed run's config.
+    would; ``overrides`` ({"train.steps": 4000}) change a resumed run's config. The run folder
+    is locked while training (``fileio.folder_lock``): a second process on it is refused.
     """
+    with contextlib.ExitStack() as locks:
+        return _train(cfg, resume_dir, overrides, until_step, progress, locks)
+
+
+def _train(
+    cfg: RunConfig | None,
+    resume_dir: str | Path | None,
+    overrides: dict[str, Any] | None,
+    until_step: int | None,
+    progress: bool,
+    locks: contextlib.ExitStack,
+) -> TrainResult:
     state = None
     if resume_dir is not None:
         run_dir = Path(resume_dir)
+        if not run_dir.is_dir():
+            raise FileNotFoundError(f"no run folder '{run_dir}' to resume")
+        if int(os.environ.get("RANK", "0")) == 0:  # the process that writes the folder
+            locks.enter_context(folder_lock(run_dir))
         cfg = load_run_config(run_dir)
         for dotted, value in (overrides or {}).items():
             if dotted.startswith("model.") or dotted in ("data.domains", "train.recipe"):
@@ -231,6 +249,8 @@ def train(
     if state is None:
         name = f"{cfg.train.recipe}-{cfg.train.name}" if cfg.train.name else cfg.train.recipe
         run_dir = ctx.broadcast(new_run_dir(cfg.train.runs_dir, name) if ctx.is_main else None)
+        if ctx.is_main:
+            locks.enter_context(folder_lock(run_dir))
     torch.manual_seed(cfg.train.seed)
     recipe = RECIPES[cfg.train.recipe](cfg, device=device, domains=domains)
     step = 0

@@ -194,36 +194,42 @@ class MultiDomainRecipe(Recipe):
         self.stats.update(batch["x_ref"], y_trg)
         losses: dict[str, float] = {}
 
-        # Phase 1: discriminators.
-        self._discriminators_trainable(True)
-        with torch.no_grad():
-            s_trg = self._target_style(batch, z1, "x_ref" if reference else None)
-            x_fake = self.generator(x, s_trg)
-        x_real = x.detach().requires_grad_(True)
+        # Phase 1: discriminators (skipped while the adversarial weight is 0: before
+        # loss.gan_start, or lambda_gan 0).
+        lambda_gan = self.gan_weight(step)
+        loss_d = x.new_zeros(())
         aug = self.augment
-        real_logits = self.discriminator(aug(x_real), y)
-        fake_logits = self.discriminator(aug(x_fake), y_trg)
-        aug.observe(real_logits)
-        loss_d = self.adv.discriminator(real_logits, fake_logits)
-        total_d = loss_d
-        if loss_cfg.lambda_r1 > 0:  # projected discriminators go without (as in the paper)
-            loss_r1 = r1_penalty(real_logits, x_real)
-            total_d = total_d + loss_cfg.lambda_r1 * loss_r1
-            losses["loss/r1"] = loss_r1.item()
-        if self.ink_discriminator is not None:
-            loss_ink_d = self._ink_d_loss(batch, x_fake)
-            total_d = total_d + loss_cfg.lambda_ink * loss_ink_d
-            losses["loss/d_ink"] = loss_ink_d.item()
-        self.opt_d.zero_grad(set_to_none=True)
-        total_d.backward()
-        self.sync_grads(self.opt_d)
-        self.opt_d.step()
+        if lambda_gan > 0:
+            self._discriminators_trainable(True)
+            with torch.no_grad():
+                s_trg = self._target_style(batch, z1, "x_ref" if reference else None)
+                x_fake = self.generator(x, s_trg)
+            x_real = x.detach().requires_grad_(True)
+            real_logits = self.discriminator(aug(x_real), y)
+            fake_logits = self.discriminator(aug(x_fake), y_trg)
+            aug.observe(real_logits)
+            loss_d = self.adv.discriminator(real_logits, fake_logits)
+            total_d = loss_d
+            if loss_cfg.lambda_r1 > 0:  # projected discriminators go without (as in the paper)
+                loss_r1 = r1_penalty(real_logits, x_real)
+                total_d = total_d + loss_cfg.lambda_r1 * loss_r1
+                losses["loss/r1"] = loss_r1.item()
+            if self.ink_discriminator is not None:
+                loss_ink_d = self._ink_d_loss(batch, x_fake)
+                total_d = total_d + loss_cfg.lambda_ink * loss_ink_d
+                losses["loss/d_ink"] = loss_ink_d.item()
+            self.opt_d.zero_grad(set_to_none=True)
+            total_d.backward()
+            self.sync_grads(self.opt_d)
+            self.opt_d.step()
 
         # Phase 2: generator, mapping network and style encoder; discriminators frozen.
         self._discriminators_trainable(False)
         s_trg = self._target_style(batch, z1, "x_ref" if reference else None)
         x_fake = self.generator(x, s_trg)
-        loss_adv = self.adv.generator(self.discriminator(aug(x_fake), y_trg))
+        loss_adv = x.new_zeros(())
+        if lambda_gan > 0:
+            loss_adv = self.adv.generator(self.discriminator(aug(x_fake), y_trg))
         loss_sty = (self.style_encoder(x_fake, y_trg) - s_trg).abs().mean()
         with torch.no_grad():
             s_trg2 = self._target_style(batch, z2, "x_ref2" if reference else None)
@@ -237,7 +243,7 @@ class MultiDomainRecipe(Recipe):
         )
         lambda_ds = loss_cfg.lambda_ds * max(0.0, 1.0 - step / self.ds_decay_steps)
         total_g = (
-            loss_adv
+            lambda_gan * loss_adv
             + loss_cfg.lambda_style * loss_sty
             - lambda_ds * loss_ds
             + loss_cfg.lambda_cycle * loss_cyc
@@ -246,7 +252,7 @@ class MultiDomainRecipe(Recipe):
         )
         total_g = total_g + self._prior_losses(x, x_fake, y_trg, losses)
         if self.perceptual.enabled:  # x_ref is an artwork of each item's target domain
-            terms, logs = self.perceptual(x_fake, x, batch["x_ref"])
+            terms, logs = self.perceptual(x_fake, x, batch["x_ref"], step=step)
             total_g = total_g + terms
             losses.update(logs)
         self.opt_g.zero_grad(set_to_none=True)
@@ -255,7 +261,8 @@ class MultiDomainRecipe(Recipe):
         self.opt_g.step()
 
         self.sched_g.step()
-        self.sched_d.step()
+        if lambda_gan > 0:
+            self.sched_d.step()
         for name, ema in self.ema.items():
             ema.update(getattr(self, name), step)
         losses.update(

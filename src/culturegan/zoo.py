@@ -1,0 +1,118 @@
+"""Models that ship inside the package, and one resolver for every way of naming a model.
+
+A shipped model is a pretrained folder under ``culturegan/zoo/<name>/``: ``model.safetensors``,
+``config.json`` and a model card ``README.md`` whose YAML front matter carries the facts a
+program needs (target culture, domains, training command, judge figures). The artworks they
+were trained on never ship. ``resolve_model`` turns what a user typed into a folder:
+
+* an existing folder -> itself;
+* a shipped name (``ukiyoe``) -> the package's folder;
+* a Hub id (``org/name``, optionally ``org/name@revision``) -> a download through
+  :mod:`culturegan.hub` (the optional ``[hub]`` extra).
+
+Usage::
+
+    folder = resolve_model("chinese_ink")      # then Stylizer.from_pretrained(folder)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from culturegan.checkpoint import CONFIG_NAME, WEIGHTS_NAME, CheckpointError
+
+ZOO_DIR = Path(__file__).parent / "zoo"
+CARD_NAME = "README.md"
+
+
+@dataclass(frozen=True)
+class ShippedModel:
+    name: str  # what users type: --style NAME, Stylizer.from_pretrained(NAME)
+    path: Path  # the model folder inside the installed package
+    card: dict[str, Any]  # the model card's front matter
+
+    @property
+    def target(self) -> str:
+        return str(self.card["target"])
+
+    @property
+    def domains(self) -> list[str]:
+        return [str(d) for d in self.card["domains"]]
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.path.iterdir() if p.is_file())
+
+
+def read_card(path: Path) -> dict[str, Any]:
+    """The YAML front matter (between the first two ``---`` lines) of a model card."""
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    if not lines or lines[0].strip() != "---" or "---" not in (s.strip() for s in lines[1:]):
+        raise CheckpointError(f"model card '{path}' has no YAML front matter between '---' lines")
+    end = next(i for i, s in enumerate(lines[1:], start=1) if s.strip() == "---")
+    try:
+        meta = yaml.safe_load("\n".join(lines[1:end]))
+    except yaml.YAMLError as exc:
+        raise CheckpointError(f"model card '{path}': front matter is not YAML: {exc}") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"model card '{path}': front matter is not a mapping")
+    return meta
+
+
+def list_shipped(zoo_dir: Path | None = None) -> list[ShippedModel]:
+    """Every shipped model, sorted by name. A folder without weights, config or a card with
+    ``target`` and ``domains`` is a packaging error and raises."""
+    root = ZOO_DIR if zoo_dir is None else zoo_dir
+    if not root.is_dir():
+        return []
+    models = []
+    for folder in sorted(
+        p for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))
+    ):
+        for needed in (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME):
+            if not (folder / needed).is_file():
+                raise CheckpointError(f"shipped model '{folder.name}' lacks {needed} ({folder})")
+        card = read_card(folder / CARD_NAME)
+        missing = [k for k in ("target", "domains") if k not in card]
+        if missing:
+            raise CheckpointError(
+                f"model card of '{folder.name}' lacks {', '.join(missing)} in its front matter"
+            )
+        models.append(ShippedModel(folder.name, folder, card))
+    return models
+
+
+def shipped_model(name: str) -> ShippedModel:
+    """The shipped model called ``name``; an unknown name lists the known ones."""
+    models = {m.name: m for m in list_shipped()}
+    if name not in models:
+        known = ", ".join(models) or "none (this installation ships no models)"
+        raise ValueError(f"no shipped style '{name}' (known: {known})")
+    return models[name]
+
+
+def resolve_model(ref: str | Path, *, revision: str | None = None) -> Path:
+    """A model folder for ``ref``: a folder, a shipped name, or a Hub id (see module doc)."""
+    path = Path(ref).expanduser()
+    if path.exists():
+        if revision is not None:
+            raise ValueError(f"--revision applies to Hub models, not to the folder '{ref}'")
+        return path
+    text = str(ref)
+    models = {m.name: m for m in list_shipped()}
+    if text in models:
+        return models[text].path
+    from culturegan.hub import download_model, is_repo_id
+
+    if is_repo_id(text):  # "org/name" or "org/name@revision"
+        return download_model(text, revision=revision)
+    known = ", ".join(models) or "none"
+    raise CheckpointError(
+        f"no model '{text}': not an existing folder, not a shipped model (known: {known}) "
+        "and not a Hugging Face Hub id (org/name)"
+    )
