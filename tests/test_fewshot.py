@@ -209,7 +209,10 @@ def test_palette_and_feature_swd_losses_pull_toward_the_art_and_repeat_with_thei
     red_out[:, 0] = 0.8
     assert palette_loss(blue_out, art, seed=1).item() == pytest.approx(0.0, abs=1e-12)
     assert palette_loss(red_out, art, seed=1).item() > 0.1
+    # The seed picks the directions: the same seed (a resumed step) the same value, another
+    # seed another estimate of the same distance.
     assert palette_loss(red_out, art, seed=3).item() == palette_loss(red_out, art, seed=3).item()
+    assert palette_loss(red_out, art, seed=3).item() != palette_loss(red_out, art, seed=4).item()
     # Gradient descent on the palette loss moves a red picture toward the art's blue.
     x = red_out.clone().requires_grad_(True)
     for _ in range(50):
@@ -219,6 +222,8 @@ def test_palette_and_feature_swd_losses_pull_toward_the_art_and_repeat_with_thei
     maps = lite0_maps(images(1, 64, 3), (0, 2))
     ref = lite0_maps(images(3, 64, 4), (0, 2))
     assert style_swd_loss(maps, ref, seed=5).item() == style_swd_loss(maps, ref, seed=5).item()
+    assert style_swd_loss(maps, ref, seed=5).item() != style_swd_loss(maps, ref, seed=6).item()
+    assert style_swd_loss(maps, ref, seed=2**62 * 3).item() > 0  # huge seeds are reduced
     assert style_swd_loss(maps, ref, seed=5).item() > style_swd_loss(ref, ref, seed=5).item()
 
 

@@ -100,6 +100,23 @@ def test_push_then_download_gives_the_same_stylizer(hub, model_dir, tmp_path):
     assert f"culturegan stylize photo.jpg --model {REPO} --out out/" in card
 
 
+def test_the_cli_and_from_pretrained_take_hub_ids(hub, model_dir, tmp_path, capsys):
+    from culturegan.cli import main
+
+    assert main(["push-to-hub", str(model_dir), REPO, "--message", "first"]) == 0
+    assert f"-> {hub.url}/{REPO}/commit/" in capsys.readouterr().out
+    photo = tmp_path / "p.png"
+    _photo().save(photo)
+    out = tmp_path / "out"
+    assert main(["stylize", str(photo), "--model", REPO, "--target", "art", "--out", str(out)]) == 0
+    by_id = Stylizer.from_pretrained(REPO)(_photo(), target="art").images[0]
+    local = Stylizer.from_pretrained(model_dir)(_photo(), target="art").images[0]
+    assert np.array_equal(np.asarray(by_id), np.asarray(local))
+    assert np.array_equal(np.asarray(Image.open(out / "p.png")), np.asarray(local))
+    assert main(["stylize", str(photo), "--model", "culture-lab/nope", "--out", str(out)]) == 2
+    assert "culture-lab/nope" in capsys.readouterr().err
+
+
 def test_a_revision_gets_the_version_pushed_then(hub, model_dir, tmp_path):
     first = push_to_hub(model_dir, REPO).rsplit("/", 1)[1]
     edited = tmp_path / "edited"

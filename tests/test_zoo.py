@@ -92,6 +92,14 @@ def test_models_and_info_commands(capsys):
     assert "model card:" in capsys.readouterr().out
 
 
+def test_a_shipped_model_exports_to_onnx_by_name(tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    out = tmp_path / "ink.onnx"
+    assert main(["export-onnx", "chinese_ink", "--out", str(out)]) == 0
+    assert "checked against PyTorch" in capsys.readouterr().out and out.stat().st_size > 100_000
+
+
 def test_broken_zoo_folders_are_packaging_errors(tmp_path):
     folder = tmp_path / "zoo" / "broken"
     folder.mkdir(parents=True)

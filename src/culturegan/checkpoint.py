@@ -220,7 +220,11 @@ def load_pretrained(model_dir: str | Path) -> tuple[dict[str, Any], dict[str, to
         config = json.loads(config_path.read_text())
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"'{config_path}' is not valid JSON: {exc}") from None
-    config = validate_config(migrate(config) if isinstance(config, dict) else config, config_path)
+    if not isinstance(config, dict):
+        raise CheckpointError(f"'{config_path}': config.json must hold a JSON object")
+    config = migrate(config)
+    if config.get("kind", "two_domain") in KINDS:  # judges and classifiers check their own
+        validate_config(config, config_path)
     try:
         tensors = load_file(str(weights_path))
     except (SafetensorError, OSError) as exc:

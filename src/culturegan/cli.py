@@ -208,6 +208,8 @@ def cmd_stylize(args: argparse.Namespace) -> int:
 
     target = args.target
     if args.style:
+        if args.revision:
+            raise ValueError("--revision applies to Hub models (--model org/name), not to --style")
         if args.model:
             raise ValueError(
                 "--style picks a shipped model; with --model, name the domain by --target"
@@ -247,9 +249,12 @@ def cmd_models(args: argparse.Namespace) -> int:
         print("this installation ships no models")
         return 0
     print(f"{'name':<28} {'domains':<34} {'size':>8}  judge hit  SSIM   kd_lite0")
+
+    def number(value: object) -> float:
+        return float(value) if isinstance(value, (int, float)) else float("nan")
+
     for m in models:
-        nan = float("nan")
-        hit, ssim, kd = (m.card.get(k, nan) for k in ("judge_hit_rate", "ssim_grey", "kd_lite0"))
+        hit, ssim, kd = (number(m.card.get(k)) for k in ("judge_hit_rate", "ssim_grey", "kd_lite0"))
         size = m.size_bytes / 1e6
         line = f"{m.name:<28} {' -> '.join(m.domains):<34} {size:>6.1f} MB  {hit:>9.2f}  {ssim:.2f}"
         print(f"{line}   {kd:.3f}")

@@ -42,7 +42,7 @@ class DataConfig:
 class ModelConfig:
     generator: str = "resnet_9blocks"  # name in culturegan.models.GENERATORS
     ngf: int = 64  # generator width (channels of the first layer)
-    palette: int = 0  # mobile generators: draw with this many learned colours (0 = free RGB)
+    palette: int = 0  # cut/cyclegan, mobile G: photo->art drawn with K learned colours (0: RGB)
     discriminator: str = "patchgan"  # name in culturegan.models.DISCRIMINATORS
     ndf: int = 64  # discriminator width
     d_layers: int = 3  # PatchGAN stride-2 layers (3 = the 70x70 receptive field)
@@ -164,6 +164,27 @@ class RunConfig:
             raise ValueError(f"these must be at least 1: {', '.join(bad)}")
         if self.train.eval_every < 0 or self.train.max_minutes < 0:
             raise ValueError("train.eval_every and train.max_minutes must be >= 0")
+        palette = self.model.palette
+        if palette and not (
+            0 < palette <= 256
+            and self.model.generator.startswith("mobile_")
+            and self.train.recipe in ("cut", "cyclegan")
+        ):
+            raise ValueError(
+                f"model.palette {palette}: needs 1..256 colours, a mobile_* generator and the cut "
+                f"or cyclegan recipe (got {self.model.generator}, {self.train.recipe})"
+            )
+        lo = self.loss
+        perceptual = (lo.lambda_content, lo.lambda_style_stats, lo.lambda_style_swd,
+                      lo.lambda_palette, lo.lambda_patch)  # fmt: skip
+        if (
+            self.train.recipe == "cut"
+            and lo.lambda_gan == 0
+            and lo.lambda_nce == 0
+            and not any(perceptual)
+        ):
+            raise ValueError("nothing trains the generator: lambda_gan, lambda_nce and every "
+                             "content / style weight are 0")  # fmt: skip
         if self.loss.gan_start < 0 or self.loss.gan_ramp < 0:
             raise ValueError("loss.gan_start and loss.gan_ramp must be >= 0")
         if (self.loss.gan_start or self.loss.gan_ramp) and self.train.recipe not in (

@@ -50,8 +50,7 @@ DEMO_PRESETS = {
 CURVES = {
     "fewshot": [
         ("content (Lite0 features vs the photo)", ("loss/content",)),
-        ("style: patches and palette vs the art", ("loss/patch", "loss/palette")),
-        ("adversarial (G) and discriminator", ("loss/g_gan", "loss/d_b")),
+        ("style: feature statistics and palette vs the art", ("loss/style_stats", "loss/palette")),
     ],
     "multidomain": [
         ("discriminator", ("loss/d",)),

@@ -67,46 +67,35 @@ class FolderLockedError(RuntimeError):
     """Another live process holds the folder's lock; the message names its PID."""
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
-
 @contextmanager
 def folder_lock(folder: str | Path, *, name: str = ".lock") -> Iterator[Path]:
-    """Hold ``folder/.lock`` (holding this process's PID) for the duration of the block.
+    """Hold an exclusive lock on ``folder/.lock`` for the duration of the block.
 
-    A lock whose process no longer runs (killed, machine restarted) is stale and taken over;
-    a live holder raises :class:`FolderLockedError` naming its PID, so two trainings never
-    write the same run folder at once.
+    The lock is the kernel's (``fcntl.flock`` on the open file): it is released when the block
+    ends or the process dies however it dies, so there are no stale locks to clean up, and two
+    processes that start at the same moment cannot both get it. The file holds the holder's
+    PID and host, which a refused process names in :class:`FolderLockedError`. (Network file
+    systems may not honour ``flock``; keep run folders on a local disk.)
     """
+    import fcntl
+    import socket
+
     path = Path(folder) / name
-    for _ in range(3):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
-        except FileExistsError:
-            try:
-                holder = int(path.read_text().strip() or "0")
-            except (OSError, ValueError):
-                holder = 0
-            if holder > 0 and holder != os.getpid() and _alive(holder):
-                raise FolderLockedError(
-                    f"'{folder}' is in use by process {holder} (lock file '{path}'); wait for "
-                    "it to finish or stop it"
-                ) from None
-            path.unlink(missing_ok=True)  # stale: its process is gone
-            continue
-        with os.fdopen(fd, "w") as f:
-            f.write(f"{os.getpid()}\n")
-        break
-    else:
-        raise FolderLockedError(f"could not take the lock '{path}'")
+    f = open(path, "a+")  # noqa: SIM115 (held open for the lock's lifetime)
     try:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            raise FolderLockedError(
+                f"'{folder}' is in use by process {holder} (lock file '{path}'); wait for it to "
+                "finish or stop it"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()} on {socket.gethostname()}\n")
+        f.flush()
         yield path
     finally:
-        path.unlink(missing_ok=True)
+        f.close()  # closing the file releases the lock

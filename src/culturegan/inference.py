@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from culturegan.checkpoint import CheckpointError, load_pretrained, sub_state
+from culturegan.checkpoint import KINDS, CheckpointError, load_pretrained, sub_state
 from culturegan.data.images import load_image, pil_to_tensor, tensor_to_pil, to_rgb
 from culturegan.fileio import atomic_write
 from culturegan.models.generators import generator_from_config
@@ -189,6 +189,10 @@ class Stylizer(_ImageRunner):
 
         model_dir = resolve_model(model, revision=revision)
         config, tensors = load_pretrained(model_dir)
+        if config.get("kind", "two_domain") not in KINDS:
+            raise CheckpointError(
+                f"'{model_dir}' holds a {config.get('kind')}, not a style-transfer model"
+            )
         if config.get("kind") == "multi_domain":
             from culturegan.models.multidomain import multidomain_from_config
 

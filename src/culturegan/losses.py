@@ -202,7 +202,7 @@ def style_stats_loss(
 def random_directions(dim: int, count: int, *, seed: int, device: torch.device) -> torch.Tensor:
     """(dim, count) unit vectors drawn from a generator seeded by ``seed`` alone, so that a
     resumed run draws the same directions at the same step."""
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed % 2**63)
     dirs = torch.randn(dim, count, generator=gen)
     return (dirs / dirs.norm(dim=0, keepdim=True)).to(device)
 
@@ -281,9 +281,11 @@ def patch_swd_loss(
     dabs and paper grain are patch statistics, and pixels cannot be gamed the way the features
     of one network can. At most ``max_patches`` positions per image are used (drawn with
     ``seed``)."""
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed % 2**63)
     terms = []
     for k, scale in enumerate(PATCH_SCALES):
+        if min(output.shape[-2:]) < size * scale:  # too small for a patch at this scale
+            continue
         out = _patches(output, size, scale)  # (B, D, N)
         ref = _patches(style.detach(), size, scale)  # (B', D, M)
         ref = ref.transpose(0, 1).flatten(1)  # (D, B'*M)
@@ -295,4 +297,8 @@ def patch_swd_loss(
             ref = ref[:, keep]
         dirs = random_directions(out.shape[1], count, seed=seed * 7 + k, device=out.device)
         terms.append(sliced_wasserstein(out, ref, dirs))
+    if not terms:
+        raise ValueError(
+            f"images of {tuple(output.shape[-2:])} px are smaller than a {size} px patch"
+        )
     return _mean(terms)

@@ -259,7 +259,7 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
 def register(subparsers: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
     """Add ``export-onnx`` to the ``culturegan`` parser; returns {command: handler}."""
     p = subparsers.add_parser("export-onnx", help="export a model direction to ONNX")
-    p.add_argument("model_dir", help="pretrained model folder")
+    p.add_argument("model_dir", help="model folder, shipped model name or Hub id")
     p.add_argument("--out", required=True, help="the .onnx file to write")
     p.add_argument("--direction", help="SOURCE->TARGET (default: the model's first direction)")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="(default: %(default)s)")

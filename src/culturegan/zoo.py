@@ -107,10 +107,13 @@ def resolve_model(ref: str | Path, *, revision: str | None = None) -> Path:
     models = {m.name: m for m in list_shipped()}
     if text in models:
         return models[text].path
-    from culturegan.hub import download_model, is_repo_id
+    from culturegan.hub import HubError, download_model, is_repo_id
 
     if is_repo_id(text):  # "org/name" or "org/name@revision"
-        return download_model(text, revision=revision)
+        try:
+            return download_model(text, revision=revision)
+        except HubError as exc:  # it may also be a mistyped local path
+            raise HubError(f"no folder '{text}' here, and as a Hub id: {exc}") from None
     known = ", ".join(models) or "none"
     raise CheckpointError(
         f"no model '{text}': not an existing folder, not a shipped model (known: {known}) "

@@ -15,6 +15,7 @@ Usage::
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -46,6 +47,15 @@ def linear_decay_schedule(total_steps: int, decay_steps: int) -> Callable[[int],
         return max(0.0, 1.0 - (step - constant) / decay_steps)
 
     return factor
+
+
+def step_quietly(scheduler: torch.optim.lr_scheduler.LRScheduler) -> None:
+    """Advance a schedule whose optimiser may not have stepped yet (a discriminator held back
+    by ``loss.gan_start``), without PyTorch's warning about the call order: the schedule
+    follows the global step, so the discriminator starts at the learning rate of that step."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)`")
+        scheduler.step()
 
 
 class Recipe:

@@ -46,6 +46,7 @@ from culturegan.training.base import (
     discriminator_kwargs,
     generator_kwargs,
     linear_decay_schedule,
+    step_quietly,
 )
 from culturegan.training.cyclegan import init_normal_
 from culturegan.training.ema import EMA
@@ -183,15 +184,17 @@ class CUTRecipe(Recipe):
             losses.update(logs)
         self.opt_g.zero_grad(set_to_none=True)
         self.opt_f.zero_grad(set_to_none=True)
-        loss_g.backward()
+        if loss_g.requires_grad:  # False only before gan_start with no other generator term
+            loss_g.backward()
         self.sync_grads(self.opt_g)
         self.sync_grads(self.opt_f)
         self.opt_g.step()
         self.opt_f.step()
         self.d_b.requires_grad_(True)
 
-        for sched in (self.sched_g, self.sched_f, *([self.sched_d] if adversarial else [])):
-            sched.step()
+        self.sched_g.step()
+        self.sched_f.step()
+        step_quietly(self.sched_d)  # on the global step, whether or not D trained
         self.ema["g_ab"].update(self.g_ab, step)
 
         losses.update(

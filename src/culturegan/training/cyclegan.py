@@ -60,7 +60,7 @@ class CycleGANRecipe(Recipe):
         self.cfg, self.device, self.domains = cfg, device, domains
         m = cfg.model
         self.g_ab = build_generator(m.generator, **generator_kwargs(cfg)).to(device)
-        self.g_ba = build_generator(m.generator, **generator_kwargs(cfg)).to(device)
+        self.g_ba = build_generator(m.generator, ngf=m.ngf).to(device)  # photos: free RGB
         d_kwargs = discriminator_kwargs(cfg)
         self.d_a = build_discriminator(m.discriminator, **d_kwargs).to(device)
         self.d_b = build_discriminator(m.discriminator, **d_kwargs).to(device)

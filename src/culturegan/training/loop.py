@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import signal
 import sys
 import time
@@ -219,8 +218,6 @@ def _train(
         run_dir = Path(resume_dir)
         if not run_dir.is_dir():
             raise FileNotFoundError(f"no run folder '{run_dir}' to resume")
-        if int(os.environ.get("RANK", "0")) == 0:  # the process that writes the folder
-            locks.enter_context(folder_lock(run_dir))
         cfg = load_run_config(run_dir)
         for dotted, value in (overrides or {}).items():
             if dotted.startswith("model.") or dotted in ("data.domains", "train.recipe"):
@@ -237,6 +234,8 @@ def _train(
         raise ValueError(f"unknown recipe '{cfg.train.recipe}' (known: {', '.join(RECIPES)})")
     cfg.validate()
     ctx = init_distributed()
+    if state is not None and ctx.is_main:  # before anything is written to the run folder
+        locks.enter_context(folder_lock(run_dir))
     if cfg.train.batch_size % ctx.world_size:
         raise ValueError(
             f"train.batch_size {cfg.train.batch_size} is the global batch and must divide "

@@ -49,6 +49,7 @@ from culturegan.training.base import (
     build_augment,
     discriminator_kwargs,
     linear_decay_schedule,
+    step_quietly,
 )
 from culturegan.training.ema import EMA
 from culturegan.training.logger import make_grid
@@ -250,7 +251,7 @@ class MultiDomainRecipe(Recipe):
             + loss_cfg.lambda_own_style * loss_own
             + loss_cfg.lambda_domain_cls * loss_cls
         )
-        total_g = total_g + self._prior_losses(x, x_fake, y_trg, losses)
+        total_g = total_g + self._prior_losses(x, x_fake, y_trg, losses, adversarial=lambda_gan > 0)
         if self.perceptual.enabled:  # x_ref is an artwork of each item's target domain
             terms, logs = self.perceptual(x_fake, x, batch["x_ref"], step=step)
             total_g = total_g + terms
@@ -261,8 +262,7 @@ class MultiDomainRecipe(Recipe):
         self.opt_g.step()
 
         self.sched_g.step()
-        if lambda_gan > 0:
-            self.sched_d.step()
+        step_quietly(self.sched_d)  # on the global step, whether or not D trained
         for name, ema in self.ema.items():
             ema.update(getattr(self, name), step)
         losses.update(
@@ -297,11 +297,19 @@ class MultiDomainRecipe(Recipe):
         )
 
     def _prior_losses(
-        self, x: torch.Tensor, x_fake: torch.Tensor, y_trg: torch.Tensor, losses: dict
+        self,
+        x: torch.Tensor,
+        x_fake: torch.Tensor,
+        y_trg: torch.Tensor,
+        losses: dict,
+        *,
+        adversarial: bool,  # False: the discriminators (the ink one too) are not trained now
     ) -> torch.Tensor:
         loss_cfg = self.cfg.loss
         total = x_fake.new_zeros(())
         for prior, ids in self.prior_ids.items():
+            if prior == "ink" and not adversarial:
+                continue
             mask = domain_mask(y_trg, ids)
             if not mask.any():
                 continue

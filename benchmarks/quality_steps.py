@@ -1,0 +1,98 @@
+"""One training configuration for a fixed number of steps, scored like quality_cultures.py.
+
+For quick research on one direction: same split, same judge and same scores (judge hit rate,
+mean target probability, verdicts, grey SSIM, kd_lite0 on the 64 test photos) as
+``quality_cultures.py``, whose ``--work`` folder it reuses (run that once first); steps instead
+of minutes, so that other work on the machine changes the time, not the result. Appends one
+JSON line per run to ``WORK/steps.jsonl`` and writes a picture strip of the first test photos.
+
+    python benchmarks/quality_steps.py A_stats --target ukiyoe --steps 600 \\
+        --set loss.lambda_gan=0 loss.lambda_content=1 loss.lambda_style_stats=1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import quality_cultures as qc  # noqa: E402
+
+from culturegan.config import load_config  # noqa: E402
+from culturegan.data.images import load_image, pil_to_tensor  # noqa: E402
+from culturegan.inference import Stylizer  # noqa: E402
+from culturegan.metrics.judge import Judge  # noqa: E402
+from culturegan.training import train  # noqa: E402
+
+
+def parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("name", help="label of this run")
+    parser.add_argument("--preset", default="fewshot_cpu")
+    parser.add_argument("--target", default="ukiyoe", choices=qc.CULTURES)
+    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/qc_main"))
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args(argv)
+    judge_dir = args.work / "judge"
+    if not (judge_dir / "config.json").is_file():
+        raise SystemExit(f"no judge in '{judge_dir}': run quality_cultures.py --work first")
+    overrides = {k: parse_value(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+    split = qc.split_dataset(qc.DEFAULT_DATA, qc.SPLIT_SEED)
+    data_root = qc.link_training_root(split, args.work / "data")
+    out = args.work / "steps" / args.target / args.name
+    cfg = load_config(
+        args.preset,
+        {
+            "data.root": str(data_root),
+            "data.domains": [qc.PHOTO, args.target],
+            "data.split_ratios": [1.0, 0.0, 0.0],
+            "data.load_size": args.size + args.size // 8,
+            "data.crop_size": args.size,
+            "optim.decay_steps": 0,
+            "train.steps": args.steps,
+            "train.runs_dir": str(out / "runs"),
+            "train.log_every": 50,
+            "train.sample_every": 10**9,
+            "train.checkpoint_every": 10**9,
+            "train.eval_every": 0,
+            **overrides,
+        },
+    )
+    t0 = time.perf_counter()
+    result = train(cfg, progress=False)
+    seconds = time.perf_counter() - t0
+    photos = split[qc.PHOTO]["test"]
+    pils = [load_image(p) for p in photos]
+    images = Stylizer.from_pretrained(result.run_dir / "model")(pils, target=args.target).images
+    row = qc.score_images(
+        Judge.load(judge_dir),
+        [pil_to_tensor(i) for i in images],
+        args.target,
+        split[args.target]["judge"],
+        [pil_to_tensor(p) for p in pils],
+        args.work / "stats",
+    )
+    per_step = seconds / max(result.step, 1)
+    row = {"name": args.name, "target": args.target, "preset": args.preset, "set": overrides,
+           "steps": result.step, "seconds_per_step": per_step, **row}  # fmt: skip
+    print(json.dumps(row))
+    with (args.work / "steps.jsonl").open("a") as f:
+        f.write(json.dumps(row) + "\n")
+    qc.picture_grid({"input": pils[:6], args.name: images[:6]}, 6).save(out / "strip.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
