@@ -4,8 +4,9 @@ For every model in ``culturegan/zoo`` it times ``Stylizer.from_pretrained(name)(
 in, PIL out: conversion, padding, the network, conversion back) in eager fp32, and the network
 alone in eager fp32 and channels-last; then, as the baseline measured in the same run, the
 reference CycleGAN generator (``resnet_9blocks`` ngf 64, the official zoo's architecture) on
-the same input. Times are medians after a warm-up; the machine's fp32 matmul peak is measured
-in the same run. The line goes to docs/benchmarks.md with ``--docs``::
+the same input, and the onnxruntime path (``culturegan export-onnx``, PIL in, PIL out) when
+the ``[onnx]`` extra is installed. Times are medians after a warm-up; the machine's fp32
+matmul peak is measured in the same run. The line goes to docs/benchmarks.md with ``--docs``::
 
     python benchmarks/bench_shipped.py --threads 2 --docs docs/benchmarks.md
 """
@@ -13,9 +14,11 @@ in the same run. The line goes to docs/benchmarks.md with ``--docs``::
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,9 +32,14 @@ from bench_speed import cpu_info, matmul_peak  # noqa: E402
 from culturegan.fileio import atomic_write  # noqa: E402
 from culturegan.inference import Stylizer  # noqa: E402
 from culturegan.models import build_generator  # noqa: E402
+from culturegan.onnx_export import OnnxStylizer, export_onnx  # noqa: E402
 from culturegan.zoo import list_shipped  # noqa: E402
 
 MARK_BEGIN, MARK_END = "<!-- bench_shipped:begin -->", "<!-- bench_shipped:end -->"
+
+
+def _s(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
 
 
 def median_seconds(fn, repeats: int) -> float:
@@ -71,12 +79,18 @@ def main(argv: list[str] | None = None) -> int:
             eager = median_seconds(lambda n=net: n(x), args.repeats)
             net_cl = net.to(memory_format=torch.channels_last)
             channels_last = median_seconds(lambda n=net_cl, v=x_cl: n(v), args.repeats)
+            onnx_s = None
+            if importlib.util.find_spec("onnxruntime") and importlib.util.find_spec("onnxscript"):
+                path = export_onnx(model.name, Path(tempfile.mkdtemp()) / f"{model.name}.onnx")
+                onnx = OnnxStylizer(path, threads=args.threads)
+                onnx_s = median_seconds(lambda o=onnx: o(photo), args.repeats)
             rows.append({
                 "model": model.name,
                 "generator": model.card.get("generator"),
                 "end_to_end_s": end_to_end,
                 "network_eager_s": eager,
                 "network_channels_last_s": channels_last,
+                "onnxruntime_end_to_end_s": onnx_s,
                 "speedup_vs_reference": ref_s / min(eager, channels_last),
             })  # fmt: skip
             print(json.dumps(rows[-1]), flush=True)
@@ -96,18 +110,19 @@ def main(argv: list[str] | None = None) -> int:
         f"threads, fp32 matmul peak {m['matmul_peak_gflops']:.0f} GFLOP/s. One "
         f"{args.size} x {args.size} photo, batch 1, median of {args.repeats}.",
         "",
-        "| shipped model | generator | PIL -> PIL (s) | network eager (s) | network "
-        "channels-last (s) | x faster than reference |",
-        "|---|---|---:|---:|---:|---:|",
+        "| shipped model | generator | PIL -> PIL, PyTorch (s) | PIL -> PIL, onnxruntime (s) "
+        "| network eager (s) | network channels-last (s) | x faster than reference |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     lines += [
         f"| `{r['model']}` | {r['generator']} | {r['end_to_end_s']:.2f} | "
-        f"{r['network_eager_s']:.2f} | {r['network_channels_last_s']:.2f} | "
+        f"{_s(r['onnxruntime_end_to_end_s'])} | {r['network_eager_s']:.2f} | "
+        f"{r['network_channels_last_s']:.2f} | "
         f"{r['speedup_vs_reference']:.1f} |"
         for r in rows
     ]
     lines.append(
-        f"| reference CycleGAN | resnet_9blocks ngf 64 | | {ref_eager:.2f} | {ref_cl:.2f} | 1.0 |"
+        f"| reference CycleGAN | resnet_9blocks ngf 64 | | | {ref_eager:.2f} | {ref_cl:.2f} | 1.0 |"
     )
     text = "\n".join(lines)
     print(text)

@@ -138,7 +138,9 @@ def pick(block: dict[str, Any], candidate: str) -> dict[str, Any]:
     return max(kept, key=lambda r: (r["hit_rate"], r["mean_target_prob"]))
 
 
-def ship(results: dict[str, Any], candidate: str, out: Path, data: Path) -> list[Path]:
+def ship(
+    results: dict[str, Any], candidate: str, out: Path, data: Path, why: str = ""
+) -> list[Path]:
     written: list[Path] = []
     staged: list[tuple[Path, Path]] = []
     machine = results["machine"]
@@ -173,7 +175,9 @@ def ship(results: dict[str, Any], candidate: str, out: Path, data: Path) -> list
                 "optimistic)"
             )
             if candidate == "best"
-            else "named on the command line",
+            else f"name on the command line ({why})"
+            if why
+            else "name on the command line",
             "preset": model["preset"],
             "overrides": model["overrides"],
             "generator": cfg["model"]["generator"],
@@ -226,10 +230,11 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument("--out", type=Path, default=ZOO_DIR, help="zoo folder (default: package)")
     parser.add_argument("--data", type=Path, help="cultures-dev (default: the results' data)")
+    parser.add_argument("--why", default="", help="why this candidate (goes into the cards)")
     args = parser.parse_args(argv)
     results = json.loads(args.results.read_text())
     data = args.data or Path(results["split"]["data"])
-    ship(results, args.candidate, args.out, data)
+    ship(results, args.candidate, args.out, data, args.why)
     return 0
 
 

@@ -64,7 +64,7 @@ class ModelConfig:
 @dataclass
 class LossConfig:
     gan_mode: str = "lsgan"  # lsgan | nonsaturating | hinge
-    lambda_gan: float = 1.0  # weight of the generators' adversarial terms (two-domain recipes)
+    lambda_gan: float = 1.0  # weight of the generators' adversarial terms (every recipe)
     lambda_cycle: float = 10.0  # weight of the cycle-consistency L1 (paper: lambda)
     lambda_identity: float = 0.5  # identity L1 weight, relative to lambda_cycle (paper: 0.5)
     pool_size: int = 50  # image pool of past fakes shown to the discriminators (0 = off)

@@ -71,7 +71,7 @@ CASES = [  # (what, config.json text or an edit of the good config, expected mes
     ("ngf that the weights do not have", ("networks.g_ab.ngf", 8), "do not fit"),
     ("unknown generator", ("networks.g_ab.name", "nope"), "cannot be built"),
     ("unexpected argument", ("networks.g_ab.colour", 3), "cannot be built"),
-    ("unknown kind", ("kind", "three_domain"), "unknown kind"),
+    ("unknown kind", ("kind", "three_domain"), "not a style-transfer model"),
     ("duplicate domains", ("domains", ["a", "a"]), "distinct"),
     ("NaN size", ("networks.g_ab.expansion", math.nan), "not finite"),
 ]
