@@ -104,6 +104,8 @@ def resolve_model(ref: str | Path, *, revision: str | None = None) -> Path:
             raise ValueError(f"--revision applies to Hub models, not to the folder '{ref}'")
         return path
     text = str(ref)
+    if path.is_absolute() or text.startswith((".", "~")) or "\\" in text:
+        raise CheckpointError(f"model folder '{ref}' does not exist")
     models = {m.name: m for m in list_shipped()}
     if text in models:
         return models[text].path
