@@ -27,7 +27,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_speed import cpu_info, matmul_peak  # noqa: E402
+from bench_speed import cpu_info, fill_section, matmul_peak  # noqa: E402
 
 from culturegan.fileio import atomic_write  # noqa: E402
 from culturegan.inference import Stylizer  # noqa: E402
@@ -127,14 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(lines)
     print(text)
     if args.docs:
-        doc = args.docs.read_text() if args.docs.exists() else "# Benchmarks\n"
-        block = f"{MARK_BEGIN}\n{text}\n{MARK_END}"
-        if MARK_BEGIN in doc:
-            head, rest = doc.split(MARK_BEGIN, 1)
-            doc = head + block + rest.split(MARK_END, 1)[1]
-        else:
-            doc += f"\n## The shipped models on a 1024 px photo\n\n{block}\n"
-        atomic_write(args.docs, lambda tmp: tmp.write_text(doc))
+        heading = "The shipped models on a 1024 px photo"
+        fill_section(args.docs, MARK_BEGIN, MARK_END, text, heading=heading, title="Benchmarks")
     return 0
 
 

@@ -490,6 +490,22 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def fill_section(path: Path, begin: str, end: str, text: str, *, heading: str, title: str) -> None:
+    """Replace what lies between the ``begin`` and ``end`` markers of a markdown file with
+    ``text``; without markers, append them under ``## heading`` (a new file gets ``# title``).
+    Written atomically. Shared by the benchmarks that keep a section of docs/ up to date."""
+    from culturegan.fileio import atomic_write
+
+    doc = path.read_text() if path.exists() else f"# {title}\n"
+    block = f"{begin}\n{text}\n{end}"
+    if begin in doc and end in doc:
+        head, rest = doc.split(begin, 1)
+        doc = head + block + rest.split(end, 1)[1]
+    else:
+        doc += f"\n## {heading}\n\n{block}\n"
+    atomic_write(path, lambda tmp: tmp.write_text(doc))
+
+
 def update_docs(path: Path, table: str) -> None:
     text = path.read_text()
     if DOCS_START not in text or DOCS_END not in text:

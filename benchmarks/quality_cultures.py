@@ -483,14 +483,11 @@ def markdown(results: dict[str, Any], grids: dict[str, str]) -> str:
 
 
 def update_docs(path: Path, text: str) -> None:
-    doc = path.read_text() if path.exists() else "# Quality on real cultures\n"
-    block = f"{MARK_BEGIN}\n{text}\n{MARK_END}"
-    if MARK_BEGIN in doc and MARK_END in doc:
-        head, rest = doc.split(MARK_BEGIN, 1)
-        doc = head + block + rest.split(MARK_END, 1)[1]
-    else:
-        doc += f"\n## Candidates at equal budget, judged\n\n{block}\n"
-    atomic_write(path, lambda tmp: tmp.write_text(doc))
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_speed import fill_section
+
+    fill_section(path, MARK_BEGIN, MARK_END, text, heading="Candidates at equal budget, judged",
+                 title="Quality on real cultures")  # fmt: skip
 
 
 def machine_facts(threads: int) -> dict[str, Any]:

@@ -174,36 +174,28 @@ class RunConfig:
                 f"model.palette {palette}: needs 1..256 colours, a mobile_* generator and the cut "
                 f"or cyclegan recipe (got {self.model.generator}, {self.train.recipe})"
             )
-        lo = self.loss
-        perceptual = (lo.lambda_content, lo.lambda_style_stats, lo.lambda_style_swd,
-                      lo.lambda_palette, lo.lambda_patch)  # fmt: skip
-        if (
-            self.train.recipe == "cut"
-            and lo.lambda_gan == 0
-            and lo.lambda_nce == 0
-            and not any(perceptual)
-        ):
-            raise ValueError("nothing trains the generator: lambda_gan, lambda_nce and every "
-                             "content / style weight are 0")  # fmt: skip
-        if self.loss.gan_start < 0 or self.loss.gan_ramp < 0:
-            raise ValueError("loss.gan_start and loss.gan_ramp must be >= 0")
-        if (self.loss.gan_start or self.loss.gan_ramp) and self.train.recipe not in (
-            "cut", "multidomain"):  # fmt: skip
-            raise ValueError("loss.gan_start and loss.gan_ramp apply to the cut and multidomain "
-                             f"recipes, not to {self.train.recipe}")  # fmt: skip
         loss = self.loss
-        weights = {
-            "loss.lambda_gan": loss.lambda_gan,
+        style_and_content = {
             "loss.lambda_content": loss.lambda_content,
             "loss.lambda_style_stats": loss.lambda_style_stats,
             "loss.lambda_style_swd": loss.lambda_style_swd,
             "loss.lambda_palette": loss.lambda_palette,
             "loss.lambda_patch": loss.lambda_patch,
-            "loss.ada_target": loss.ada_target,
         }
+        weights = {"loss.lambda_gan": loss.lambda_gan, **style_and_content,
+                   "loss.ada_target": loss.ada_target}  # fmt: skip
         negative = [f"{k}={v}" for k, v in weights.items() if not v >= 0]  # NaN fails too
         if negative:
             raise ValueError(f"these must be >= 0: {', '.join(negative)}")
+        generator_terms = (loss.lambda_gan, loss.lambda_nce, *style_and_content.values())
+        if self.train.recipe == "cut" and not any(generator_terms):
+            raise ValueError("nothing trains the generator: lambda_gan, lambda_nce and every "
+                             "content / style weight are 0")  # fmt: skip
+        if loss.gan_start < 0 or loss.gan_ramp < 0:
+            raise ValueError("loss.gan_start and loss.gan_ramp must be >= 0")
+        if (loss.gan_start or loss.gan_ramp) and self.train.recipe not in ("cut", "multidomain"):
+            raise ValueError("loss.gan_start and loss.gan_ramp apply to the cut and multidomain "
+                             f"recipes, not to {self.train.recipe}")  # fmt: skip
         if not 0.0 <= loss.diffaugment_p <= 1.0:
             raise ValueError(f"loss.diffaugment_p must be in [0, 1], got {loss.diffaugment_p}")
         from culturegan.augment import parse_policy  # checked before a run folder exists

@@ -17,6 +17,7 @@ Usage::
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,8 +67,19 @@ def read_card(path: Path) -> dict[str, Any]:
 
 def list_shipped(zoo_dir: Path | None = None) -> list[ShippedModel]:
     """Every shipped model, sorted by name. A folder without weights, config or a card with
-    ``target`` and ``domains`` is a packaging error and raises."""
-    root = ZOO_DIR if zoo_dir is None else zoo_dir
+    ``target`` and ``domains`` is a packaging error and raises. The package's own zoo is read
+    once per process (it cannot change while installed)."""
+    if zoo_dir is None:
+        return list(_package_zoo())
+    return _read_zoo(zoo_dir)
+
+
+@functools.cache
+def _package_zoo() -> tuple[ShippedModel, ...]:
+    return tuple(_read_zoo(ZOO_DIR))
+
+
+def _read_zoo(root: Path) -> list[ShippedModel]:
     if not root.is_dir():
         return []
     models = []
