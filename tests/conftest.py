@@ -100,3 +100,29 @@ def save_tiny_model(out: Path, net: torch.nn.Module | None = None) -> Path:
         size_multiple=net.size_multiple,
     )
     return save_pretrained(out, {"g_ab": net}, config)
+
+
+def save_tiny_multidomain_model(out: Path, domains=("photo", "ukiyoe", "ink")) -> Path:
+    """An untrained multi-domain model folder (StarGAN v2 style networks, a few channels)."""
+    from culturegan.checkpoint import pretrained_config, save_pretrained
+    from culturegan.models.multidomain import MappingNetwork, StyleEncoder, StyleGenerator
+
+    torch.manual_seed(0)
+    n = len(domains)
+    nets = {
+        "generator": StyleGenerator(ngf=8, style_dim=8, n_down=2, n_bottleneck=1, max_channels=16),
+        "mapping": MappingNetwork(num_domains=n, latent_dim=4, style_dim=8, hidden=16, n_shared=1),
+        "style_encoder": StyleEncoder(num_domains=n, style_dim=8, ndf=8, n_down=2, max_channels=16),
+    }
+    config = pretrained_config(
+        kind="multi_domain",
+        recipe="multidomain",
+        domains=list(domains),
+        networks=nets,
+        directions={f"{a}->{b}": "generator" for a in domains for b in domains if a != b},
+        size_multiple=nets["generator"].size_multiple,
+        latent_dim=4,
+        style_dim=8,
+        train_crop_size=32,
+    )
+    return save_pretrained(out, nets, config)

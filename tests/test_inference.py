@@ -87,7 +87,11 @@ def test_stylize_cli_on_odd_sizes_modes_and_a_corrupt_file(trained, tmp_path, ca
     }  # fmt: skip
     for rel, size in expected.items():
         with Image.open(out / rel) as img:
-            assert img.size == size and img.mode == "RGB", rel
+            # A transparent input keeps its alpha, exactly; everything else comes out RGB.
+            mode = "RGBA" if rel == "sub/alpha.png" else "RGB"
+            assert img.size == size and img.mode == mode, rel
+    with Image.open(out / "sub/alpha.png") as img:
+        assert set(np.asarray(img)[..., 3].ravel()) == {128}
 
 
 def test_stylize_cli_errors(trained, tmp_path, capsys):

@@ -11,6 +11,7 @@ import torch
 from culturegan.data.images import load_image, pil_to_tensor
 from culturegan.data.splits import load_splits
 from culturegan.data.synthetic import build_demo_dataset
+from culturegan.inference import Stylizer
 from culturegan.metrics.backbones import get_backbone
 from culturegan.metrics.classifier import load_classifier, predict, train_classifier
 from culturegan.metrics.cli import register
@@ -70,17 +71,19 @@ def test_classifier_backbone_predicts_and_has_its_own_feature_space(trained, dem
     assert backbone.features(images).shape == (6, 256)
 
 
-class TargetSampleStylizer:
+class TargetSampleStylizer(Stylizer):
     """Returns real images of the target domain: a perfect style, no content kept."""
 
-    def __init__(self, splits, domains):
-        self.splits, self.domains = splits, domains
-        self.directions = {f"{domains[0]}->{domains[1]}": "g", f"{domains[1]}->{domains[0]}": "f"}
+    kind = "target_sample"
 
-    def __call__(self, images, *, source=None, target=None, batch_size=4):
-        pool = self.splits.domain(target).train
-        out = [load_image(pool[i % len(pool)]).resize(img.size) for i, img in enumerate(images)]
-        return type("Result", (), {"images": out})()
+    def __init__(self, splits, domains):
+        directions = {f"{domains[0]}->{domains[1]}": "g", f"{domains[1]}->{domains[0]}": "f"}
+        super().__init__(domains=domains, directions=directions)
+        self.splits = splits
+
+    def _stylize(self, pils, request):
+        pool = self.splits.domain(request.target).train
+        return [load_image(pool[i % len(pool)]).resize(img.size) for i, img in enumerate(pils)]
 
 
 def test_style_accuracy_of_outputs_that_look_like_the_target(trained, demo_root, tmp_path):

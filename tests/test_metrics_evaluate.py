@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -14,6 +13,7 @@ from PIL import Image
 from culturegan.checkpoint import save_pretrained
 from culturegan.data.splits import load_splits
 from culturegan.data.synthetic import build_demo_dataset
+from culturegan.inference import Stylizer
 from culturegan.metrics.cli import register
 from culturegan.metrics.evaluate import direction_pairs, evaluate_model, record_eval
 from culturegan.models.generators import ResnetGenerator
@@ -21,40 +21,44 @@ from culturegan.models.generators import ResnetGenerator
 RATIOS = (0.34, 0.33, 0.33)
 
 
-@dataclass
-class Result:
-    images: list
-
-
-class IdentityStylizer:
+class IdentityStylizer(Stylizer):
     """A two-domain "model" that changes nothing: content is perfectly kept."""
 
-    domains = ["photo", "woodblock"]
-    directions = {"photo->woodblock": "g_ab", "woodblock->photo": "g_ba"}
-
-    def __call__(self, images, *, source=None, target=None, batch_size=4):
-        return Result([img.copy() for img in images])
-
-
-class NoisyMultiDomainStylizer:
-    """Three domains; the seed adds different noise, so outputs of one input differ."""
-
-    domains = ["photo", "woodblock", "ink_wash"]
-    directions = {"photo->woodblock": "g", "photo->ink_wash": "g"}
-    diverse = True
+    kind = "identity"
 
     def __init__(self):
+        directions = {"photo->woodblock": "g_ab", "woodblock->photo": "g_ba"}
+        super().__init__(domains=["photo", "woodblock"], directions=directions)
+
+    def _stylize(self, pils, request):
+        return [img.copy() for img in pils]
+
+
+class NoisyMultiDomainStylizer(Stylizer):
+    """Three domains; the seed adds different noise, so outputs of one input differ."""
+
+    kind = "noisy"
+    options = frozenset({"seed"})
+
+    def __init__(self):
+        directions = {"photo->woodblock": "g", "photo->ink_wash": "g"}
+        super().__init__(domains=["photo", "woodblock", "ink_wash"], directions=directions)
         self.seeds = []
 
-    def __call__(self, images, *, source=None, target=None, batch_size=4, seed=0):
-        self.seeds.append(seed)
-        rng = np.random.default_rng([seed, self.domains.index(target)])
+    def _resolve(self, request):  # like a multi-domain model: any source, any target
+        for role in ("source", "target"):
+            self.check_domain(getattr(request, role), role)
+        request.direction = f"{request.source}->{request.target}"
+
+    def _stylize(self, pils, request):
+        self.seeds.append(request.seed)
+        rng = np.random.default_rng([request.seed, self.domains.index(request.target)])
         out = []
-        for img in images:
+        for img in pils:
             arr = np.asarray(img).astype(np.float64)
             arr = arr + rng.normal(0, 40, arr.shape)
             out.append(Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)))
-        return Result(out)
+        return out
 
 
 @pytest.fixture(scope="module")

@@ -69,8 +69,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--target", help="target domain")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--tile",
+        type=int,
+        help="run in overlapping tiles of N px (bounded memory; default: automatic above "
+        "1536 x 1536 pixels; 0 = never)",
+    )
+    p.add_argument(
+        "--tileable", action="store_true", help="seamless wrap-around output (game textures)"
+    )
+    p.add_argument(
+        "--no-alpha",
+        action="store_true",
+        help="lay transparent inputs over white (default: outputs keep the input's alpha)",
+    )
     multi = p.add_argument_group("multi-domain models")
-    multi.add_argument("--seed", type=int, default=0, help="noise seed of the style code")
+    multi.add_argument("--seed", type=int, help="noise seed of the style code (default 0)")
     multi.add_argument("--samples", type=int, default=1, help="renderings per input")
     multi.add_argument("--reference", help="take the style from this image")
     multi.add_argument("--strength", type=float, default=1.0, help="0 = own style .. 1 = target")
@@ -115,11 +129,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def _plugins() -> list:
     """Command groups that live beside the code they drive (each has ``register``)."""
-    from culturegan import onnx_export, tune
+    from culturegan import onnx_export, restore, tune, video
     from culturegan.culture import cli as culture_cli
     from culturegan.metrics import cli as metrics_cli
 
-    return [metrics_cli, culture_cli, onnx_export, tune]
+    return [metrics_cli, culture_cli, onnx_export, tune, restore, video]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -203,26 +217,12 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
 
 def cmd_stylize(args: argparse.Namespace) -> int:
-    from culturegan.inference import stylize_paths
-    from culturegan.zoo import resolve_model, shipped_model
+    from culturegan.apply import stylize_paths
+    from culturegan.zoo import model_from_options
 
-    target = args.target
-    if args.style:
-        if args.revision:
-            raise ValueError("--revision applies to Hub models (--model org/name), not to --style")
-        if args.model:
-            raise ValueError(
-                "--style picks a shipped model; with --model, name the domain by --target"
-            )
-        shipped = shipped_model(args.style)
-        model_dir, target = shipped.path, target or shipped.target
-    elif args.model:
-        model_dir = resolve_model(args.model, revision=args.revision)
-    else:
-        raise ValueError(
-            "say which model: --style NAME (shipped, see `culturegan models`) or --model "
-            "FOLDER|NAME|org/name"
-        )
+    model_dir, target = model_from_options(
+        style=args.style, model=args.model, revision=args.revision, target=args.target
+    )
     summary = stylize_paths(
         args.inputs,
         model_dir=model_dir,
@@ -236,6 +236,9 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         reference=args.reference,
         strength=args.strength,
         mix=args.mix,
+        tile=args.tile,
+        tileable=args.tileable,
+        keep_alpha=not args.no_alpha,
     )
     print(summary.report())
     return 0 if summary.written else 1

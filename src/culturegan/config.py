@@ -52,10 +52,11 @@ class ModelConfig:
     latent_dim: int = 16  # length of the noise vector z fed to the mapping network
     n_down: int = 2  # generator downsamplings (images are padded to multiples of 2**n_down)
     n_bottleneck: int = 2  # AdaIN residual blocks at the generator's lowest resolution
-    max_channels: int = 256  # channel cap of generator, style encoder and discriminator
+    max_channels: int = 256  # channel cap of generator, style encoder and discriminator (and
+    # of the pix2pix U-Net generator)
     mapping_hidden: int = 256  # width of the mapping network's MLP
     d_down: int = 4  # downsamplings of the multi-domain discriminator and style encoder
-    residual: bool = True  # multi-domain generator predicts a change to the input image
+    residual: bool = True  # multi-domain and pix2pix U-Net generators predict a change to the input
     # distill recipe
     teacher: str = ""  # pretrained model folder the student imitates
     teacher_direction: str = ""  # SOURCE->TARGET of the teacher (default: its first direction)
@@ -68,6 +69,7 @@ class LossConfig:
     lambda_cycle: float = 10.0  # weight of the cycle-consistency L1 (paper: lambda)
     lambda_identity: float = 0.5  # identity L1 weight, relative to lambda_cycle (paper: 0.5)
     pool_size: int = 50  # image pool of past fakes shown to the discriminators (0 = off)
+    lambda_l1: float = 100.0  # pix2pix: weight of ||y - G(x)||_1 (paper: 100)
     # multi-domain recipe (weights as in StarGAN v2 unless noted)
     lambda_style: float = 1.0  # style reconstruction ||s - E(G(x, s))||_1
     lambda_ds: float = 1.0  # diversity sensitivity, decayed linearly to 0
@@ -183,7 +185,8 @@ class RunConfig:
             "loss.lambda_patch": loss.lambda_patch,
         }
         weights = {"loss.lambda_gan": loss.lambda_gan, **style_and_content,
-                   "loss.ada_target": loss.ada_target}  # fmt: skip
+                   "loss.ada_target": loss.ada_target,
+                   "loss.lambda_l1": loss.lambda_l1}  # fmt: skip
         negative = [f"{k}={v}" for k, v in weights.items() if not v >= 0]  # NaN fails too
         if negative:
             raise ValueError(f"these must be >= 0: {', '.join(negative)}")
@@ -191,6 +194,9 @@ class RunConfig:
         if self.train.recipe == "cut" and not any(generator_terms):
             raise ValueError("nothing trains the generator: lambda_gan, lambda_nce and every "
                              "content / style weight are 0")  # fmt: skip
+        if self.train.recipe == "pix2pix" and not (loss.lambda_gan or loss.lambda_l1):
+            raise ValueError("nothing trains the generator: loss.lambda_gan and loss.lambda_l1 "
+                             "are both 0")  # fmt: skip
         if loss.gan_start < 0 or loss.gan_ramp < 0:
             raise ValueError("loss.gan_start and loss.gan_ramp must be >= 0")
         if (loss.gan_start or loss.gan_ramp) and self.train.recipe not in ("cut", "multidomain"):

@@ -28,11 +28,12 @@ from pathlib import Path
 
 from PIL import Image
 
+from culturegan.apply import stylize_paths
 from culturegan.config import load_config
 from culturegan.data.images import load_image, pil_to_tensor, scan_images
 from culturegan.data.synthetic import ART_STYLES, build_demo_dataset
 from culturegan.grid import column_grid, style_grid
-from culturegan.inference import Stylizer, stylize_paths
+from culturegan.inference import Stylizer
 from culturegan.report import esc, img, section, svg_line_chart, table, write_page
 from culturegan.training import TrainResult, train
 from culturegan.training.logger import read_log

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
-from culturegan.inference import ImageInput, MultiDomainStylizer, Stylizer, read_inputs
+from culturegan.inference import ImageInput, Stylizer, read_inputs
 
 LABEL_HEIGHT = 18
 GAP = 4
@@ -39,21 +39,20 @@ def style_grid(
 ) -> Image.Image:
     if not images:
         raise ValueError("the grid needs at least one input image")
-    multi = isinstance(stylizer, MultiDomainStylizer)
+    diverse = "seed" in stylizer.options
     if targets is None:
-        targets = stylizer.domains if multi else [stylizer.resolve_direction().split("->")[1]]
-    for name in targets:
-        stylizer.check_domain(name, "target")
-    if not multi and (samples > 1 or strength != 1.0):
-        raise ValueError("samples and strength need a multi-domain model")
+        # A model with a style code renders every domain; otherwise its first direction.
+        targets = stylizer.domains if diverse else [stylizer.resolve_direction().split("->")[1]]
+    if samples > 1 and not diverse:
+        raise ValueError(f"samples: this {stylizer.kind} model gives one rendering per input")
+    for name in targets:  # every option checked before any rendering
+        stylizer.check_inputs(target=name, seed=seed if diverse else None, strength=strength)
     pils, _ = read_inputs(images)
     columns: list[tuple[str, list[Image.Image]]] = [("input", pils)]
     for name in targets:
         for k in range(samples):
-            if multi:
-                out = stylizer(pils, target=name, seed=seed + k, strength=strength).images
-            else:
-                out = stylizer(pils, target=name).images
+            code = {"seed": seed + k} if diverse else {}
+            out = stylizer(pils, target=name, strength=strength, **code).images
             label = name if samples == 1 else f"{name} #{k + 1}"
             columns.append((label, out))
 

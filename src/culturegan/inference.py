@@ -1,34 +1,55 @@
-"""Apply a pretrained model to images of any size.
+"""One way to apply a model: the :class:`Stylizer` interface and its two PyTorch classes.
 
-``Stylizer.from_pretrained(dir)`` rebuilds the networks from the folder's ``config.json`` and
-safetensors weights; calling it on images returns a :class:`StylizeResult`. Each image is
-reflect-padded to the network's size multiple and cropped back, so any width and height work,
-and images of equal size are run in batches.
+``Stylizer.from_pretrained(model)`` reads the folder's ``config.json``, picks the class from its
+``kind`` (the :data:`STYLIZERS` table; a ``.onnx`` file opens as
+:class:`culturegan.onnx_export.OnnxStylizer`) and rebuilds the networks from the safetensors
+weights. Every stylizer is called with one keyword signature::
+
+    stylizer(images, source=, target=, seed=, reference=, mix=, strength=, batch_size=, tile=)
+
+and says which of the style options (``seed``, ``reference``, ``mix``, ``strength``) it honours
+in ``stylizer.options``; :meth:`Stylizer.check_inputs` refuses, before any work, an option the
+model cannot honour. Each image is reflect-padded to the network's size multiple and cropped
+back, so any width and height work; images of equal size run in batches, and large images run
+in overlapping tiles with one set of normalisation statistics (:mod:`culturegan.tiling`), so
+memory is bounded by the tile size.
 
 Usage::
 
-    stylizer = Stylizer.from_pretrained("runs/000-cyclegan/model")
+    stylizer = Stylizer.from_pretrained("ukiyoe")  # a shipped model, a folder, org/name
     result = stylizer(["photo.jpg"], target="ukiyoe")
     result.images[0].save("photo_ukiyoe.png")
 """
 
 from __future__ import annotations
 
+import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from culturegan.checkpoint import KINDS, CheckpointError, load_pretrained, sub_state
-from culturegan.data.images import load_image, pil_to_tensor, tensor_to_pil, to_rgb
-from culturegan.fileio import atomic_write
+from culturegan.checkpoint import CheckpointError, load_pretrained, sub_state
+from culturegan.data.images import (
+    has_alpha,
+    load_image,
+    merge_alpha,
+    pil_to_tensor,
+    split_alpha,
+    tensor_to_pil,
+    to_rgb,
+)
 from culturegan.models.generators import generator_from_config
+from culturegan.tiling import DEFAULT_TILE, auto_tile, tileable_apply, tiled_apply
 
 ImageInput = str | Path | Image.Image
+STYLE_OPTIONS = ("seed", "reference", "mix", "strength")
+MAX_SEED = 2**63
 
 
 @dataclass
@@ -36,6 +57,23 @@ class StylizeResult:
     images: list[Image.Image]  # one output per input, at the input's size
     direction: str  # "source->target"
     sources: list[str] = field(default_factory=list)  # file paths, or "" for in-memory images
+
+
+@dataclass
+class Request:
+    """The options of one call, checked and resolved by :meth:`Stylizer.check_inputs`."""
+
+    source: str | None  # None: the model decides (multi-domain: any input)
+    target: str
+    direction: str  # "source->target" (multi-domain without a source: "auto->target")
+    seed: int | None = None  # noise seed of the style code (models with "seed")
+    reference: Image.Image | None = None  # style taken from this image
+    mix: dict[str, float] | None = None  # normalised weights over domains
+    strength: float = 1.0
+    batch_size: int = 4
+    tile: int | None = None  # tile side; None = automatic, 0 = never tile
+    tileable: bool = False  # wrap-around output (seamless texture)
+    keep_alpha: bool = True  # inputs with transparency come back with their alpha
 
 
 def pad_to_multiple(
@@ -59,15 +97,19 @@ def _as_list(images: ImageInput | Sequence[ImageInput]) -> list[ImageInput]:
     return [images] if isinstance(images, str | Path | Image.Image) else list(images)
 
 
-def read_inputs(images: Sequence[ImageInput]) -> tuple[list[Image.Image], list[str]]:
-    """Files go through the project's loader, in-memory images through the same conversion."""
+def read_inputs(
+    images: Sequence[ImageInput], *, keep_alpha: bool = False
+) -> tuple[list[Image.Image], list[str]]:
+    """Files go through the project's loader, in-memory images through the same conversion
+    (RGB; with ``keep_alpha``, images with transparency stay RGBA)."""
     pils, sources = [], []
     for item in images:
         if isinstance(item, Image.Image):
-            pils.append(to_rgb(item))
+            keep = keep_alpha and has_alpha(item)
+            pils.append(item.convert("RGBA") if keep else to_rgb(item))
             sources.append("")
         else:
-            pils.append(load_image(item))
+            pils.append(load_image(item, keep_alpha=keep_alpha))
             sources.append(str(item))
     return pils, sources
 
@@ -85,34 +127,287 @@ def check_device(name: str | torch.device) -> torch.device:
     return device
 
 
-class _ImageRunner:
-    """Shared by the stylizers: batches images of equal size, pads, runs, crops back."""
+def parse_mix(text: str) -> dict[str, float]:
+    """``"ukiyoe:0.5,chinese_ink:0.5"`` -> {"ukiyoe": 0.5, "chinese_ink": 0.5}."""
+    mix = {}
+    for part in text.split(","):
+        name, sep, weight = part.strip().partition(":")
+        try:
+            mix[name.strip()] = float(weight) if sep else 1.0
+        except ValueError:
+            raise ValueError(f"--mix takes DOMAIN:WEIGHT,...; cannot read '{part}'") from None
+    return mix
 
-    size_multiple: int
-    device: torch.device
+
+class Stylizer(ABC):
+    """A model that turns images of one domain into another.
+
+    Subclasses set ``kind`` and ``options`` and implement :meth:`_stylize`; everything a
+    caller needs (checking, reading, batching, padding, tiling) is here.
+    """
+
+    kind: ClassVar[str] = ""
+    options: ClassVar[frozenset[str]] = frozenset()  # which of STYLE_OPTIONS it honours
+
+    def __init__(
+        self,
+        *,
+        domains: Sequence[str],
+        directions: dict[str, str],
+        size_multiple: int = 4,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        self.domains: list[str] = list(domains)
+        self.directions: dict[str, str] = dict(directions)
+        self.size_multiple = int(size_multiple)
+        self.device = check_device(device)
+
+    # ------------------------------------------------------------------ opening models
+
+    @classmethod
+    def from_pretrained(
+        cls, model: str | Path, *, device: str = "cpu", revision: str | None = None
+    ) -> Stylizer:
+        """Open a model folder, a shipped model by name (``"ukiyoe"``, see ``culturegan
+        models``), a Hugging Face Hub repo (``"org/name"``, ``revision`` a branch, tag or
+        commit; needs the ``[hub]`` extra) or an exported ``.onnx`` file; the class comes
+        from the folder's ``kind``."""
+        if str(model).endswith(".onnx"):
+            from culturegan.onnx_export import OnnxStylizer
+
+            if device != "cpu":
+                raise ValueError("ONNX models run on the CPU here (onnxruntime's CPU provider)")
+            stylizer_class: type[Stylizer] = OnnxStylizer
+            if not issubclass(stylizer_class, cls):
+                raise CheckpointError(f"'{model}' is an ONNX model, not a {cls.__name__}")
+            return OnnxStylizer(model)
+        from culturegan.zoo import resolve_model
+
+        model_dir = resolve_model(model, revision=revision)
+        config, tensors = load_pretrained(model_dir)
+        kind = config.get("kind", "two_domain")
+        if not isinstance(kind, str) or kind not in STYLIZERS:
+            raise CheckpointError(f"'{model_dir}' holds a {kind!r}, not a style-transfer model")
+        stylizer_class = STYLIZERS[kind]
+        if not issubclass(stylizer_class, cls):
+            raise CheckpointError(
+                f"'{model_dir}' holds a {kind} model, not a {cls.__name__}; open it with "
+                "Stylizer.from_pretrained"
+            )
+        networks = _load_networks(model_dir, config, tensors, stylizer_class.build_network)
+        return stylizer_class(networks, config, device=device)
+
+    @classmethod
+    def from_modules(
+        cls, networks: dict[str, torch.nn.Module], config: dict[str, Any], *, device="cpu"
+    ) -> Stylizer:
+        """A stylizer over networks in memory (e.g. a training run's EMA networks)."""
+        return STYLIZERS[config.get("kind", "two_domain")](networks, config, device=device)
+
+    # ------------------------------------------------------------------ the call
+
+    def check_domain(self, name: str, role: str) -> None:
+        if name not in self.domains:
+            raise ValueError(
+                f"unknown {role} domain '{name}' (this model knows: {', '.join(self.domains)})"
+            )
+
+    def resolve_direction(self, source: str | None = None, target: str | None = None) -> str:
+        """Pick ``source->target``: default is the first direction (e.g. photo -> art)."""
+        if target is None and source is None:
+            return next(iter(self.directions))
+        for role, name in (("source", source), ("target", target)):
+            if name is not None:
+                self.check_domain(name, role)
+        candidates = [
+            d
+            for d in self.directions
+            if (source is None or d.split("->")[0] == source)
+            and (target is None or d.split("->")[1] == target)
+        ]
+        if not candidates:
+            raise ValueError(
+                f"this model has no direction {source or '*'}->{target or '*'} "
+                f"(it has: {', '.join(self.directions)})"
+            )
+        return candidates[0]
+
+    def check_inputs(
+        self,
+        *,
+        source: str | None = None,
+        target: str | None = None,
+        seed: int | None = None,
+        reference: ImageInput | None = None,
+        mix: dict[str, float] | str | None = None,
+        strength: float = 1.0,
+        batch_size: int = 4,
+        tile: int | None = None,
+        tileable: bool = False,
+        keep_alpha: bool = True,
+    ) -> Request:
+        """Refuse what this model cannot do (with a message saying why), resolve the rest."""
+        given = {
+            "seed": seed is not None,
+            "reference": reference is not None,
+            "mix": bool(mix),
+            "strength": strength != 1.0,
+        }
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch size must be >= 1, got {batch_size!r}")
+        if tile is not None and (not isinstance(tile, int) or tile < 0):
+            raise ValueError(f"tile must be 0 (never tile) or a side in pixels, got {tile!r}")
+        if tile and tile < 4 * self.size_multiple:
+            raise ValueError(f"tile must be at least {4 * self.size_multiple} px for this model")
+        if tileable and tile:
+            raise ValueError("a tileable texture is made in one pass; drop the tile size")
+        if not isinstance(strength, int | float) or not 0.0 <= strength <= 1.0:
+            raise ValueError(f"strength must be in [0, 1], got {strength}")
+        if seed is not None and (
+            isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < MAX_SEED
+        ):
+            raise ValueError(f"seed must be in [0, 2**63), got {seed!r}")
+        unsupported = [name for name, on in given.items() if on and name not in self.options]
+        if unsupported:
+            raise ValueError(
+                f"{', '.join(unsupported)}: this {self.kind} model gives one rendering per "
+                f"input and cannot honour {'it' if len(unsupported) == 1 else 'them'} "
+                "(seed, reference, mix and strength need a multi-domain model)"
+            )
+        if reference is not None and mix:
+            raise ValueError("give either a reference image or a mix, not both")
+        weights = None
+        if mix:
+            weights = parse_mix(mix) if isinstance(mix, str) else dict(mix)
+            for name, weight in weights.items():
+                self.check_domain(name, "mix")
+                if not math.isfinite(weight) or weight < 0:
+                    raise ValueError(
+                        f"mix weight of '{name}' must be finite and >= 0, got {weight}"
+                    )
+            total = sum(weights.values())
+            if total <= 0:
+                raise ValueError(f"mix weights must have a positive sum, got {weights}")
+            weights = {name: w / total for name, w in weights.items()}
+        ref_image = None
+        if reference is not None:
+            (ref_image,), _ = read_inputs([reference])
+        request = Request(
+            source=source,
+            target=target or "",
+            direction="",
+            seed=seed,
+            reference=ref_image,
+            mix=weights,
+            strength=float(strength),
+            batch_size=batch_size,
+            tile=0 if tileable else tile,
+            tileable=bool(tileable),
+            keep_alpha=bool(keep_alpha),
+        )
+        self._resolve(request)
+        return request
+
+    def _resolve(self, request: Request) -> None:
+        """Fill ``request.target`` and ``direction`` (two-domain: one of the directions)."""
+        direction = self.resolve_direction(request.source, request.target or None)
+        request.source, request.target = direction.split("->")
+        request.direction = direction
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        images: ImageInput | Sequence[ImageInput],
+        *,
+        source: str | None = None,
+        target: str | None = None,
+        seed: int | None = None,
+        reference: ImageInput | None = None,
+        mix: dict[str, float] | str | None = None,
+        strength: float = 1.0,
+        batch_size: int = 4,
+        tile: int | None = None,
+        tileable: bool = False,
+        keep_alpha: bool = True,
+    ) -> StylizeResult:
+        """Stylize ``images`` (files or PIL images).
+
+        ``source`` / ``target``: domain names; ``seed``, ``reference``, ``mix``, ``strength``:
+        the style options (``self.options`` says which this model honours); ``tile``: None
+        tiles images above :func:`culturegan.tiling.auto_tile`'s threshold, a number forces
+        tiles of that side, 0 never tiles; ``tileable``: a seamless (wrap-around) output;
+        ``keep_alpha``: an input with transparency is stylized as colour and comes back with
+        its own alpha, exactly (else it is laid over white).
+        """
+        request = self.check_inputs(
+            source=source, target=target, seed=seed, reference=reference, mix=mix,
+            strength=strength, batch_size=batch_size, tile=tile, tileable=tileable,
+            keep_alpha=keep_alpha,
+        )  # fmt: skip
+        pils, sources = read_inputs(_as_list(images), keep_alpha=request.keep_alpha)
+        split = [split_alpha(p) for p in pils]
+        outputs = self._stylize([rgb for rgb, _ in split], request)
+        outputs = [merge_alpha(out, alpha) for out, (_, alpha) in zip(outputs, split, strict=True)]
+        return StylizeResult(images=outputs, direction=request.direction, sources=sources)
+
+    @abstractmethod
+    def _stylize(self, pils: list[Image.Image], request: Request) -> list[Image.Image]:
+        """Outputs for RGB ``pils`` under a checked ``request``."""
+
+    # ------------------------------------------------------------------ shared running
 
     def _run(
         self,
         pils: list[Image.Image],
         fn: Callable[[torch.Tensor, list[int]], torch.Tensor],
-        batch_size: int,
+        request: Request,
+        network: torch.nn.Module | None = None,
     ) -> list[Image.Image]:
-        """``fn(padded (B, 3, H', W'), indices) -> (B, 3, H', W')`` over batches of equal size."""
+        """``fn(padded (B, 3, H', W'), indices) -> (B, 3, H', W')`` over batches of equal size;
+        large images (or every image, with ``request.tile``) go through overlapping tiles, with
+        the instance-norm statistics of ``network`` taken from one downscaled pass."""
         outputs: list[Image.Image | None] = [None] * len(pils)
         by_size: dict[tuple[int, int], list[int]] = {}
         for i, img in enumerate(pils):
+            if request.tileable:
+                if network is None:
+                    raise ValueError("this model cannot make tileable textures")
+                outputs[i] = tileable_apply(
+                    img,
+                    lambda x, i=i: fn(x, [i]),
+                    network=network,
+                    size_multiple=self.size_multiple,
+                    device=self.device,
+                )
+                continue
+            tile = auto_tile(img.size) if request.tile is None else request.tile
+            if tile:
+                outputs[i] = tiled_apply(
+                    img,
+                    lambda x, i=i: self._forward(x, lambda b: fn(b, [i])),
+                    network=network,
+                    tile=tile,
+                    size_multiple=self.size_multiple,
+                    device=self.device,
+                )
+                continue
             by_size.setdefault(img.size, []).append(i)
         for indices in by_size.values():
-            for start in range(0, len(indices), batch_size):
-                chunk = indices[start : start + batch_size]
+            for start in range(0, len(indices), request.batch_size):
+                chunk = indices[start : start + request.batch_size]
                 batch = torch.stack([pil_to_tensor(pils[i]) for i in chunk]).to(self.device)
-                # At least 4 multiples: the bottleneck then has 4 x 4 positions, enough for
-                # its reflection padding and instance norm.
-                padded, (h, w) = pad_to_multiple(batch, self.size_multiple, 4 * self.size_multiple)
-                result = fn(padded, chunk)[..., :h, :w].cpu()  # (B, 3, H, W)
+                result = self._forward(batch, lambda b, c=chunk: fn(b, c)).cpu()  # (B, 3, H, W)
                 for i, tensor in zip(chunk, result, strict=True):
                     outputs[i] = tensor_to_pil(tensor)
         return outputs
+
+    def _forward(
+        self, batch: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor]
+    ) -> torch.Tensor:
+        # At least 4 multiples: the bottleneck then has 4 x 4 positions, enough for its
+        # reflection padding and instance norm.
+        padded, (h, w) = pad_to_multiple(batch, self.size_multiple, 4 * self.size_multiple)
+        return fn(padded)[..., :h, :w]
 
 
 def _load_networks(
@@ -150,11 +445,8 @@ def _load_networks(
     return networks
 
 
-class Stylizer(_ImageRunner):
-    """A two-domain model (one generator per direction). ``from_pretrained`` also opens
-    multi-domain folders, returning a :class:`MultiDomainStylizer`."""
-
-    diverse = False  # one output per input and direction
+class _NetworkStylizer(Stylizer):
+    """Stylizers over PyTorch networks rebuilt from a pretrained folder's config."""
 
     def __init__(
         self,
@@ -163,99 +455,35 @@ class Stylizer(_ImageRunner):
         *,
         device: str | torch.device = "cpu",
     ) -> None:
+        super().__init__(
+            domains=config["domains"],
+            directions=config["directions"],
+            size_multiple=config.get("size_multiple", 4),
+            device=device,
+        )
         self.config = config
-        self.device = check_device(device)
         self.networks = {k: v.to(self.device).eval() for k, v in networks.items()}
-        self.domains: list[str] = list(config["domains"])
-        self.directions: dict[str, str] = dict(config["directions"])
-        self.size_multiple = int(config.get("size_multiple", 4))
 
-    @classmethod
-    def from_modules(
-        cls, networks: dict[str, torch.nn.Module], config: dict[str, Any], *, device="cpu"
-    ) -> Stylizer:
-        """A stylizer over networks in memory (e.g. a training run's EMA networks)."""
-        kind = MultiDomainStylizer if config.get("kind") == "multi_domain" else Stylizer
-        return kind(networks, config, device=device)
-
-    @classmethod
-    def from_pretrained(
-        cls, model: str | Path, *, device: str = "cpu", revision: str | None = None
-    ) -> Stylizer:
-        """Open a model folder, a shipped model by name (``"ukiyoe"``, see ``culturegan
-        models``) or a Hugging Face Hub repo (``"org/name"``, ``revision`` a branch, tag or
-        commit; needs the ``[hub]`` extra)."""
-        from culturegan.zoo import resolve_model
-
-        model_dir = resolve_model(model, revision=revision)
-        config, tensors = load_pretrained(model_dir)
-        if config.get("kind", "two_domain") not in KINDS:
-            raise CheckpointError(
-                f"'{model_dir}' holds a {config.get('kind')}, not a style-transfer model"
-            )
-        if config.get("kind") == "multi_domain":
-            from culturegan.models.multidomain import multidomain_from_config
-
-            networks = _load_networks(model_dir, config, tensors, multidomain_from_config)
-            return MultiDomainStylizer(networks, config, device=device)
-        networks = _load_networks(model_dir, config, tensors, generator_from_config)
-        return cls(networks, config, device=device)
-
-    def check_domain(self, name: str, role: str) -> None:
-        if name not in self.domains:
-            raise ValueError(
-                f"unknown {role} domain '{name}' (this model knows: {', '.join(self.domains)})"
-            )
-
-    def resolve_direction(self, source: str | None = None, target: str | None = None) -> str:
-        """Pick ``source->target``: default is the first direction (e.g. photo -> art)."""
-        if target is None and source is None:
-            return next(iter(self.directions))
-        for role, name in (("source", source), ("target", target)):
-            if name is not None:
-                self.check_domain(name, role)
-        candidates = [
-            d
-            for d in self.directions
-            if (source is None or d.split("->")[0] == source)
-            and (target is None or d.split("->")[1] == target)
-        ]
-        if not candidates:
-            raise ValueError(
-                f"this model has no direction {source or '*'}->{target or '*'} "
-                f"(it has: {', '.join(self.directions)})"
-            )
-        return candidates[0]
-
-    @torch.no_grad()
-    def __call__(
-        self,
-        images: ImageInput | Sequence[ImageInput],
-        *,
-        source: str | None = None,
-        target: str | None = None,
-        batch_size: int = 4,
-    ) -> StylizeResult:
-        direction = self.resolve_direction(source, target)
-        net = self.networks[self.directions[direction]]
-        pils, sources = read_inputs(_as_list(images))
-        outputs = self._run(pils, lambda batch, _: net(batch), batch_size)
-        return StylizeResult(images=outputs, direction=direction, sources=sources)
+    @staticmethod
+    @abstractmethod
+    def build_network(config: dict) -> torch.nn.Module:
+        """One network of the folder from its entry in ``config.json``'s ``networks``."""
 
 
-def parse_mix(text: str) -> dict[str, float]:
-    """``"ukiyoe:0.5,chinese_ink:0.5"`` -> {"ukiyoe": 0.5, "chinese_ink": 0.5}."""
-    mix = {}
-    for part in text.split(","):
-        name, sep, weight = part.strip().partition(":")
-        try:
-            mix[name.strip()] = float(weight) if sep else 1.0
-        except ValueError:
-            raise ValueError(f"--mix takes DOMAIN:WEIGHT,...; cannot read '{part}'") from None
-    return mix
+class TwoDomainStylizer(_NetworkStylizer):
+    """One generator per direction (CycleGAN, CUT, distilled students, restoration)."""
+
+    kind = "two_domain"
+    options = frozenset()
+
+    build_network = staticmethod(generator_from_config)
+
+    def _stylize(self, pils: list[Image.Image], request: Request) -> list[Image.Image]:
+        net = self.networks[self.directions[request.direction]]
+        return self._run(pils, lambda batch, _: net(batch), request, network=net)
 
 
-class MultiDomainStylizer(Stylizer):
+class MultiDomainStylizer(_NetworkStylizer):
     """One generator for every domain, steered by a style code.
 
     The style code of the target comes from noise (``seed``: reproducible, different seeds give
@@ -266,7 +494,8 @@ class MultiDomainStylizer(Stylizer):
     input's own style instead, with no such guarantee.)
     """
 
-    diverse = True
+    kind = "multi_domain"
+    options = frozenset(STYLE_OPTIONS)
 
     def __init__(self, networks, config, *, device="cpu") -> None:
         super().__init__(networks, config, device=device)
@@ -275,6 +504,12 @@ class MultiDomainStylizer(Stylizer):
         self.style_encoder = self.networks["style_encoder"]
         self.latent_dim = int(config["latent_dim"])
         self.style_size = int(config.get("train_crop_size", 64))
+
+    @staticmethod
+    def build_network(config: dict) -> torch.nn.Module:
+        from culturegan.models.multidomain import multidomain_from_config
+
+        return multidomain_from_config(config)
 
     def _for_encoder(self, img: Image.Image) -> torch.Tensor:
         """The style encoder sees images as in training: shorter side resized, centre square."""
@@ -285,227 +520,78 @@ class MultiDomainStylizer(Stylizer):
     def _label(self, name: str) -> torch.Tensor:
         return torch.tensor([self.domains.index(name)], device=self.device)
 
+    @torch.no_grad()
     def classify(self, image: ImageInput) -> str:
         """The domain the style encoder's classifier head assigns to an image."""
         (pil,), _ = read_inputs([image])
         logits = self.style_encoder.classify(self._for_encoder(pil))
         return self.domains[int(logits.argmax())]
 
-    def style_code(
-        self,
-        *,
-        target: str | None = None,
-        seed: int = 0,
-        reference: ImageInput | None = None,
-        mix: dict[str, float] | str | None = None,
-    ) -> tuple[torch.Tensor, str]:
-        """(1, style_dim) code and the name of the domain it renders."""
-        if isinstance(mix, str):
-            mix = parse_mix(mix)
-        if reference is not None:
-            if mix:
-                raise ValueError("give either a reference image or a mix, not both")
-            (ref,), _ = read_inputs([reference])
-            target = target or self.classify(ref)
-            self.check_domain(target, "target")
-            return self.style_encoder(self._for_encoder(ref), self._label(target)), target
-        z = torch.randn(1, self.latent_dim, generator=torch.Generator().manual_seed(seed))
-        z = z.to(self.device)
-        if mix:
-            total = sum(mix.values())
-            if total <= 0 or any(w < 0 for w in mix.values()):
-                raise ValueError(f"mix weights must be >= 0 with a positive sum, got {mix}")
-            code = 0
-            for name, weight in mix.items():
-                self.check_domain(name, "mix")
-                code = code + weight / total * self.mapping(z, self._label(name))
-            return code, max(mix, key=mix.get)
-        if target is None:
+    def _resolve(self, request: Request) -> None:
+        if request.source is not None:
+            self.check_domain(request.source, "source")
+        if request.mix:
+            request.target = request.target or max(request.mix, key=request.mix.get)
+        elif request.reference is not None:
+            request.target = request.target or self.classify(request.reference)
+        elif not request.target:
             raise ValueError(
                 f"a multi-domain model needs a target (one of: {', '.join(self.domains)}), "
                 "a reference image or a mix"
             )
-        self.check_domain(target, "target")
-        return self.mapping(z, self._label(target)), target
+        self.check_domain(request.target, "target")
+        request.seed = 0 if request.seed is None else request.seed
+        request.direction = f"{request.source or 'auto'}->{request.target}"
 
     @torch.no_grad()
-    def __call__(
-        self,
-        images: ImageInput | Sequence[ImageInput],
-        *,
-        source: str | None = None,
-        target: str | None = None,
-        seed: int = 0,
-        reference: ImageInput | None = None,
-        mix: dict[str, float] | str | None = None,
-        strength: float = 1.0,
-        batch_size: int = 4,
-    ) -> StylizeResult:
-        if not 0.0 <= strength <= 1.0:
-            raise ValueError(f"strength must be in [0, 1], got {strength}")
-        if source is not None:
-            self.check_domain(source, "source")
-        code, target = self.style_code(target=target, seed=seed, reference=reference, mix=mix)
-        pils, sources = read_inputs(_as_list(images))
+    def style_code(self, request: Request) -> torch.Tensor:
+        """(1, style_dim) code of a checked request: from its reference, mix or seed."""
+        if request.reference is not None:
+            ref = self._for_encoder(request.reference)
+            return self.style_encoder(ref, self._label(request.target))
+        z = torch.randn(1, self.latent_dim, generator=torch.Generator().manual_seed(request.seed))
+        z = z.to(self.device)
+        if request.mix:
+            code = 0
+            for name, weight in request.mix.items():
+                code = code + weight * self.mapping(z, self._label(name))
+            return code
+        return self.mapping(z, self._label(request.target))
+
+    def _stylize(self, pils: list[Image.Image], request: Request) -> list[Image.Image]:
+        code = self.style_code(request)
         own = []  # non-residual generators: interpolate from each input's own style code
-        if strength < 1.0 and not self.generator.residual:
+        if request.strength < 1.0 and not self.generator.residual:
             for pil in pils:
-                name = (
-                    source
-                    or self.domains[
-                        int(self.style_encoder.classify(self._for_encoder(pil)).argmax())
-                    ]
-                )
-                own.append(self.style_encoder(self._for_encoder(pil), self._label(name)))
+                x = self._for_encoder(pil)
+                name = request.source or self.domains[int(self.style_encoder.classify(x).argmax())]
+                own.append(self.style_encoder(x, self._label(name)))
 
         def run(batch: torch.Tensor, indices: list[int]) -> torch.Tensor:
             s = code.expand(len(batch), -1)
             if own:
-                return self.generator(
-                    batch, torch.lerp(torch.cat([own[i] for i in indices]), s, strength)
-                )
-            return self.generator(batch, s, strength)
+                mixed = torch.lerp(torch.cat([own[i] for i in indices]), s, request.strength)
+                return self.generator(batch, mixed)
+            return self.generator(batch, s, request.strength)
 
-        outputs = self._run(pils, run, batch_size)
-        direction = f"{source or 'auto'}->{target}"
-        return StylizeResult(images=outputs, direction=direction, sources=sources)
+        return self._run(pils, run, request, network=self.generator)
 
 
-@dataclass
-class StylizeSummary:
-    written: list[Path]  # output files
-    skipped: list[tuple[Path, str]]  # inputs that could not be read, with the reason
-    direction: str
+# The one table from a folder's ``kind`` to its class (a ``.onnx`` file is kind "onnx").
+STYLIZERS: dict[str, type[_NetworkStylizer]] = {
+    TwoDomainStylizer.kind: TwoDomainStylizer,
+    MultiDomainStylizer.kind: MultiDomainStylizer,
+}
 
-    def report(self) -> str:
-        lines = [f"stylized {len(self.written)} images ({self.direction})"]
-        if self.skipped:
-            lines.append(f"skipped {len(self.skipped)} unreadable inputs:")
-            lines += [f"  {path}: {reason}" for path, reason in self.skipped]
-        return "\n".join(lines)
-
-
-def expand_inputs(
-    inputs: Sequence[str | Path], out_dir: str | Path | None = None
-) -> tuple[list[tuple[Path, Path]], list]:
-    """Files and folders -> [(input file, output path relative to --out)], skipped files.
-
-    With ``out_dir``: files already under it are not inputs (an output folder inside an input
-    folder is not read back on the next run), and an output that would land on an input file
-    is refused before anything is written.
-    """
-    from culturegan.data.images import scan_images
-
-    out = Path(out_dir).resolve() if out_dir is not None else None
-    if out is not None and out.exists() and not out.is_dir():
-        raise ValueError(f"--out '{out_dir}' is an existing file; give a folder")
-    pairs: list[tuple[Path, Path]] = []
-    skipped: list[tuple[Path, str]] = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            scan = scan_images(item, check="none")
-            nested = (
-                out is not None and out != item.resolve() and out.is_relative_to(item.resolve())
-            )
-            files = [f for f in scan.files if not (nested and f.resolve().is_relative_to(out))]
-            pairs += [(f, f.relative_to(item).with_suffix(".png")) for f in files]
-            skipped += scan.skipped
-        elif item.exists():
-            pairs.append((item, Path(item.stem + ".png")))
-        else:
-            raise FileNotFoundError(f"input '{item}' does not exist")
-    # Two inputs with one name (a.jpg, a.png) must not overwrite each other.
-    seen: set[Path] = set()
-    unique = []
-    for src, rel in pairs:
-        candidate, n = rel, 1
-        while candidate in seen:
-            candidate = rel.with_name(f"{rel.stem}_{n}{rel.suffix}")
-            n += 1
-        seen.add(candidate)
-        unique.append((src, candidate))
-    if out is not None:
-        sources = {src.resolve() for src, _ in unique}
-        clash = [out / rel for _, rel in unique if (out / rel).resolve() in sources]
-        if clash:
-            raise ValueError(
-                f"the output '{clash[0]}' would overwrite an input image; choose another --out "
-                "(outputs never replace inputs)"
-            )
-    return unique, skipped
-
-
-def stylize_paths(
-    inputs: Sequence[str | Path],
-    *,
-    model_dir: str | Path,
-    out_dir: str | Path,
-    source: str | None = None,
-    target: str | None = None,
-    batch_size: int = 4,
-    device: str = "cpu",
-    progress: bool = True,
-    seed: int = 0,  # multi-domain: noise seed of the first sample
-    samples: int = 1,  # multi-domain: renderings per input (seeds seed, seed + 1, ...)
-    reference: str | Path | None = None,  # multi-domain: style from this image
-    strength: float = 1.0,  # multi-domain: 0 = the input's own style, 1 = the target style
-    mix: str | dict[str, float] | None = None,  # multi-domain: "ukiyoe:0.5,ink:0.5"
-) -> StylizeSummary:
-    """Stylize image files and folders into ``out_dir`` as PNG; unreadable files are skipped."""
-    from tqdm import tqdm
-
-    from culturegan.data.images import ImageLoadError
-
-    if samples < 1:
-        raise ValueError(f"samples must be >= 1, got {samples}")
-    if batch_size < 1:
-        raise ValueError(f"batch size must be >= 1, got {batch_size}")
-    if not 0 <= seed < 2**63:
-        raise ValueError(f"seed must be in [0, 2**63), got {seed}")
-    stylizer = Stylizer.from_pretrained(model_dir, device=device)
-    if reference is not None and samples > 1:
-        raise ValueError("--samples > 1 needs noise: a reference image gives one style code")
-    if isinstance(stylizer, MultiDomainStylizer):
-        if reference is not None:  # read once (and refused before any output is written)
-            reference = load_image(reference)
-        kwargs = {"source": source, "reference": reference, "strength": strength, "mix": mix}
-        _, target = stylizer.style_code(target=target, seed=seed, reference=reference, mix=mix)
-        kwargs["target"] = target
-        direction = f"{source or 'auto'}->{target}"
-    else:
-        extras = {"reference": reference, "mix": mix}
-        given = [k for k, v in extras.items() if v] + (["strength"] if strength != 1 else [])
-        if given or samples > 1:
-            raise ValueError(
-                f"{', '.join(given + (['samples'] if samples > 1 else []))}: only multi-domain "
-                "models take these (this model is a two-domain model)"
-            )
-        direction = stylizer.resolve_direction(source, target)
-        src, dst = direction.split("->")
-        kwargs = {"source": src, "target": dst}
-    seeds = [seed + k for k in range(samples)] if stylizer.diverse else [None]
-    pairs, skipped = expand_inputs(inputs, out_dir)
-    out_dir = Path(out_dir)
-    written: list[Path] = []
-    with tqdm(total=len(pairs), disable=not progress, unit="img", desc="stylize") as bar:
-        for start in range(0, len(pairs), batch_size):
-            chunk, images = [], []
-            for path, rel in pairs[start : start + batch_size]:
-                try:
-                    images.append(load_image(path))
-                    chunk.append((path, rel))
-                except ImageLoadError as exc:
-                    skipped.append((path, exc.reason))
-            for k, sample_seed in enumerate(seeds):
-                if not images:
-                    break
-                extra = {} if sample_seed is None else {"seed": sample_seed}
-                result = stylizer(images, batch_size=batch_size, **kwargs, **extra)
-                for (_, rel), image in zip(chunk, result.images, strict=True):
-                    name = rel if len(seeds) == 1 else rel.with_name(f"{rel.stem}_s{k}.png")
-                    out = out_dir / name
-                    # A kill mid-write leaves no truncated PNG under the final name.
-                    atomic_write(out, lambda tmp, im=image: im.save(tmp, format="PNG"))
-                    written.append(out)
-            bar.update(len(pairs[start : start + batch_size]))
-    return StylizeSummary(written=written, skipped=skipped, direction=direction)
+__all__ = [
+    "DEFAULT_TILE",
+    "STYLIZERS",
+    "MultiDomainStylizer",
+    "Request",
+    "StylizeResult",
+    "Stylizer",
+    "TwoDomainStylizer",
+    "check_device",
+    "parse_mix",
+    "read_inputs",
+]

@@ -36,14 +36,7 @@ import torch
 from torch import nn
 
 from culturegan.fileio import atomic_write
-from culturegan.inference import (
-    ImageInput,
-    Stylizer,
-    StylizeResult,
-    _as_list,
-    _ImageRunner,
-    read_inputs,
-)
+from culturegan.inference import Request, Stylizer
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "stylized"
@@ -204,36 +197,45 @@ def _session(path: str | Path, threads: int | None) -> Any:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-class OnnxStylizer(_ImageRunner):
-    """Applies an exported ``.onnx`` generator with onnxruntime, like ``Stylizer`` does.
+class OnnxStylizer(Stylizer):
+    """Applies an exported ``.onnx`` generator with onnxruntime, like the PyTorch stylizers
+    (same reading, batching, padding and tiling, so the two give the same pictures).
 
+    One direction, no style options. Tiles of large images are normalised each with their own
+    statistics (the graph's instance norms cannot be shared), so very large images may show
+    the tile grid more than with PyTorch; ``tileable`` textures need the PyTorch model.
     ``threads`` sets onnxruntime's intra-op threads (default: its own choice, one per core).
     """
+
+    kind = "onnx"
+    options = frozenset()
 
     def __init__(self, onnx_path: str | Path, *, threads: int | None = None) -> None:
         path = Path(onnx_path)
         if not path.is_file():
             raise FileNotFoundError(f"ONNX model '{path}' does not exist")
-        self.session = _session(path, threads)
-        meta = self.session.get_modelmeta().custom_metadata_map
+        session = _session(path, threads)
+        meta = session.get_modelmeta().custom_metadata_map
         if "culturegan.size_multiple" not in meta:
             raise ValueError(f"'{path}' was not exported by culturegan (no size multiple)")
-        self.size_multiple = int(meta["culturegan.size_multiple"])
-        self.direction = meta.get("culturegan.direction", "")
-        self.device = torch.device("cpu")
+        direction = meta.get("culturegan.direction", "") or "source->target"
+        source, _, target = direction.partition("->")
+        super().__init__(
+            domains=[source, target],
+            directions={direction: "onnx"},
+            size_multiple=int(meta["culturegan.size_multiple"]),
+            device="cpu",
+        )
+        self.session = session
+        self.direction = direction
 
     def run(self, batch: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) in [-1, 1], sides multiples of ``size_multiple`` -> same shape."""
         x = np.ascontiguousarray(batch.detach().cpu().numpy(), dtype=np.float32)
         return torch.from_numpy(self.session.run([OUTPUT_NAME], {INPUT_NAME: x})[0])
 
-    def __call__(
-        self, images: ImageInput | Sequence[ImageInput], *, batch_size: int = 4
-    ) -> StylizeResult:
-        # The same reading, batching and padding as Stylizer, so the two give the same pictures.
-        pils, sources = read_inputs(_as_list(images))
-        outputs = self._run(pils, lambda batch, _: self.run(batch), batch_size)
-        return StylizeResult(images=outputs, direction=self.direction, sources=sources)
+    def _stylize(self, pils: list, request: Request) -> list:
+        return self._run(pils, lambda batch, _: self.run(batch), request)
 
 
 # ----------------------------------------------------------------------------- command line

@@ -108,6 +108,28 @@ def shipped_model(name: str) -> ShippedModel:
     return models[name]
 
 
+def model_from_options(
+    *, style: str | None, model: str | None, revision: str | None, target: str | None
+) -> tuple[Path, str | None]:
+    """The model folder and target of the commands' ``--style`` / ``--model`` / ``--revision``
+    / ``--target``: a shipped model brings its own target, any other model takes ``target``."""
+    if style:
+        if revision:
+            raise ValueError("--revision applies to Hub models (--model org/name), not to --style")
+        if model:
+            raise ValueError(
+                "--style picks a shipped model; with --model, name the domain by --target"
+            )
+        shipped = shipped_model(style)
+        return shipped.path, target or shipped.target
+    if model:
+        return resolve_model(model, revision=revision), target
+    raise ValueError(
+        "say which model: --style NAME (shipped, see `culturegan models`) or --model "
+        "FOLDER|NAME|org/name"
+    )
+
+
 def resolve_model(ref: str | Path, *, revision: str | None = None) -> Path:
     """A model folder for ``ref``: a folder, a shipped name, or a Hub id (see module doc)."""
     path = Path(ref).expanduser()

@@ -22,7 +22,6 @@ Usage::
 
 from __future__ import annotations
 
-import inspect
 import os
 import time
 from collections.abc import Sequence
@@ -36,8 +35,8 @@ from culturegan.culture.descriptors import DEFAULT_SIZE
 from culturegan.culture.extract import describe_files
 from culturegan.culture.stats import frechet_distance
 from culturegan.culture.table import DescriptorTable, scan_cultures
-from culturegan.data.images import ImageLoadError, load_image, scan_images
-from culturegan.fileio import write_json
+from culturegan.data.images import iter_image_batches, scan_images
+from culturegan.fileio import atomic_write, write_json
 
 MIN_GAP_SD = 0.2  # a descriptor whose photo-art gap is smaller has no meaningful "share closed"
 TOP_CHANGED = 6
@@ -96,24 +95,18 @@ def stylize_folder(
 ) -> tuple[list[Path], list[tuple[Path, str]]]:
     """Stylize ``files`` batch by batch into ``out_dir`` (PNG, same stem); returns the written
     files and the inputs that could not be read."""
-    takes_seed = "seed" in inspect.signature(stylizer.__call__).parameters
-    written, skipped = [], []
+    takes_seed = "seed" in stylizer.options
+    written: list[Path] = []
+    skipped: list[tuple[Path, str]] = []
     out_dir.mkdir(parents=True, exist_ok=True)
-    for start in range(0, len(files), batch_size):
-        chunk, images = [], []
-        for path in files[start : start + batch_size]:
-            try:
-                images.append(load_image(path))
-                chunk.append(path)
-            except ImageLoadError as exc:
-                skipped.append((path, exc.reason))
-        if not images:
-            continue
+    start = 0
+    for chunk, images in iter_image_batches(files, batch_size, skipped=skipped):
         extra = {"seed": seed + start} if takes_seed else {}
+        start += batch_size
         result = stylizer(images, source=source, target=target, **extra)
         for path, image in zip(chunk, result.images, strict=True):
             out = out_dir / f"{path.stem}.png"
-            image.save(out)
+            atomic_write(out, lambda tmp, im=image: im.save(tmp, format="PNG"))
             written.append(out)
     return written, skipped
 

@@ -39,6 +39,7 @@ import struct
 import warnings
 import zlib
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -109,8 +110,12 @@ def _open_checked(path: Path, max_pixels: int) -> Image.Image:
     return img
 
 
-def load_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Load ``path`` as a fully decoded RGB image (see the module docstring for the rules).
+def load_image(
+    path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS, keep_alpha: bool = False
+) -> Image.Image:
+    """Load ``path`` as a fully decoded RGB image (see the module docstring for the rules);
+    with ``keep_alpha``, an image with transparency comes back as RGBA instead (straight,
+    not premultiplied, as PNG stores it; see :func:`split_alpha`).
 
     Raises :class:`ImageLoadError` for missing, empty, unrecognised, truncated, corrupt or
     oversized files; the file is closed in every case.
@@ -127,10 +132,98 @@ def load_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS)
         except _DECODE_ERRORS + (KeyError, TypeError) as exc:
             log.warning("ignoring unreadable EXIF orientation of '%s' (%s)", path, exc)
             upright = img.copy()
+        if keep_alpha and has_alpha(upright):
+            return upright.convert("RGBA")
         try:
             return to_rgb(upright)
         except ValueError as exc:
             raise ImageLoadError(path, str(exc)) from exc
+
+
+def has_alpha(img: Image.Image) -> bool:
+    """Whether ``img`` carries transparency (an alpha band or a transparent palette entry)."""
+    return img.mode in ("RGBA", "RGBa", "LA", "La", "PA") or (
+        img.mode in ("P", "L", "RGB") and "transparency" in img.info
+    )
+
+
+def split_alpha(img: Image.Image) -> tuple[Image.Image, Image.Image | None]:
+    """(RGB, alpha as mode L) of an image with transparency, (RGB, None) otherwise.
+
+    The colour of a partly transparent pixel is its straight colour (what it shows where it is
+    opaque); fully transparent pixels hold no colour, so they are filled from their opaque
+    neighbours (a pull-push fill over coarser and coarser averages). A network then sees a
+    sprite's own colours around its edges, not white paper or black, and no halo appears when
+    the alpha is put back.
+    """
+    if not has_alpha(img):
+        return to_rgb(img), None
+    rgba = np.asarray(img.convert("RGBA"), dtype=np.float32)  # (H, W, 4)
+    alpha = rgba[..., 3]
+    known = (alpha > 0).astype(np.float32)
+    if not known.any():  # nothing opaque: no colour to extend
+        return Image.new("RGB", img.size, "white"), Image.fromarray(alpha.astype(np.uint8))
+    filled = _pull_push(rgba[..., :3], known)
+    rgb = np.where(known[..., None] > 0, rgba[..., :3], filled)
+    return (
+        Image.fromarray(np.clip(np.rint(rgb), 0, 255).astype(np.uint8)),
+        Image.fromarray(alpha.astype(np.uint8)),
+    )
+
+
+def _pull_push(colour: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """(H, W, 3) colours defined where ``known`` is 1 -> defined everywhere: halve until every
+    cell has a known pixel (pull), then fill each level's gaps from the coarser level (push)."""
+    if known.all() or min(known.shape) <= 1:
+        total = known.sum()
+        mean = (colour * known[..., None]).sum((0, 1)) / max(total, 1.0)
+        return np.where(known[..., None] > 0, colour, mean)
+    h, w = known.shape
+    ph, pw = h + h % 2, w + w % 2
+    c = np.zeros((ph, pw, 3), np.float32)
+    k = np.zeros((ph, pw), np.float32)
+    c[:h, :w], k[:h, :w] = colour * known[..., None], known
+    k2 = k.reshape(ph // 2, 2, pw // 2, 2).sum((1, 3))
+    c2 = c.reshape(ph // 2, 2, pw // 2, 2, 3).sum((1, 3)) / np.maximum(k2, 1e-8)[..., None]
+    coarse = _pull_push(c2, (k2 > 0).astype(np.float32))
+    up = np.repeat(np.repeat(coarse, 2, axis=0), 2, axis=1)[:h, :w]
+    return np.where(known[..., None] > 0, colour, up)
+
+
+def merge_alpha(rgb: Image.Image, alpha: Image.Image | None) -> Image.Image:
+    """``rgb`` with ``alpha`` put back exactly (RGBA), or ``rgb`` itself without one."""
+    if alpha is None:
+        return rgb
+    if alpha.size != rgb.size:
+        raise ValueError(f"alpha of size {alpha.size} does not fit an image of {rgb.size}")
+    out = rgb.convert("RGBA")
+    out.putalpha(alpha)
+    return out
+
+
+def iter_image_batches(
+    paths: Sequence[str | os.PathLike],
+    batch_size: int,
+    *,
+    skipped: list[tuple[Path, str]],  # unreadable files are appended here: (path, reason)
+    keep_alpha: bool = False,  # see load_image
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Iterator[tuple[list[Path], list[Image.Image]]]:
+    """The one "read a batch, name and skip the unreadable" loop: (paths, images) in order,
+    up to ``batch_size`` readable files each; batches with nothing readable are not yielded."""
+    if batch_size < 1:
+        raise ValueError(f"batch size must be >= 1, got {batch_size}")
+    for start in range(0, len(paths), batch_size):
+        files: list[Path] = []
+        images: list[Image.Image] = []
+        for item in paths[start : start + batch_size]:
+            try:
+                images.append(load_image(item, max_pixels=max_pixels, keep_alpha=keep_alpha))
+                files.append(Path(item))
+            except ImageLoadError as exc:
+                skipped.append((Path(item), exc.reason))
+        if images:
+            yield files, images
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

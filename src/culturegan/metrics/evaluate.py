@@ -46,9 +46,10 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from culturegan.data.images import ImageLoadError, load_image, pil_to_tensor
+from culturegan.data.images import iter_image_batches, pil_to_tensor
 from culturegan.data.splits import SPLIT_NAMES, DatasetSplits
 from culturegan.fileio import write_json
+from culturegan.inference import Stylizer
 from culturegan.metrics.backbones import Backbone, get_backbone
 from culturegan.metrics.classifier import StyleClassifier, predict
 from culturegan.metrics.content import map_distance, pairwise_diversity, ssim
@@ -88,11 +89,10 @@ def _finite(value: Any) -> Any:
 
 
 def _stylize(
-    stylizer: Any, images: list[Image.Image], src: str, tgt: str, *, batch_size: int, seed=None
+    stylizer: Stylizer, images: list[Image.Image], src: str, tgt: str, *, batch_size: int, seed=None
 ) -> list[Image.Image]:
-    # Only diverse (multi-domain) stylizers take a seed; two-domain ones are deterministic.
-    extra = {} if seed is None else {"seed": seed}
-    return stylizer(images, source=src, target=tgt, batch_size=batch_size, **extra).images
+    # ``seed`` is None for models without a style code (they refuse one).
+    return stylizer(images, source=src, target=tgt, batch_size=batch_size, seed=seed).images
 
 
 def _distribution_metrics(
@@ -139,7 +139,7 @@ def _rng_neutral(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 @_rng_neutral
 def evaluate_model(
-    stylizer: Any,
+    stylizer: Stylizer,
     splits: DatasetSplits,
     *,
     split: str = "val",  # which split's images are stylized and compared
@@ -181,7 +181,7 @@ def evaluate_model(
             weights=None if isinstance(classifier, Backbone) else classifier,
             device=device,
         )
-    diverse = bool(getattr(stylizer, "diverse", False))
+    diverse = "seed" in stylizer.options  # the interface says whether outputs vary
     start = time.perf_counter()
     notes: list[str] = []
     pairs_out: dict[str, Any] = {}
@@ -258,20 +258,10 @@ def _evaluate_pair(
             notes.append(f"{key}: no style_acc, the classifier does not know '{tgt}'")
     examples: list[dict[str, Any]] = []
     kept: list[Image.Image] = []  # inputs reused for diversity
-    skipped = 0
     seed = 0 if diverse else None
     folder = examples_root / f"{src}_to_{tgt}" if examples_root is not None else None
-    for startpos in range(0, len(inputs), batch_size):
-        pils, files = [], []
-        for path in inputs[startpos : startpos + batch_size]:
-            try:
-                pils.append(load_image(path))
-                files.append(path)
-            except ImageLoadError as exc:
-                skipped += 1
-                log.warning("%s", exc)
-        if not pils:
-            continue
+    unreadable: list[tuple[Path, str]] = []
+    for files, pils in iter_image_batches(inputs, batch_size, skipped=unreadable):
         outs = _stylize(stylizer, pils, src, tgt, batch_size=batch_size, seed=seed)
         x_in = [pil_to_tensor(p) for p in pils]
         x_out = [pil_to_tensor(o) for o in outs]
@@ -299,8 +289,12 @@ def _evaluate_pair(
                         ),
                     }
                 )
-    if skipped:
-        notes.append(f"{key}: skipped {skipped} unreadable input images")
+    if unreadable:
+        for path, reason in unreadable:
+            log.warning("skipped '%s': %s", path, reason)
+        names = ", ".join(f"'{path.name}'" for path, _ in unreadable[:5])
+        more = f" and {len(unreadable) - 5} more" if len(unreadable) > 5 else ""
+        notes.append(f"{key}: skipped {len(unreadable)} unreadable input images ({names}{more})")
 
     metrics: dict[str, float] = {"ssim": float(np.mean(ssims))} if ssims else {}
     for name in nets:

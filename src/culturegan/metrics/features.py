@@ -29,10 +29,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm import tqdm
 
-from culturegan.data.images import ImageLoadError, load_image, pil_to_tensor, scan_images, to_rgb
+from culturegan.data.images import (
+    ImageLoadError,
+    iter_image_batches,
+    pil_to_tensor,
+    scan_images,
+    to_rgb,
+)
 from culturegan.fileio import atomic_write
 from culturegan.metrics.backbones import Backbone
 from culturegan.metrics.stats import DEFAULT_MAX_KD_ROWS, FeatureStats
@@ -82,23 +87,22 @@ def iter_batches(
             yield list(source[start : start + batch_size])
         return
     files = list_source_files(source)
-    items: Sequence[Any] = files if files is not None else list(source)
-    for start in range(0, len(items), batch_size):
-        batch = []
-        for item in items[start : start + batch_size]:
-            if isinstance(item, torch.Tensor):
-                batch.append(item)
-            elif isinstance(item, Image.Image):
-                batch.append(pil_to_tensor(to_rgb(item)))
-            else:
-                try:
-                    batch.append(pil_to_tensor(load_image(item)))
-                except ImageLoadError as exc:
-                    if skipped is None:
-                        raise
-                    skipped.append((Path(item), exc.reason))
-        if batch:
-            yield batch
+    if files is None and not any(isinstance(i, str | os.PathLike) for i in source):
+        items = list(source)  # tensors and images in memory
+        for start in range(0, len(items), batch_size):
+            yield [
+                i if isinstance(i, torch.Tensor) else pil_to_tensor(to_rgb(i))
+                for i in items[start : start + batch_size]
+            ]
+        return
+    paths = files if files is not None else list(source)
+    unreadable: list[tuple[Path, str]] = [] if skipped is None else skipped
+    for _, images in iter_image_batches(paths, batch_size, skipped=unreadable):
+        if skipped is None and unreadable:  # no list to report to: the first one is an error
+            raise ImageLoadError(*unreadable[0])
+        yield [pil_to_tensor(img) for img in images]
+    if skipped is None and unreadable:
+        raise ImageLoadError(*unreadable[0])
 
 
 def source_size(source: Source) -> int:

@@ -5,6 +5,7 @@ from culturegan.models import (  # noqa: F401  (fill registries)
     fast,
     generators,
     projected,
+    unet,
 )
 from culturegan.models.registry import (
     DISCRIMINATORS,

@@ -79,7 +79,8 @@ class AdaINBlock(nn.Module):
 
     def __init__(self, cin: int, cout: int, style_dim: int, *, upsample: bool) -> None:
         super().__init__()
-        self.upsample = upsample
+        # A module (no weights), so that wrap-around inference can swap it for a circular one.
+        self.upsample = nn.Upsample(scale_factor=2, mode="bilinear") if upsample else None
         self.norm1 = AdaIN(cin, style_dim)
         self.conv1 = nn.Conv2d(cin, cout, 3, padding=1, padding_mode="reflect")
         self.norm2 = AdaIN(cout, style_dim)
@@ -88,13 +89,13 @@ class AdaINBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         shortcut = x
-        if self.upsample:
-            shortcut = F.interpolate(shortcut, scale_factor=2, mode="bilinear")
+        if self.upsample is not None:
+            shortcut = self.upsample(shortcut)
         if self.skip is not None:
             shortcut = self.skip(shortcut)
         h = F.leaky_relu(self.norm1(x, s), 0.2)
-        if self.upsample:
-            h = F.interpolate(h, scale_factor=2, mode="bilinear")
+        if self.upsample is not None:
+            h = self.upsample(h)
         h = self.conv1(h)
         h = self.conv2(F.leaky_relu(self.norm2(h, s), 0.2))
         return (shortcut + h) / math.sqrt(2)

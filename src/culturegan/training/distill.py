@@ -46,14 +46,14 @@ class DistillRecipe(Recipe):
     n_domains = 1  # only the teacher's source domain (its photos) is needed
 
     def __init__(self, cfg: RunConfig, *, device: torch.device, domains: tuple[str, ...]) -> None:
-        from culturegan.inference import MultiDomainStylizer, Stylizer
+        from culturegan.inference import TwoDomainStylizer
 
         if not cfg.model.teacher:
             raise ValueError("the distill recipe needs a teacher model: --model.teacher DIR")
         self.cfg, self.device, self.domains = cfg, device, tuple(domains)
-        teacher = Stylizer.from_pretrained(cfg.model.teacher, device=str(device))
-        if isinstance(teacher, MultiDomainStylizer):
-            raise ValueError("distill imitates a two-domain model; this teacher is multi-domain")
+        # Only a two-domain folder opens as TwoDomainStylizer; any other kind is refused
+        # with a message naming it.
+        teacher = TwoDomainStylizer.from_pretrained(cfg.model.teacher, device=str(device))
         direction = teacher.resolve_direction(*_split(cfg.model.teacher_direction))
         if self.domains and direction.split("->")[0] != self.domains[0]:
             raise ValueError(

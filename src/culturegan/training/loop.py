@@ -50,6 +50,7 @@ from culturegan.training.distill import DistillRecipe
 from culturegan.training.distributed import DistContext, init_distributed
 from culturegan.training.logger import RunLogger, new_run_dir
 from culturegan.training.multidomain import MultiDomainRecipe
+from culturegan.training.pix2pix import Pix2PixRecipe
 
 log = logging.getLogger("culturegan.train")
 
@@ -58,6 +59,7 @@ RECIPES: dict[str, type] = {
     "cut": CUTRecipe,
     "multidomain": MultiDomainRecipe,
     "distill": DistillRecipe,
+    "pix2pix": Pix2PixRecipe,
 }
 CHECKPOINT_NAME = "checkpoints/last.pt"
 
