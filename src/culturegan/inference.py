@@ -105,8 +105,10 @@ def read_inputs(
     pils, sources = [], []
     for item in images:
         if isinstance(item, Image.Image):
-            keep = keep_alpha and has_alpha(item)
-            pils.append(item.convert("RGBA") if keep else to_rgb(item))
+            if keep_alpha and has_alpha(item):
+                pils.append(item.convert("RGBA"))
+            else:  # never changed in place: an RGB image is used as it is (no copy)
+                pils.append(item if item.mode == "RGB" else to_rgb(item))
             sources.append("")
         else:
             pils.append(load_image(item, keep_alpha=keep_alpha))

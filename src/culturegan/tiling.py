@@ -222,8 +222,7 @@ def tiled_apply(
         overlap = tile // 4
     overlap = min(tile // 2, overlap - overlap % size_multiple)
     width, height = image.size
-    source = np.asarray(image)  # (H, W, 3) uint8, the only full-size input buffer
-    out = np.empty_like(source)
+    out = Image.new("RGB", (width, height))  # filled band by band
     shared = SharedNormStatistics(network) if network is not None else None
     ys, xs = _positions(height, tile, overlap), _positions(width, tile, overlap)
     cut_y, cut_x = _ownership(ys, height, tile), _ownership(xs, width, tile)
@@ -231,7 +230,7 @@ def tiled_apply(
     def run_tile(r: int, c: int) -> torch.Tensor:
         y0, x0 = ys[r], xs[c]
         th, tw = min(tile, height - y0), min(tile, width - x0)
-        crop = source[y0 : y0 + th, x0 : x0 + tw].astype(np.float32)
+        crop = np.asarray(image.crop((x0, y0, x0 + tw, y0 + th)), dtype=np.float32)
         x = torch.from_numpy(crop).permute(2, 0, 1)[None].to(device) / 127.5 - 1.0
         if shared is not None:
             # The owned part as fractions of the padded input the network sees.
@@ -280,10 +279,10 @@ def tiled_apply(
                 weight[rows, x0 : x0 + tw] += w
             # Rows above the next tile row are final: write them out and drop them.
             done = (ys[r + 1] if r + 1 < len(ys) else height) - band_top
-            out[band_top : band_top + done] = _to_uint8(acc[:done] / weight[:done])
+            out.paste(Image.fromarray(_to_uint8(acc[:done] / weight[:done])), (0, band_top))
             acc, weight = acc[done:], weight[done:]
             band_top += done
-    return Image.fromarray(out)
+    return out
 
 
 def _seam_lines(length: int, tile: int, overlap: int) -> list[int]:

@@ -157,7 +157,7 @@ def split_alpha(img: Image.Image) -> tuple[Image.Image, Image.Image | None]:
     the alpha is put back.
     """
     if not has_alpha(img):
-        return to_rgb(img), None
+        return (img if img.mode == "RGB" else to_rgb(img)), None
     rgba = np.asarray(img.convert("RGBA"), dtype=np.float32)  # (H, W, 4)
     alpha = rgba[..., 3]
     known = (alpha > 0).astype(np.float32)
