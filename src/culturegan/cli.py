@@ -132,8 +132,9 @@ def _plugins() -> list:
     from culturegan import onnx_export, restore, tune, video
     from culturegan.culture import cli as culture_cli
     from culturegan.metrics import cli as metrics_cli
+    from culturegan.web import cli as web_cli
 
-    return [metrics_cli, culture_cli, onnx_export, tune, restore, video]
+    return [metrics_cli, culture_cli, onnx_export, tune, restore, video, web_cli]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -256,11 +257,16 @@ def cmd_models(args: argparse.Namespace) -> int:
     def number(value: object) -> float:
         return float(value) if isinstance(value, (int, float)) else float("nan")
 
-    for m in models:
+    for m in (m for m in models if m.task == "style transfer"):
         hit, ssim, kd = (number(m.card.get(k)) for k in ("judge_hit_rate", "ssim_grey", "kd_lite0"))
         size = m.size_bytes / 1e6
         line = f"{m.name:<28} {' -> '.join(m.domains):<34} {size:>6.1f} MB  {hit:>9.2f}  {ssim:.2f}"
         print(f"{line}   {kd:.3f}")
+    for m in (m for m in models if m.task != "style transfer"):
+        size = m.size_bytes / 1e6
+        psnr, base = number(m.card.get("psnr_model")), number(m.card.get("psnr_classical"))
+        print(f"{m.name:<28} {' -> '.join(m.domains):<34} {size:>6.1f} MB  {m.task}: PSNR "
+              f"{psnr:.2f} dB (classical {base:.2f} dB)")  # fmt: skip
     print("use: culturegan stylize PHOTO --style NAME --out OUT/  (card: culturegan info NAME)")
     return 0
 

@@ -85,7 +85,7 @@ def shipped_models_section(out_dir: Path) -> tuple[str, dict[str, str]]:
     from culturegan.fileio import atomic_write
     from culturegan.zoo import list_shipped
 
-    models = list_shipped()
+    models = [m for m in list_shipped() if m.task == "style transfer"]
     title = "Models that ship with culturegan (no training)"
     if not models:
         return section(title, "<p>This installation ships no models.</p>"), {}

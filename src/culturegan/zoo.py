@@ -41,6 +41,11 @@ class ShippedModel:
         return str(self.card["target"])
 
     @property
+    def task(self) -> str:
+        """ "style transfer" (a culture model) or what else the card says (e.g. "restoration")."""
+        return str(self.card.get("task", "style transfer"))
+
+    @property
     def domains(self) -> list[str]:
         return [str(d) for d in self.card["domains"]]
 
