@@ -26,10 +26,11 @@ from culturegan.inference import Stylizer
 class StylizeSummary:
     written: list[Path]  # output files
     skipped: list[tuple[Path, str]]  # inputs that could not be read, with the reason
-    direction: str
+    direction: str  # or the method that made the outputs
+    verb: str = "stylized"  # what was done, for the report: "stylized", "restored"
 
     def report(self) -> str:
-        lines = [f"stylized {len(self.written)} images ({self.direction})"]
+        lines = [f"{self.verb} {len(self.written)} images ({self.direction})"]
         if self.skipped:
             lines.append(f"skipped {len(self.skipped)} unreadable inputs:")
             lines += [f"  {path}: {reason}" for path, reason in self.skipped]
@@ -102,6 +103,7 @@ def stylize_paths(
     tile: int | None = None,  # tile side (None: automatic for large images, 0: never)
     tileable: bool = False,  # seamless wrap-around textures
     keep_alpha: bool = True,  # inputs with transparency keep their alpha
+    verb: str = "stylized",  # the summary's and progress bar's word for the work
 ) -> StylizeSummary:
     """Stylize image files and folders into ``out_dir`` as PNG; unreadable files are skipped.
 
@@ -138,7 +140,7 @@ def stylize_paths(
     out_dir = Path(out_dir)
     rel_of = dict(pairs)
     written: list[Path] = []
-    with tqdm(total=len(pairs), disable=not progress, unit="img", desc="stylize") as bar:
+    with tqdm(total=len(pairs), disable=not progress, unit="img", desc=verb) as bar:
         files = [path for path, _ in pairs]
         for chunk, images in iter_image_batches(
             files, batch_size, skipped=skipped, keep_alpha=keep_alpha
@@ -153,4 +155,4 @@ def stylize_paths(
                     atomic_write(out, lambda tmp, im=image: im.save(tmp, format="PNG"))
                     written.append(out)
             bar.update(len(chunk))
-    return StylizeSummary(written=written, skipped=skipped, direction=request.direction)
+    return StylizeSummary(written=written, skipped=skipped, direction=request.direction, verb=verb)

@@ -32,14 +32,16 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from PIL import Image
+
+from culturegan.apply import StylizeSummary, stylize_paths
+from culturegan.inference import Request, Stylizer
 
 RESTORED = "restored"  # the target domain of restoration models
 # Marks fainter than this (8-bit levels above their surroundings) are left to the denoiser: on
@@ -51,25 +53,13 @@ MIN_DEFECT_LEVELS = 20.0
 DEFAULT_CLASSICAL = {"defect_k": 10.0, "denoise": 1.5, "clip": 0.0}
 
 
-@dataclass
-class RestoreSummary:
-    written: list[Path]  # output files
-    skipped: list[tuple[Path, str]]  # inputs that could not be read, with the reason
-    method: str  # "classical" or the model's direction
-
-    def report(self) -> str:
-        lines = [f"restored {len(self.written)} images ({self.method})"]
-        if self.skipped:
-            lines.append(f"skipped {len(self.skipped)} unreadable inputs:")
-            lines += [f"  {path}: {reason}" for path, reason in self.skipped]
-        return "\n".join(lines)
-
-
 # ----------------------------------------------------------------------------- classical
 
 
 def defect_mask(rgb: np.ndarray, *, defect_k: float, size: int = 7) -> np.ndarray:
     """(H, W) uint8 mask (255 = defect) of thin pale or dark marks in an (H, W, 3) uint8 image."""
+    import cv2  # here, not at module level: every culturegan command imports this module
+
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
     mask = np.zeros(grey.shape, np.uint8)
@@ -110,6 +100,8 @@ def classical_restore(
 ) -> Image.Image | np.ndarray:
     """Denoise, inpaint scratches and dust, auto-level: see the module docstring. Takes and
     returns an RGB PIL image or an (H, W, 3) uint8 array."""
+    import cv2
+
     rgb = np.asarray(image.convert("RGB")) if isinstance(image, Image.Image) else image
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"classical_restore takes RGB uint8 images, got {rgb.shape} {rgb.dtype}")
@@ -130,32 +122,33 @@ def classical_restore(
     return Image.fromarray(out) if isinstance(image, Image.Image) else out
 
 
+class ClassicalRestorer(Stylizer):
+    """:func:`classical_restore` behind the one Stylizer call, so that folders, skipped files
+    and atomic outputs are handled as for a model (:func:`culturegan.apply.stylize_paths`)."""
+
+    kind = "classical"
+
+    def __init__(self, **settings: float) -> None:
+        super().__init__(domains=["degraded", RESTORED], directions={f"degraded->{RESTORED}": ""})
+        self.settings = settings
+
+    def _stylize(self, pils: list[Image.Image], request: Request) -> list[Image.Image]:
+        return [classical_restore(image, **self.settings) for image in pils]
+
+
 def classical_paths(
     inputs: Sequence[str | Path],
     *,
     out_dir: str | Path,
     progress: bool = True,
     **settings: float,  # classical_restore's defect_k, denoise, clip
-) -> RestoreSummary:
+) -> StylizeSummary:
     """Restore files and folders into ``out_dir`` as PNG with :func:`classical_restore`."""
-    from tqdm import tqdm
-
-    from culturegan.apply import expand_inputs
-    from culturegan.data.images import iter_image_batches
-    from culturegan.fileio import atomic_write
-
-    pairs, skipped = expand_inputs(inputs, out_dir)
-    rel_of = dict(pairs)
-    written: list[Path] = []
-    with tqdm(total=len(pairs), disable=not progress, unit="img", desc="restore") as bar:
-        for chunk, images in iter_image_batches(list(rel_of), 1, skipped=skipped):
-            for path, image in zip(chunk, images, strict=True):
-                restored = classical_restore(image, **settings)
-                out = Path(out_dir) / rel_of[path]
-                atomic_write(out, lambda tmp, im=restored: im.save(tmp, format="PNG"))
-                written.append(out)
-            bar.update(len(chunk))
-    return RestoreSummary(written=written, skipped=skipped, method="classical")
+    summary = stylize_paths(
+        inputs, model_dir=ClassicalRestorer(**settings), out_dir=out_dir, batch_size=1,
+        progress=progress, keep_alpha=False, verb="restored",
+    )  # fmt: skip
+    return dataclasses.replace(summary, direction="classical")
 
 
 def model_paths(
@@ -167,22 +160,12 @@ def model_paths(
     device: str = "cpu",
     tile: int | None = None,
     progress: bool = True,
-) -> RestoreSummary:
+) -> StylizeSummary:
     """Restore files and folders with a restoration model (target domain ``restored``)."""
-    from culturegan.apply import stylize_paths
-
-    summary = stylize_paths(
-        inputs,
-        model_dir=model,
-        out_dir=out_dir,
-        target=RESTORED,
-        batch_size=batch_size,
-        device=device,
-        tile=tile,
-        progress=progress,
-    )
-    return RestoreSummary(written=summary.written, skipped=summary.skipped,
-                          method=summary.direction)  # fmt: skip
+    return stylize_paths(
+        inputs, model_dir=model, out_dir=out_dir, target=RESTORED, batch_size=batch_size,
+        device=device, tile=tile, progress=progress, verb="restored",
+    )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- command

@@ -49,6 +49,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from culturegan.data.images import pil_to_tensor, tensor_to_pil
+
 DEFAULT_TILE = 512  # tile side in pixels for automatic tiling
 AUTO_TILE_PIXELS = 1536 * 1536  # images with more pixels are tiled automatically
 
@@ -186,11 +188,6 @@ def _window(length: int, ramp_before: int, ramp_after: int) -> np.ndarray:
     return w
 
 
-def _to_uint8(values: np.ndarray) -> np.ndarray:
-    """[-1, 1] floats -> 0..255 exactly as :func:`culturegan.data.images.tensor_to_pil` does."""
-    return np.round((np.clip(values, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
-
-
 def _stats_pass(image: Image.Image, tile: int) -> torch.Tensor:
     """The whole image, longer side at most ``tile``, as a (1, 3, h, w) tensor in [-1, 1]."""
     scale = min(1.0, tile / max(image.size))
@@ -198,8 +195,7 @@ def _stats_pass(image: Image.Image, tile: int) -> torch.Tensor:
     if scale < 1.0:
         size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
         small = image.resize(size, Image.BOX)  # area average: no aliasing of fine texture
-    arr = np.asarray(small, dtype=np.float32)
-    return torch.from_numpy(arr).permute(2, 0, 1)[None] / 127.5 - 1.0
+    return pil_to_tensor(small)[None]
 
 
 @torch.no_grad()
@@ -230,8 +226,7 @@ def tiled_apply(
     def run_tile(r: int, c: int) -> torch.Tensor:
         y0, x0 = ys[r], xs[c]
         th, tw = min(tile, height - y0), min(tile, width - x0)
-        crop = np.asarray(image.crop((x0, y0, x0 + tw, y0 + th)), dtype=np.float32)
-        x = torch.from_numpy(crop).permute(2, 0, 1)[None].to(device) / 127.5 - 1.0
+        x = pil_to_tensor(image.crop((x0, y0, x0 + tw, y0 + th)))[None].to(device)
         if shared is not None:
             # The owned part as fractions of the padded input the network sees.
             ph, pw = _padded(th, size_multiple), _padded(tw, size_multiple)
@@ -279,7 +274,8 @@ def tiled_apply(
                 weight[rows, x0 : x0 + tw] += w
             # Rows above the next tile row are final: write them out and drop them.
             done = (ys[r + 1] if r + 1 < len(ys) else height) - band_top
-            out.paste(Image.fromarray(_to_uint8(acc[:done] / weight[:done])), (0, band_top))
+            rows = torch.from_numpy(acc[:done] / weight[:done]).permute(2, 0, 1)
+            out.paste(tensor_to_pil(rows), (0, band_top))
             acc, weight = acc[done:], weight[done:]
             band_top += done
     return out
@@ -422,11 +418,10 @@ def tileable_apply(
             f"a tileable texture needs sides that are multiples of {size_multiple}; "
             f"got {width} x {height} (resize or crop it first)"
         )
-    arr = np.asarray(image.convert("RGB"), dtype=np.float32)
-    x = torch.from_numpy(arr).permute(2, 0, 1)[None].to(device) / 127.5 - 1.0
+    x = pil_to_tensor(image)[None].to(device)
     with wrap_around(network):
         y = forward(x)[0]
-    return Image.fromarray(_to_uint8(y.permute(1, 2, 0).float().cpu().numpy()))
+    return tensor_to_pil(y)
 
 
 def wrap_seam_score(image: Image.Image) -> float:

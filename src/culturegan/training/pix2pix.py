@@ -37,7 +37,12 @@ from culturegan.config import RunConfig
 from culturegan.data.degrade import degrade, derive_seed
 from culturegan.losses import AdversarialLoss
 from culturegan.models import build_discriminator, build_generator
-from culturegan.training.base import Recipe, discriminator_kwargs, linear_decay_schedule
+from culturegan.training.base import (
+    Recipe,
+    discriminator_kwargs,
+    linear_decay_schedule,
+    step_quietly,
+)
 from culturegan.training.cyclegan import init_normal_
 from culturegan.training.ema import EMA
 from culturegan.training.logger import make_grid
@@ -105,36 +110,42 @@ class Pix2PixRecipe(Recipe):
         old = degrade_batch(clean, self.pair_seeds(step, len(clean)))  # paper's x
         loss = self.cfg.loss
 
+        # The adversary's weight at this step (0: no discriminator work at all, as for the
+        # L1-only preset; the weight depends only on the step, so every process agrees).
+        gan = self.gan_weight(step)
+
         # Phase 1: generator, with D frozen.
-        self.d.requires_grad_(False)
         fake = self.g(old)
-        loss_gan = self.adv.generator(self.d(torch.cat([old, fake], dim=1)))
         loss_l1 = F.l1_loss(fake, clean)
-        loss_g = loss.lambda_gan * loss_gan + loss.lambda_l1 * loss_l1
+        loss_g = loss.lambda_l1 * loss_l1
+        losses = {"loss/l1": loss_l1.item()}
+        if gan > 0:
+            self.d.requires_grad_(False)
+            loss_gan = self.adv.generator(self.d(torch.cat([old, fake], dim=1)))
+            loss_g = loss_g + gan * loss_gan
+            losses["loss/g_gan"] = loss_gan.item()
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.sync_grads(self.opt_g)
         self.opt_g.step()
+        losses["loss/g"] = loss_g.item()
 
         # Phase 2: discriminator on real pairs (x, y) and fake pairs (x, G(x)).
-        self.d.requires_grad_(True)
-        loss_d = self.adv.discriminator(
-            self.d(torch.cat([old, clean], dim=1)), self.d(torch.cat([old, fake.detach()], dim=1))
-        )
-        self.opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        self.sync_grads(self.opt_d)
-        self.opt_d.step()
+        if gan > 0:
+            self.d.requires_grad_(True)
+            loss_d = self.adv.discriminator(
+                self.d(torch.cat([old, clean], dim=1)),
+                self.d(torch.cat([old, fake.detach()], dim=1)),
+            )
+            self.opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            self.sync_grads(self.opt_d)
+            self.opt_d.step()
+            losses["loss/d"] = loss_d.item()
 
         self.sched_g.step()
-        self.sched_d.step()
+        step_quietly(self.sched_d)  # on the global step, stepped or not
         self.ema.update(self.g, step)
-        losses = {
-            "loss/g": loss_g.item(),
-            "loss/g_gan": loss_gan.item(),
-            "loss/l1": loss_l1.item(),
-            "loss/d": loss_d.item(),
-        }
         return self.check_finite(losses, step, "lower optim.lr or try loss.gan_mode=lsgan")
 
     # ----------------------------------------------------------------------------- samples
