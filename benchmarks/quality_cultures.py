@@ -158,6 +158,18 @@ CANDIDATES: dict[str, dict[str, Any]] = {
         "ablation": "new: fewshot_cpu without the adversarial term (no discriminator at all), "
         "content 1 + style statistics + palette 5",
     },
+    "fewshot_structure": {
+        "preset": "fewshot_cpu",
+        "overrides": {
+            "loss.lambda_gan": 0.0,
+            "loss.lambda_content": 1.0,
+            "loss.lambda_style_stats": 3.0,
+            "loss.lambda_palette": 5.0,
+            "loss.lambda_structure": 1.0,
+        },
+        "multi_domain": False,
+        "ablation": "new: fewshot_nogan + the grey-SSIM structure term 1, style statistics 3",
+    },
     "multidomain_fewshot": {
         "preset": "multidomain_fewshot",
         "overrides": {},

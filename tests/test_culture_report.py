@@ -111,6 +111,19 @@ def test_analysis_writes_csv_summary_and_report(study):
         len(list_descriptors()) + 6
     )
     assert set(comparison["embedding_distances"]) == {"toy", "toy_channel_stats"}
+    # The hand-crafted descriptors are a row of their own; the Gram summaries are learned.
+    classifiers = comparison["classifiers"]
+    assert list(classifiers) == [
+        "descriptors",
+        "gram",
+        "embedding:toy",
+        "embedding:toy_channel_stats",
+    ]
+    assert classifiers["descriptors"]["n_features"] == len(list_descriptors())
+    assert classifiers["gram"]["n_features"] == 6
+    html = result.index_html.read_text()
+    assert "interpretable descriptors (hand-crafted)" in html
+    assert "Gram summaries of the backbone&#39;s feature maps (learned)" in html
 
 
 def test_every_link_in_the_report_resolves(study):
@@ -118,7 +131,8 @@ def test_every_link_in_the_report_resolves(study):
     html = result.index_html.read_text()
     found = links(html)
     assert any(f.startswith("thumbs/") for f in found)
-    assert {"descriptors.csv", "summary.json", "map_coordinates.csv"} <= set(found)
+    files = {"descriptors.csv", "summary.json", "map_coordinates.csv", "classifiers.csv"}
+    assert files <= set(found)
     for link in found:
         assert not link.startswith(("http:", "https:", "/")), link
         assert (out / link).is_file(), link
@@ -246,7 +260,7 @@ def test_analyze_transfer_end_to_end(study, two_domain_model, toy_backbone, tmp_
 
 
 def test_process_pool_gives_the_same_records_as_one_process(tmp_path, monkeypatch):
-    from culturegan.culture import extract
+    from culturegan.culture import executors, extract
     from culturegan.culture.table import scan_cultures
 
     root = write_cultures(tmp_path / "art", n=3, size=24)
@@ -254,13 +268,13 @@ def test_process_pool_gives_the_same_records_as_one_process(tmp_path, monkeypatc
     inline, _ = extract.describe_files(
         scan.items(), root=root, size=24, cache_dir=None, workers=1, progress=False
     )
-    monkeypatch.setattr(extract, "MIN_IMAGES_PER_WORKER", 2)
+    monkeypatch.setattr(executors, "MIN_IMAGES_PER_WORKER", 2)
     pooled, _ = extract.describe_files(
         scan.items(), root=root, size=24, cache_dir=tmp_path / "cache", workers=2, progress=False
     )
     assert pooled.path == inline.path and pooled.palette == inline.palette
     np.testing.assert_array_equal(pooled.values, inline.values)
-    assert len(list((tmp_path / "cache").rglob("*.json"))) == 9  # written by the workers
+    assert len(list((tmp_path / "cache").rglob("*.json"))) == 9  # computed by the workers
 
 
 def test_demo_analysis_is_labelled_synthetic(tmp_path):

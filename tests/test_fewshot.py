@@ -21,6 +21,7 @@ from culturegan.losses import (
     palette_loss,
     patch_swd_loss,
     sliced_wasserstein,
+    structure_loss,
     style_stats_loss,
     style_swd_loss,
 )
@@ -243,6 +244,26 @@ def test_patch_loss_tells_flat_colour_areas_from_texture_of_the_same_colours():
     assert x.grad is not None and x.grad.abs().sum() > 0
 
 
+def test_structure_loss_keeps_the_photos_edges_and_leaves_its_colours_free():
+    gen = torch.Generator().manual_seed(0)
+    photo = torch.rand(2, 3, 48, 48, generator=gen) * 2 - 1
+    photo = torch.nn.functional.avg_pool2d(photo, 3, 1, 1)  # some local structure
+    assert structure_loss(photo, photo).item() < 1e-5
+    # The same drawing in other colours (an affine change of every channel) keeps most of the
+    # structure; noise of the same spread, or the photo moved by a few pixels, does not.
+    recoloured = 0.6 * photo.flip(1) + 0.2
+    noise = torch.rand(2, 3, 48, 48, generator=gen) * 2 - 1
+    shifted = photo.roll(shifts=4, dims=-1)
+    kept = structure_loss(recoloured, photo).item()
+    assert kept < 0.5 * structure_loss(noise, photo).item()
+    assert kept < 0.5 * structure_loss(shifted, photo).item()
+    x = noise.clone().requires_grad_(True)
+    structure_loss(x, photo).backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="smaller than the window"):
+        structure_loss(photo[..., :8, :8], photo[..., :8, :8])
+
+
 def test_palette_head_draws_only_mixtures_of_its_colours_and_rebuilds_from_config():
     g = build_generator("mobile_unet_3blocks", ngf=8, palette=4)
     x = images(2, 32, 5)
@@ -272,6 +293,7 @@ FEWSHOT = {
     "loss.lambda_style_stats": 1.0,
     "loss.lambda_style_swd": 1.0,
     "loss.lambda_palette": 1.0,
+    "loss.lambda_structure": 1.0,
 }
 
 
@@ -299,7 +321,8 @@ def test_resume_is_exact_with_projected_d_diffaugment_and_perceptual_terms(tiny_
     assert not different, f"resumed run differs in {different[:5]}"
     assert trunk_digest() == before
     logged = (straight.run_dir / "log.jsonl").read_text()
-    for term in ("loss/content", "loss/style_stats", "loss/style_swd", "loss/palette"):
+    terms = ("loss/content", "loss/style_stats", "loss/style_swd", "loss/palette", "loss/structure")
+    for term in terms:
         assert term in logged
 
 

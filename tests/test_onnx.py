@@ -16,6 +16,7 @@ ort = pytest.importorskip("onnxruntime")
 
 from conftest import save_tiny_model  # noqa: E402
 from culturegan.checkpoint import save_pretrained  # noqa: E402
+from culturegan.commands import add_export_onnx  # noqa: E402
 from culturegan.inference import Stylizer  # noqa: E402
 from culturegan.models import build_generator  # noqa: E402
 from culturegan.onnx_export import (  # noqa: E402
@@ -23,7 +24,6 @@ from culturegan.onnx_export import (  # noqa: E402
     check_parity,
     export_generator,
     export_onnx,
-    register,
 )
 
 
@@ -91,7 +91,7 @@ def test_cli_handler_exports_and_reports_errors(exported, tmp_path, capsys):
     }
     folder = save_pretrained(tmp_path / "model", {"g_ab": net, "g_ba": copy.deepcopy(net)}, config)
     parser = argparse.ArgumentParser(prog="culturegan")
-    handlers = register(parser.add_subparsers(dest="command"))
+    handlers = add_export_onnx(parser.add_subparsers(dest="command"))
     assert set(handlers) == {"export-onnx"}
     out = tmp_path / "back.onnx"
     args = parser.parse_args(

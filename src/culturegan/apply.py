@@ -111,7 +111,7 @@ def stylize_paths(
     (``seed`` / ``reference`` / ``mix``) serves the whole batch, so a folder of game assets
     keeps one look.
     """
-    from tqdm import tqdm
+    from tqdm.auto import tqdm
 
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples!r}")

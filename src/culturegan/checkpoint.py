@@ -25,7 +25,8 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from culturegan.fileio import atomic_write, write_json
@@ -43,7 +44,13 @@ class CheckpointError(RuntimeError):
 
 
 def save_training_state(path: str | Path, state: dict[str, Any]) -> Path:
-    return atomic_write(path, lambda tmp: torch.save(state, tmp))
+    def write(tmp: Path) -> None:
+        # Through a Python file: a failed write (disk full) then surfaces as the OSError
+        # behind torch's RuntimeError, which atomic_write reports naming the file.
+        with open(tmp, "wb") as fh:
+            torch.save(state, fh)
+
+    return atomic_write(path, write)
 
 
 def load_training_state(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
@@ -71,7 +78,10 @@ def save_pretrained(
         for key, value in module.state_dict().items():
             tensors[f"{name}.{key}"] = value.detach().cpu().contiguous()
     config = {"format_version": FORMAT_VERSION, **config}
-    atomic_write(out_dir / WEIGHTS_NAME, lambda tmp: save_file(tensors, str(tmp)))
+    # Serialised in memory, written by Python: a failed write is an OSError (safetensors' own
+    # writer reports it as a SafetensorError with the errno inside the text).
+    data = safetensors_bytes(tensors)
+    atomic_write(out_dir / WEIGHTS_NAME, lambda tmp: tmp.write_bytes(data))
     write_json(out_dir / CONFIG_NAME, config)
     return out_dir
 
@@ -203,6 +213,27 @@ def check_finite_weights(tensors: dict[str, torch.Tensor], where: str) -> None:
     for key, value in tensors.items():
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             raise CheckpointError(f"'{where}': weight '{key}' holds NaN or infinite values")
+
+
+def check_tensor_sizes(tensors: dict[str, torch.Tensor], where: str) -> None:
+    """Refuse tensors whose shape claims more elements than their data holds (an expanded,
+    stride-0 tensor of a few bytes posing as a huge weight): sizes inferred from such a file
+    would make us allocate far more than the file holds."""
+    for key, value in tensors.items():
+        needed = (value.storage_offset() + value.numel()) * value.element_size()
+        if value.numel() and value.untyped_storage().nbytes() < needed:
+            raise CheckpointError(
+                f"'{where}': weight '{key}' of shape {tuple(value.shape)} holds only "
+                f"{value.untyped_storage().nbytes()} bytes of data (an expanded tensor)"
+            )
+
+
+def shape_differences(expected: nn.Module, tensors: dict[str, torch.Tensor]) -> list[str]:
+    """The keys where ``tensors`` differ from the state of ``expected`` (missing, extra, or of
+    another shape); build ``expected`` on the meta device to compare at no memory cost."""
+    want = {k: tuple(v.shape) for k, v in expected.state_dict().items()}
+    have = {k: tuple(v.shape) for k, v in tensors.items()}
+    return sorted(set(want) ^ set(have)) or [k for k in want if want[k] != have[k]]
 
 
 def load_pretrained(model_dir: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:

@@ -121,6 +121,25 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="describe a model (folder, shipped name or Hub id)")
     p.add_argument("model_dir")
 
+    p = sub.add_parser("fetch", help="download a real dataset (CycleGAN zips, WikiArt, museums)")
+    fetch = p.add_subparsers(dest="dataset", required=True)
+    q = fetch.add_parser("cyclegan", help="an official CycleGAN dataset, extracted (trainA/ ...)")
+    cyclegan_names = ["monet2photo", "vangogh2photo", "ukiyoe2photo", "cezanne2photo"]
+    q.add_argument("name", choices=cyclegan_names)
+    q.add_argument("--keep-zip", action="store_true", help="keep the zip after extracting it")
+    q = fetch.add_parser("wikiart", help="WikiArt images by style (needs culturegan[fetch])")
+    q.add_argument("--styles", required=True, help="comma-separated, e.g. Ukiyo_e,Impressionism")
+    q.add_argument("--max-per-style", type=int, help="images per style (default: all)")
+    q = fetch.add_parser("museum", help="public-domain / CC0 works from a museum's open API")
+    q.add_argument("museum", choices=["met", "aic", "cleveland"])
+    q.add_argument("--culture", help='e.g. "Japan": matched against culture / place of origin')
+    q.add_argument("--query", help="search words (default: the culture)")
+    q.add_argument("--max", type=int, default=100, help="images from this museum in --out")
+    q.add_argument("--delay", type=float, help="seconds between requests (default: per museum)")
+    for q in fetch.choices.values():
+        q.add_argument("--out", required=True, help="output folder")
+        q.add_argument("--no-progress", action="store_true", help="no progress bar")
+
     sub.add_parser("list", help="list presets, recipes and networks")
     for plugin in PLUGINS:
         COMMANDS.update(plugin.register(sub))
@@ -128,13 +147,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _plugins() -> list:
-    """Command groups that live beside the code they drive (each has ``register``)."""
-    from culturegan import onnx_export, restore, tune, video
+    """Command groups (each has ``register``): light modules, so ``--help`` imports no torch."""
+    from culturegan import commands, tune
     from culturegan.culture import cli as culture_cli
     from culturegan.metrics import cli as metrics_cli
     from culturegan.web import cli as web_cli
 
-    return [metrics_cli, culture_cli, onnx_export, tune, restore, video, web_cli]
+    return [metrics_cli, culture_cli, commands, tune, web_cli]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,8 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except (
         ValueError,
-        FileNotFoundError,
-        NotADirectoryError,
+        OSError,  # a missing input, a full disk, a read-only folder (fileio.WriteError)
         CheckpointError,
         ImageLoadError,
         HubError,
@@ -344,6 +362,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from culturegan.config import list_presets
+    from culturegan.metrics.backbones import list_backbones
     from culturegan.models import list_discriminators, list_generators
     from culturegan.training import list_recipes
 
@@ -351,6 +370,31 @@ def cmd_list(args: argparse.Namespace) -> int:
     print("recipes:        " + ", ".join(list_recipes()))
     print("generators:     " + ", ".join(list_generators()))
     print("discriminators: " + ", ".join(list_discriminators()))
+    print("backbones:      " + ", ".join(list_backbones()))
+    return 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from culturegan.data.fetch import FetchError, fetch_cyclegan, fetch_museum, fetch_wikiart
+
+    progress = not args.no_progress
+    try:
+        if args.dataset == "cyclegan":
+            result = fetch_cyclegan(args.name, args.out, keep_zip=args.keep_zip, progress=progress)
+        elif args.dataset == "wikiart":
+            styles = [s.strip() for s in args.styles.split(",") if s.strip()]
+            result = fetch_wikiart(
+                styles, args.out, max_per_style=args.max_per_style, progress=progress
+            )
+        else:
+            result = fetch_museum(
+                args.museum, args.out, culture=args.culture, query=args.query,
+                max_images=args.max, delay=args.delay, progress=progress,
+            )  # fmt: skip
+    except FetchError as exc:  # no network, a refused download, a missing extra
+        print(f"culturegan fetch: error: {exc}", file=sys.stderr)
+        return 2
+    print(result.report())
     return 0
 
 
@@ -387,6 +431,7 @@ COMMANDS = {
     "import-cyclegan": cmd_import_cyclegan,
     "info": cmd_info,
     "list": cmd_list,
+    "fetch": cmd_fetch,
 }
 
 if __name__ == "__main__":

@@ -102,6 +102,7 @@ class LossConfig:
     lambda_style_swd: float = 0.0  # collection style: sliced Wasserstein on Lite0 features
     lambda_palette: float = 0.0  # the art's colours: sliced Wasserstein on RGB values
     lambda_patch: float = 0.0  # the art's 5x5 colour patches at 3 scales: sliced Wasserstein
+    lambda_structure: float = 0.0  # the photo's drawing: 1 - grey SSIM of output vs input
     gan_start: int = 0  # cut, multidomain: steps before the adversarial term (and D) start
     gan_ramp: int = 0  # then lambda_gan grows linearly from 0 over this many steps
 
@@ -183,6 +184,7 @@ class RunConfig:
             "loss.lambda_style_swd": loss.lambda_style_swd,
             "loss.lambda_palette": loss.lambda_palette,
             "loss.lambda_patch": loss.lambda_patch,
+            "loss.lambda_structure": loss.lambda_structure,
         }
         weights = {"loss.lambda_gan": loss.lambda_gan, **style_and_content,
                    "loss.ada_target": loss.ada_target,

@@ -11,8 +11,9 @@
    with ``recipe="cyclegan"`` a two-domain CycleGAN (photo <-> one style).
 3. Stylize held-out photos (pictures never seen in training) into every culture, and draw the
    inputs x cultures grid.
-4. Write ``index.html``: the grid, before/after pictures, training images, loss curves and
-   figures, and (multi-domain) a link to the analysis of the synthetic cultures.
+4. Write ``index.html`` (the template ``templates/demo.html``): the grid, before/after
+   pictures, training images, loss curves and figures, and (multi-domain) a link to the
+   analysis of the synthetic cultures.
 
 Usage::
 
@@ -34,7 +35,7 @@ from culturegan.data.images import load_image, pil_to_tensor, scan_images
 from culturegan.data.synthetic import ART_STYLES, build_demo_dataset
 from culturegan.grid import column_grid, style_grid
 from culturegan.inference import Stylizer
-from culturegan.report import esc, img, section, svg_line_chart, table, write_page
+from culturegan.report import render_page, svg_line_chart
 from culturegan.training import TrainResult, train
 from culturegan.training.logger import read_log
 
@@ -42,7 +43,8 @@ DEMO_STEPS = {"fewshot": 200, "multidomain": 550, "cyclegan": 800}
 DEMO_MARKER = ".culturegan-demo"  # only folders under a marked --out are ever deleted
 # Measured on this demo's own judge (docs/quality.md, "The demo"), on a 2-core machine with a
 # 113 GFLOP/s matmul peak: multidomain_tiny, 550 steps: 443 s, held-out photos judged ink_wash /
-# woodblock / impasto 0% / 0% / 88%; fewshot_demo, 200 steps per culture: 102 s, 0% / 0% / 100%.
+# woodblock / impasto 0% / 0% / 88%; fewshot_demo, 200 steps per culture: 102 s, 0% / 0% / 100%;
+# the same with the varied synthetic compositions (140 GFLOP/s): 108 s, 38% / 12% / 100%.
 DEMO_PRESETS = {
     "fewshot": "fewshot_demo",
     "multidomain": "multidomain_tiny",
@@ -79,16 +81,16 @@ class DemoInterrupted(RuntimeError):
 SHIPPED_SIDE = 256  # the shipped-model section stylizes photos with this longer side
 
 
-def shipped_models_section(out_dir: Path) -> tuple[str, dict[str, str]]:
-    """Section 0: every shipped culture model on scikit-image's photos. (HTML, figures)."""
+def shipped_models_section(out_dir: Path) -> tuple[dict, dict[str, str]]:
+    """Section 0: every shipped culture model on scikit-image's photos. (What the page shows,
+    figures)."""
     from culturegan.data.synthetic import photo_sources
     from culturegan.fileio import atomic_write
     from culturegan.zoo import list_shipped
 
     models = [m for m in list_shipped() if m.task == "style transfer"]
-    title = "Models that ship with culturegan (no training)"
     if not models:
-        return section(title, "<p>This installation ships no models.</p>"), {}
+        return {"models": []}, {}
     folder = out_dir / "shipped"
     t0 = time.perf_counter()
     photos = {}
@@ -110,28 +112,26 @@ def shipped_models_section(out_dir: Path) -> tuple[str, dict[str, str]]:
     def rel(p: Path) -> str:
         return p.resolve().relative_to(out_dir.resolve()).as_posix()
 
-    rows = [
-        [img(rel(folder / "photos" / f"{name}.png"), alt=name, width=160)]
-        + [img(rel(outputs[m.name][name]), alt=m.name, width=160) for m in models]
-        for name in photos
-    ]
     scores = [
         [m.name, " -> ".join(m.domains), f"{m.size_bytes / 1e6:.1f} MB",
          f"{m.card.get('judge_hit_rate', float('nan')):.0%}", f"{m.card.get('ssim_grey', 0):.2f}"]
         for m in models
     ]  # fmt: skip
-    html = section(
-        title,
-        f"<p>{len(photos)} photos (scikit-image's samples, longer side {SHIPPED_SIDE} px) into "
-        f"{len(models)} cultures in {seconds:.1f} s, with the models that ship inside the "
-        "package (trained on real art; the art itself does not ship). Use one on your photos: "
-        f"<code>culturegan stylize photo.jpg --style {esc(models[0].name)} --out out/</code>. "
-        "Their model cards (<code>culturegan info NAME</code>) say how each was trained and "
-        "judged, and what it cannot do yet.</p>",
-        table(["photo", *[m.name for m in models]], rows, raw=True),
-        table(["model", "domains", "size", "judge hit rate (held-out photos)", "SSIM"], scores),
-    )
-    return html, {"shipped models": f"{len(models)}, {len(photos)} photos in {seconds:.1f} s"}
+    shipped = {
+        "models": [m.name for m in models],
+        "rows": [  # (photo name, its file, [(model, output file)])
+            (
+                name,
+                rel(folder / "photos" / f"{name}.png"),
+                [(m.name, rel(outputs[m.name][name])) for m in models],
+            )
+            for name in photos
+        ],
+        "side": SHIPPED_SIDE,
+        "seconds": f"{seconds:.1f}",
+        "scores": scores,
+    }
+    return shipped, {"shipped models": f"{len(models)}, {len(photos)} photos in {seconds:.1f} s"}
 
 
 def run_demo(
@@ -163,14 +163,16 @@ def run_demo(
         shutil.rmtree(folder)
     out_dir.mkdir(parents=True, exist_ok=True)
     marker.write_text("made by culturegan demo: its data/ and stylized/ are rebuilt each run\n")
-    shipped_html, shipped_figures = shipped_models_section(out_dir)
+    shipped, shipped_figures = shipped_models_section(out_dir)
     if no_train:
-        return write_page(
+        return render_page(
             out_dir / "index.html",
-            "culturegan demo: the models that ship",
-            [shipped_html],
+            "demo.html",
+            title="culturegan demo: the models that ship",
             subtitle="Stylized on this machine's CPU, offline. Run without --no-train to "
             "also train a model here.",
+            shipped=shipped,
+            trained=None,
         )
     styles = (style,) if recipe == "cyclegan" else tuple(ART_STYLES)
     counts = {"photos": 12, "art_per_style": 12, "heldout_photos": 4} if fast else {}
@@ -253,7 +255,7 @@ def run_demo(
         stylized=stylized,
         grid_path=grid_path,
         analysis=analysis,
-        shipped_html=shipped_html,
+        shipped=shipped,
         figures={
             **shipped_figures,
             "model": f"{recipe} ({network})",
@@ -312,13 +314,15 @@ def judge_demo(stylized: dict[str, dict[str, Path]], *, size: int) -> dict[str, 
 
 def analyze_synthetic_cultures(data_root: Path, report_dir: Path, *, size: int) -> dict:
     """The cultural difference study of the training domains: headline figures and its page."""
+    from culturegan.culture.classify import format_accuracy
     from culturegan.culture.demo import analyze_demo_cultures
 
     result = analyze_demo_cultures(report_dir, data_root=data_root, size=size)
     figures = {"images analysed": ", ".join(f"{k}: {v}" for k, v in result.cultures.items())}
     if result.classifier_accuracy is not None:
-        figures["classifier on interpretable descriptors (cross-validated)"] = (
-            f"{result.classifier_accuracy:.0%} accuracy (chance {result.classifier_chance:.0%})"
+        figures["classifier on interpretable descriptors (cross-validated, 95% interval)"] = (
+            format_accuracy(result.classifier_accuracy, *result.classifier_ci)
+            + f" accuracy (chance {result.classifier_chance:.0%})"
         )
     if result.embedding_accuracy is not None:
         figures["classifier on lite0 embeddings (cross-validated)"] = (
@@ -343,7 +347,7 @@ def write_demo_page(
     grid_path: Path,
     analysis: dict,
     figures: dict[str, object],
-    shipped_html: str = "",
+    shipped: dict | None = None,  # what shipped_models_section returned
 ) -> Path:
     def rel(p: Path) -> str:
         return p.resolve().relative_to(out_dir.resolve()).as_posix()
@@ -364,67 +368,27 @@ def write_demo_page(
     def curve(records: list[dict], keys: tuple[str, ...]) -> dict[str, list[tuple[float, float]]]:
         return {k.split("/")[-1]: [(r["step"], r[k]) for r in records if k in r] for k in keys}
 
-    charts = "".join(
+    charts = [
         svg_line_chart(
             curve(read_log(run), keys), title=title + ("" if job == "all" else f" ({job})")
         )
         for job, run in runs.items()
         for title, keys in CURVES[recipe]
-    )
+    ]
     targets = list(stylized)
-    rows = []
+    before_after = []  # (photo file, [(target, output file)], "w x h")
     for photo in photos:
         outputs = [stylized[t].get(photo.stem) for t in targets]
         if None in outputs:
             continue
         w, h = load_image(photo).size
-        rows.append(
-            [img(rel(photo), alt="photo", width=128)]
-            + [img(rel(o), alt=t, width=128) for o, t in zip(outputs, targets, strict=True)]
-            + [f"{w} x {h}"]
-        )
+        pairs = [(t, rel(o)) for t, o in zip(targets, outputs, strict=True)]
+        before_after.append((rel(photo), pairs, f"{w} x {h}"))
     examples = [
-        [esc(name)]
-        + [img(rel(p), alt=name, width=64) for p in scan_images(data_root / name).files[:8]]
-        for name in domains
+        (name, [rel(p) for p in scan_images(data_root / name).files[:8]]) for name in domains
     ]
     samples = {job: sorted((run / "samples").glob("*.png")) for job, run in runs.items()}
-    body = [
-        '<p class="note"><b>Synthetic art.</b> The art domains (' + esc(", ".join(targets)) + ") "
-        "are procedurally generated by <code>culturegan.data.synthetic</code> as stand-ins for "
-        "real artworks; the photos are scikit-image's bundled sample photos. Held-out photos "
-        "are pictures the model never saw in training.</p>",
-        shipped_html,
-        section(
-            "Held-out photos x cultures",
-            "<p>One row per held-out photo; columns: the photo, then each culture"
-            + (" (two noise seeds each)" if recipe == "multidomain" else "")
-            + ".</p>",
-            img(rel(grid_path), alt="grid of photos and cultures"),
-        ),
-        section("Figures", table(["figure", "value"], [[k, v] for k, v in figures.items()])),
-        section(
-            "Held-out photos, before and after",
-            table(["photo", *[f"-> {t}" for t in targets], "size"], rows, raw=True),
-        ),
-    ]
-    if analysis:
-        body.append(
-            section(
-                "The synthetic cultures, measured",
-                table(["measure", "value"], [list(kv) for kv in analysis["figures"].items()]),
-                f'<p><a href="{esc(rel(analysis["page"]))}">The full analysis report</a> '
-                "(descriptors, effect sizes, distances, classifiers, map).</p>",
-            )
-        )
-    body += [
-        section("Training images", table(["domain"] + [""] * 8, examples, raw=True)),
-        section("Training curves", f'<div class="charts">{charts}</div>'),
-    ]
-    shown = [img(rel(found[-1]), alt=f"sample grid {job}", width=min(900, 96 * (len(domains) + 1)))
-             for job, found in samples.items() if found]  # fmt: skip
-    if shown:
-        body.append(section("Last sample grids (EMA networks)", *shown))
+    last_samples = [(job, rel(found[-1])) for job, found in samples.items() if found]
     files = []
     for job, run in runs.items():
         what = "" if job == "all" else f" ({job})"
@@ -433,24 +397,31 @@ def write_demo_page(
             [f"pretrained model{what}", str(run / "model")],
         ]
     job, run = next(iter(runs.items()))
-    target = targets[0] if job == "all" else job
-    body.append(
-        section(
-            "Files and commands",
-            table(["what", "where"], files),
-            f"<pre>culturegan stylize YOUR_PHOTOS/ --model {esc(run / 'model')} "
-            f"--target {esc(target)} --out out/\n"
-            f"culturegan grid a.jpg b.jpg --model {esc(run / 'model')} --out grid.png\n"
-            f"tensorboard --logdir {esc(run.parent)}</pre>",
-        )
-    )
     title = {
         "multidomain": "culturegan demo: one model, photo + synthetic cultures",
         "fewshot": "culturegan demo: photo -> each synthetic culture, one small model each",
     }.get(recipe, f"culturegan demo: photo -> {targets[0]} (synthetic)")
-    return write_page(
+    return render_page(
         out_dir / "index.html",
-        title,
-        body,
+        "demo.html",
+        title=title,
         subtitle="Trained on this machine's CPU from embedded data, offline.",
+        shipped=shipped,
+        trained={
+            "recipe": recipe,
+            "targets": targets,
+            "grid": rel(grid_path),
+            "figures": [[k, v] for k, v in figures.items()],
+            "before_after": before_after,
+            "analysis": analysis
+            and {"figures": list(analysis["figures"].items()), "page": rel(analysis["page"])},
+            "examples": examples,
+            "charts": charts,
+            "samples": last_samples,
+            "sample_width": min(900, 96 * (len(domains) + 1)),
+            "files": files,
+            "model": str(run / "model"),
+            "target": targets[0] if job == "all" else job,
+            "logdir": str(run.parent),
+        },
     )

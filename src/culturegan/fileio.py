@@ -2,7 +2,9 @@
 
 The content goes to a temporary file in the same folder, which is flushed and fsynced, then
 renamed over the target (``os.replace`` is atomic on POSIX and Windows); the folder is fsynced
-so the rename survives a power cut.
+so the rename survives a power cut. Any failure (disk full, read-only folder, an output path
+that is a folder or lies under a file) leaves the old file as it was, removes the temporary
+file and raises :class:`WriteError` naming the output and the reason.
 
 Usage::
 
@@ -12,6 +14,7 @@ Usage::
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -27,16 +30,61 @@ def _umask() -> int:
     return mask
 
 
+class WriteError(OSError):
+    """An output that could not be written (``errno`` as the system gave it, e.g. ENOSPC);
+    the old file, if any, is unchanged and no temporary file is left."""
+
+    def __init__(self, path: str | Path, reason: str, code: int | None = None) -> None:
+        super().__init__(code, reason, str(path))
+
+    def __str__(self) -> str:
+        return f"cannot write '{self.filename}': {self.strerror}"
+
+    def __reduce__(self) -> tuple:  # survives pickling (errors of worker processes)
+        return type(self), (self.filename, self.strerror, self.errno)
+
+
+def _os_error_in(exc: BaseException) -> OSError | None:
+    """The OSError behind ``exc``: itself, or one in its cause / context chain (torch.save
+    into a file object reports a failed write as a RuntimeError raised from the OSError)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _prepare_folder(path: Path) -> None:
+    """Create the folder of ``path``, refusing outputs under a file or onto a folder."""
+    for parent in (path.parent, *path.parent.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise WriteError(path, f"'{parent}' is a file, not a folder", errno.ENOTDIR)
+            break
+    if path.is_dir():
+        raise WriteError(path, "it is an existing folder, not a file", errno.EISDIR)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WriteError(path, f"cannot create its folder ({exc.strerror})", exc.errno) from exc
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp_path)`` then rename ``tmp_path`` over ``path`` (same filesystem).
 
     The file ends with the mode a plain ``open(path, "w")`` would give it (0666 less the
     umask), not the owner-only 0600 of the temporary file, so other users can read models
-    and pages as before.
+    and pages as before. A failed write (an OSError with an errno, also one that the writer
+    wrapped) becomes :class:`WriteError` naming ``path``; other exceptions pass unchanged.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _prepare_folder(path)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise WriteError(path, exc.strerror or str(exc), exc.errno) from exc
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -45,9 +93,14 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
-        raise
+        cause = _os_error_in(exc) if isinstance(exc, (OSError, RuntimeError)) else None
+        # An OSError without an errno is the writer's own message (a download that failed, a
+        # missing source), not a failed write: it passes unchanged.
+        if cause is None or cause.errno is None or isinstance(exc, WriteError):
+            raise
+        raise WriteError(path, cause.strerror or str(cause), cause.errno) from exc
     try:  # make the rename itself durable
         dir_fd = os.open(path.parent, os.O_RDONLY)
         try:
@@ -81,7 +134,10 @@ def folder_lock(folder: str | Path, *, name: str = ".lock") -> Iterator[Path]:
     import socket
 
     path = Path(folder) / name
-    f = open(path, "a+")  # noqa: SIM115 (held open for the lock's lifetime)
+    try:
+        f = open(path, "a+")  # noqa: SIM115 (held open for the lock's lifetime)
+    except OSError as exc:  # a read-only folder: refused before anything is written
+        raise WriteError(path, f"cannot lock '{folder}' ({exc.strerror})", exc.errno) from exc
     try:
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -49,7 +49,7 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 # Endings that make "org/name" a file path rather than a repo id ("runs/config.json").
 _FILE_SUFFIXES = frozenset(
     {".json", ".yaml", ".yml", ".txt", ".md", ".csv", ".safetensors", ".onnx", ".npz", ".npy"}
-    | {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
+    | {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".avif", ".heic"}
     | {".zip", ".tar", ".gz", ".tgz", *PICKLE_SUFFIXES}
 )
 # Hub names: ASCII letters, digits, "_", "-", "."; 1-96 characters; starting and ending with a

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from culturegan.checkpoint import CheckpointError, load_pretrained, sub_state
+from culturegan.checkpoint import CheckpointError, load_pretrained, shape_differences, sub_state
 from culturegan.data.images import (
     has_alpha,
     load_image,
@@ -426,12 +426,8 @@ def _load_networks(
                 raise CheckpointError(
                     f"network '{name}' in '{model_dir}' cannot be built from config.json: {exc}"
                 ) from None
-        expected = {k: tuple(v.shape) for k, v in probe.state_dict().items()}
-        present = {k: tuple(v.shape) for k, v in sub_state(tensors, name).items()}
-        if expected != present:
-            wrong = sorted(set(expected) ^ set(present)) or [
-                k for k in expected if expected[k] != present[k]
-            ]
+        wrong = shape_differences(probe, sub_state(tensors, name))
+        if wrong:
             raise CheckpointError(
                 f"weights of '{name}' in '{model_dir}' do not fit its config.json "
                 f"(first differences: {', '.join(wrong[:3])})"

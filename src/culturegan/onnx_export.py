@@ -27,7 +27,7 @@ import json
 import logging
 import sys
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -241,6 +241,7 @@ class OnnxStylizer(Stylizer):
 # ----------------------------------------------------------------------------- command line
 
 
+# Its arguments are defined in culturegan.commands, which imports no torch (`--help`).
 def cmd_export_onnx(args: argparse.Namespace) -> int:
     try:
         out = export_onnx(
@@ -256,16 +257,3 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
     checked = "" if args.no_check else " (checked against PyTorch with onnxruntime)"
     print(f"onnx model: {out}{checked}")
     return 0
-
-
-def register(subparsers: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
-    """Add ``export-onnx`` to the ``culturegan`` parser; returns {command: handler}."""
-    p = subparsers.add_parser("export-onnx", help="export a model direction to ONNX")
-    p.add_argument("model_dir", help="model folder, shipped model name or Hub id")
-    p.add_argument("--out", required=True, help="the .onnx file to write")
-    p.add_argument("--direction", help="SOURCE->TARGET (default: the model's first direction)")
-    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="(default: %(default)s)")
-    p.add_argument(
-        "--no-check", action="store_true", help="skip the onnxruntime comparison with PyTorch"
-    )
-    return {"export-onnx": cmd_export_onnx}

@@ -1,56 +1,63 @@
-"""Small, dependency-free building blocks for the project's HTML pages.
+"""Building blocks of the project's HTML pages: Jinja2 templates and inline SVG charts.
 
 Pages are single files that link images by relative path (so a run folder can be zipped and
-opened anywhere) and draw charts as inline SVG (no JavaScript, no plotting library).
+opened anywhere) and draw charts as inline SVG (no JavaScript, no plotting library). Each page
+is a template under ``culturegan/templates/`` (package data), rendered by :func:`render_page`
+with autoescaping on: every string a user controls (culture, domain and file names, manifest
+values, notes) is escaped by the template. The only markup passed in as safe is SVG this
+package draws itself (:func:`svg_line_chart`, :mod:`culturegan.culture.plots`), which escapes
+every label it prints (:func:`esc`) before :func:`trusted` marks it.
 
 Usage::
 
     chart = svg_line_chart({"loss/g": [(1, 3.2), (2, 2.9)]}, title="generator loss")
-    write_page(path, "Demo", [section("Losses", chart)])
+    render_page(path, "demo.html", title="Demo", charts=[chart])
 """
 
 from __future__ import annotations
 
+import functools
 import html
 import math
 from collections.abc import Sequence
 from pathlib import Path
 
-PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2"]
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
 
-CSS = """
-body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222;
-       padding: 0 1rem; line-height: 1.45; }
-h1 { margin-bottom: .2rem; } .sub { color: #666; margin-top: 0; }
-.note { background: #fff6d6; border-left: 4px solid #e0b000; padding: .6rem 1rem; }
-table { border-collapse: collapse; margin: .5rem 0 1rem; }
-td, th { border: 1px solid #ddd; padding: .3rem .5rem; text-align: center; vertical-align: top; }
-th { background: #f3f3f3; } td img { display: block; margin: auto; image-rendering: pixelated; }
-.charts { display: flex; flex-wrap: wrap; gap: 1rem; }
-figure { margin: 0; } figcaption { font-size: .85rem; color: #555; }
-code, pre { background: #f5f5f5; padding: .1rem .3rem; }
-"""
+from culturegan.fileio import atomic_write
+
+PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2"]
 
 
 def esc(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def img(src: str | Path, *, alt: str = "", width: int | None = None) -> str:
-    w = f' width="{width}"' if width else ""
-    return f'<img src="{esc(Path(src).as_posix())}" alt="{esc(alt)}"{w} loading="lazy">'
+def trusted(markup: str) -> Markup:
+    """Mark HTML/SVG drawn by this package as safe for the templates. Only for markup whose
+    every user-controlled string went through :func:`esc` (the chart functions do this)."""
+    return Markup(markup)
 
 
-def table(header: Sequence[str], rows: Sequence[Sequence[str]], *, raw: bool = False) -> str:
-    """An HTML table; cells are escaped unless ``raw`` (for cells holding images)."""
-    cell = (lambda c: str(c)) if raw else esc
-    head = "".join(f"<th>{esc(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{cell(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+@functools.cache
+def environment() -> Environment:
+    """The one Jinja2 environment of the pages: package templates, autoescaping always on,
+    undefined names an error (a typo in a template fails, not renders empty)."""
+    return Environment(
+        loader=PackageLoader("culturegan", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
 
 
-def section(title: str, *parts: str) -> str:
-    return f"<section><h2>{esc(title)}</h2>{''.join(parts)}</section>"
+def render_page(path: str | Path, template: str, **context: object) -> Path:
+    """Render ``template`` with ``context`` and write it atomically to ``path``."""
+    page = environment().get_template(template).render(**context)
+    return atomic_write(path, lambda tmp: tmp.write_text(page, encoding="utf-8"))
 
 
 def _ticks(lo: float, hi: float, n: int = 4) -> list[float]:
@@ -66,11 +73,11 @@ def svg_line_chart(
     width: int = 480,
     height: int = 240,
     x_label: str = "step",
-) -> str:
+) -> Markup:
     """Inline SVG of one or more (x, y) series with axes, ticks and a legend."""
     points = [(x, y) for s in series.values() for x, y in s if math.isfinite(y)]
     if not points:
-        return f"<p>{esc(title)}: no data</p>"
+        return trusted(f"<p>{esc(title)}: no data</p>")
     x0, x1 = min(p[0] for p in points), max(p[0] for p in points)
     y0, y1 = min(p[1] for p in points), max(p[1] for p in points)
     if x1 == x0:
@@ -113,17 +120,4 @@ def svg_line_chart(
             f'<text x="{left + pw - 90}" y="{ly}">{esc(name)}</text>'
         )
     out.append("</svg>")
-    return "".join(out)
-
-
-def write_page(path: str | Path, title: str, body: Sequence[str], *, subtitle: str = "") -> Path:
-    path = Path(path)
-    sub = f'<p class="sub">{esc(subtitle)}</p>' if subtitle else ""
-    page = (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
-        f"<h1>{esc(title)}</h1>{sub}{''.join(body)}</body></html>\n"
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page, encoding="utf-8")
-    return path
+    return trusted("".join(out))

@@ -33,9 +33,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -171,26 +170,7 @@ def model_paths(
 # ----------------------------------------------------------------------------- command
 
 
-def register(subparsers: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
-    """Add ``restore`` to the ``culturegan`` parser; returns {command: handler}."""
-    p = subparsers.add_parser("restore", help="restore old photos (a model or --classical)")
-    p.add_argument("inputs", nargs="+", help="image files and/or folders")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument(
-        "--model",
-        help="restoration model (recipe pix2pix): folder, shipped name or Hub id org/name",
-    )
-    p.add_argument(
-        "--classical",
-        action="store_true",
-        help="no model: non-local means, scratch and dust inpainting, auto-levels",
-    )
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--tile", type=int, help="tile side in px (default: automatic; 0: never)")
-    return {"restore": cmd_restore}
-
-
+# Its arguments are defined in culturegan.commands, which imports no torch (`--help`).
 def cmd_restore(args: argparse.Namespace) -> int:
     if args.classical == bool(args.model):
         raise ValueError("say how to restore: --model M (a pix2pix model) or --classical")

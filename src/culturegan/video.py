@@ -37,7 +37,6 @@ from culturegan.data.video import Frame, open_video, require, scaled_size, store
 from culturegan.fileio import atomic_write
 from culturegan.temporal import (
     DEFAULT_TEMPORAL,
-    FLOW_METHODS,
     FlowStep,
     OpticalFlow,
     flow_step,
@@ -214,7 +213,7 @@ def stylize_video(
     observer: Observer | None = None,  # called as (input, per_frame, output, step) per frame
 ) -> VideoSummary:
     """Stylize ``video`` into ``out`` with one style for every frame; see the module docstring."""
-    from tqdm import tqdm
+    from tqdm.auto import tqdm
 
     start = time.perf_counter()
     video, out = Path(video), Path(out)
@@ -336,6 +335,7 @@ def _terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+# Its arguments are defined in culturegan.commands, which imports no torch (`--help`).
 def cmd_stylize_video(args: argparse.Namespace) -> int:
     from culturegan.inference import Stylizer
 
@@ -374,45 +374,3 @@ def cmd_stylize_video(args: argparse.Namespace) -> int:
         return 130
     print(summary.report())
     return 0
-
-
-def _fraction(text: str) -> Fraction:
-    try:
-        value = Fraction(text)
-    except (ValueError, ZeroDivisionError):
-        raise argparse.ArgumentTypeError(
-            f"not a frame rate: '{text}' (e.g. 25 or 30000/1001)"
-        ) from None
-    return value
-
-
-def register(subparsers: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
-    """Add ``stylize-video`` to the ``culturegan`` parser; returns {command: handler}."""
-    p = subparsers.add_parser(
-        "stylize-video", help="stylize a video, GIF or folder of frames (needs the video extra)"
-    )
-    p.add_argument("input", help="video file, GIF or folder of frames (sorted by name)")
-    p.add_argument("--out", required=True, help="video to write: .mp4, .m4v, .mov or .mkv")
-    p.add_argument("--style", help="a shipped culture model (see `culturegan models`)")
-    p.add_argument("--model", help="model folder, shipped model name, Hub id or .onnx file")
-    p.add_argument("--revision", help="Hub models: branch, tag or commit")
-    p.add_argument("--source", help="source domain (default: the model's choice)")
-    p.add_argument("--target", help="target domain")
-    p.add_argument(
-        "--temporal", type=float, default=DEFAULT_TEMPORAL,
-        help="weight of the warped previous frame where the flow is reliable: 0 = per frame "
-        "(flicker) .. 1 (default: %(default)s)",
-    )  # fmt: skip
-    p.add_argument("--flow", default="dis", choices=FLOW_METHODS, help="optical flow method")
-    p.add_argument("--size", type=int, help="shorter side of the output in pixels (480, 720)")
-    p.add_argument("--fps", type=_fraction, help="frame rate of a frames folder (default 25)")
-    p.add_argument("--crf", type=int, default=18, help="x264 quality, 0 = lossless (default 18)")
-    p.add_argument("--batch-size", type=int, default=1, help="frames per network call")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    multi = p.add_argument_group("multi-domain models: one style code for the whole video")
-    multi.add_argument("--seed", type=int, help="noise seed of the style code")
-    multi.add_argument("--reference", help="take the style from this image")
-    multi.add_argument("--strength", type=float, help="0 = own style .. 1 = target")
-    multi.add_argument("--mix", help="blend domains, e.g. ukiyoe:0.5,chinese_ink:0.5")
-    return {"stylize-video": cmd_stylize_video}

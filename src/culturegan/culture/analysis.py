@@ -6,9 +6,14 @@
 * ``descriptors.csv``: one row per image (culture, path, file hash, original size, palette,
   every descriptor, the manifest columns);
 * ``map_coordinates.csv``: every image's position on the 2-D maps;
-* ``summary.json``: settings, counts, skipped files, every statistic, warnings;
+* ``classifiers.csv``: every classifier's cross-validated accuracy with its interval;
+* ``summary.json``: settings, counts, skipped files, provenance (images per source and licence,
+  source-culture confounds), every statistic, warnings;
 * ``index.html`` with ``thumbs/``: the report for readers who do not code;
-* ``cache/``: per-file-hash descriptor and embedding records (reused by the next run).
+* ``arrays/``: ``descriptors.npy`` and each embedding as ``<name>.npy``, (N, D) float64, row i
+  of each the image of row i of ``descriptors.csv`` (written row by row while streaming);
+* ``cache/``: per-file-hash descriptor and embedding records (reused by the next run, and by a
+  run started again after being killed: only the images not yet cached are computed).
 
 Usage::
 
@@ -25,11 +30,17 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from culturegan.culture.classify import fit_pca, umap_coordinates
-from culturegan.culture.compare import CompareSettings, compare_cultures
+from culturegan.culture.classify import fit_pca, format_accuracy, umap_coordinates
+from culturegan.culture.compare import (
+    CompareSettings,
+    classifier_rows,
+    compare_cultures,
+    write_classifier_csv,
+)
 from culturegan.culture.descriptors import DEFAULT_SIZE, DESCRIPTOR_VERSION, DESCRIPTORS
 from culturegan.culture.descriptors.colour import (
     MERGE_DELTA_E,
@@ -37,13 +48,16 @@ from culturegan.culture.descriptors.colour import (
     merge_close,
     weighted_kmeans,
 )
-from culturegan.culture.extract import describe_files, sample_per_culture, write_thumbnails
+from culturegan.culture.extract import sample_per_culture, write_thumbnails
+from culturegan.culture.provenance import provenance_csv_rows, provenance_summary
+from culturegan.culture.stream import stream_study
 from culturegan.culture.table import (
     MANIFEST_NAME,
+    MISSING,
     DescriptorTable,
     match_manifest,
     parse_palette,
-    read_manifest,
+    read_manifests,
     scan_cultures,
 )
 from culturegan.fileio import write_json
@@ -53,7 +67,6 @@ log = logging.getLogger("culturegan.culture")
 SUMMARY_FORMAT_VERSION = 1
 MAX_MAP_POINTS = 3000  # dots drawn per map (a seeded sample beyond that; the CSV has all)
 CULTURE_PALETTE_K = 8
-MISSING = "(missing)"
 
 
 @dataclass
@@ -73,18 +86,33 @@ class AnalysisResult:
     n_tests: int
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    throughput: dict = field(default_factory=dict)  # executor, images/s, computed, cached
+    classifier_ci: tuple[float, float] | None = None  # interval of classifier_accuracy
 
     def headline(self) -> str:
         parts = [f"{sum(self.cultures.values())} images in {len(self.cultures)} cultures"]
         if self.classifier_accuracy is not None:
             parts.append(
-                f"descriptor classifier {self.classifier_accuracy:.0%} "
-                f"(chance {self.classifier_chance:.0%})"
+                "descriptor classifier "
+                + format_accuracy(self.classifier_accuracy, *self.classifier_ci)
+                + f" (chance {self.classifier_chance:.0%})"
             )
         if self.embedding_accuracy is not None:
             parts.append(f"embedding classifier {self.embedding_accuracy:.0%}")
         parts.append(f"{self.n_significant}/{self.n_tests} descriptor differences with q < 0.05")
         return "; ".join(parts)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: headline, per-culture and per-pair tables, the descriptor map."""
+        from culturegan.culture.notebook import analysis_html
+
+        return analysis_html(self)
+
+    def to_pandas(self) -> Any:
+        """The descriptor table as a pandas DataFrame (one row per image); needs pandas."""
+        from culturegan.culture.notebook import analysis_frame
+
+        return analysis_frame(self)
 
 
 def analyze_cultures(
@@ -94,10 +122,13 @@ def analyze_cultures(
     size: int = DEFAULT_SIZE,  # working resolution: shorter side in pixels
     cultures: Sequence[str] | None = None,  # culture folders to use (default: all)
     manifest: str | os.PathLike | None = None,  # default: ROOT/manifest.csv when present
+    # (ROOT/<culture>/manifest.csv files are read too)
     by: str | None = None,  # manifest column: compare only within each of its values
     embeddings: bool = True,  # learned embedding and Gram summaries (needs the backbone)
     backbone: object = "lite0",  # a culturegan.metrics backbone name (or Backbone object)
     workers: int | None = None,  # descriptor processes (default: all usable cores)
+    executor: str = "local",  # where the per-image work runs: "local" or "dask"
+    scheduler: str | None = None,  # Dask scheduler address (default: a new LocalCluster)
     cache_dir: str | os.PathLike | None = "default",  # "default": OUT/cache; None: no cache
     thumbnails_per_culture: int = 24,  # images per culture shown in the report (bounded)
     settings: CompareSettings | None = None,
@@ -110,10 +141,7 @@ def analyze_cultures(
     root, out_dir = Path(root), Path(out_dir)
     settings = settings or CompareSettings()
     scan = scan_cultures(root, cultures=cultures)
-    manifest_path = Path(manifest) if manifest is not None else root / MANIFEST_NAME
-    columns, manifest_rows = [], []
-    if manifest is not None or manifest_path.is_file():
-        columns, manifest_rows = read_manifest(manifest_path)
+    manifests, columns, manifest_rows = read_manifests(root, scan.cultures, manifest)
     if by is not None and by not in columns:
         raise ValueError(
             f"--by '{by}' is not a manifest column"
@@ -126,24 +154,28 @@ def analyze_cultures(
     cache = out_dir / "cache" if cache_dir == "default" else cache_dir
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    table, failed = describe_files(
-        scan.items(), root=root, size=size, cache_dir=cache, workers=workers, progress=progress
+    study = stream_study(
+        scan.items(),
+        root=root,
+        size=size,
+        cache_dir=cache,
+        arrays_dir=out_dir / "arrays",
+        backbone=backbone if embeddings else None,
+        executor=executor,
+        workers=workers,
+        scheduler=scheduler,
+        progress=progress,
     )
+    table, failed, emb = study.table, study.failed, study.embeddings
     skipped = scan.skipped + failed
     if not len(table):
         raise ValueError(f"no image under '{root}' could be read ({len(skipped)} skipped)")
     table.meta, matched = match_manifest(table.path, columns, manifest_rows)
 
-    emb: dict[str, np.ndarray] = {}
-    embedding_info: dict = {"computed": False, "reason": "turned off (--no-embeddings)"}
-    if embeddings:
-        from culturegan.culture.embed import embed_table
-
-        emb, gram_names, gram_values, embedding_info = embed_table(
-            table, root, backbone=backbone, size=size, cache_dir=cache, progress=progress
-        )
-        table.names = table.names + gram_names
-        table.values = np.hstack([table.values, gram_values])
+    embedding_info = study.embedding_info or {
+        "computed": False,
+        "reason": "turned off (--no-embeddings)",
+    }
 
     comparisons = []
     for label, rows in _strata(table, by):
@@ -178,7 +210,12 @@ def analyze_cultures(
     write_map_csv(out_dir / "map_coordinates.csv", table, maps)
 
     table.write_csv(out_dir / "descriptors.csv")
+    provenance = provenance_summary(table, settings=settings, by=by)
     warnings = [w for c in comparisons for w in c.get("warnings", [])]
+    warnings += provenance["warnings"] if provenance else []
+    write_classifier_csv(
+        out_dir / "classifiers.csv", classifier_rows(comparisons) + provenance_csv_rows(provenance)
+    )
     if scan.skipped or failed:
         warnings.insert(0, f"{len(skipped)} file(s) could not be read and were left out")
     if columns and matched < len(table):
@@ -192,7 +229,7 @@ def analyze_cultures(
             "working_size": size,
             "descriptor_version": DESCRIPTOR_VERSION,
             "by": by,
-            "manifest": str(manifest_path) if columns else None,
+            "manifest": ", ".join(map(str, manifests)) or None,
             "manifest_columns": columns,
             "manifest_matched": matched,
             **settings.to_dict(),
@@ -205,9 +242,11 @@ def analyze_cultures(
         },
         "learned": embedding_info,
         "palettes": culture_palettes(table),
+        "provenance": provenance,
         "comparisons": comparisons,
         "maps": {k: {kk: vv for kk, vv in v.items() if kk != "coords"} for k, v in maps.items()},
         "warnings": warnings,
+        "throughput": study.throughput,
         "seconds": time.perf_counter() - start,
     }
     write_json(out_dir / "summary.json", summary)
@@ -233,6 +272,8 @@ def analyze_cultures(
         n_tests=first.get("n_tests", 0),
         seconds=time.perf_counter() - start,
         warnings=warnings,
+        throughput=study.throughput,
+        classifier_ci=tuple(clf["descriptors"]["accuracy_ci"]) if "descriptors" in clf else None,
     )
 
 

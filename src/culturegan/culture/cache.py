@@ -82,6 +82,12 @@ class ResultCache:
         self.unreadable += 1
         log.warning("cache entry '%s' is unreadable (%s); computing it again", path, exc)
 
+    def contains(self, file_hash: str, name: str | None = None) -> bool:
+        """Whether the record (``name=None``) or the array ``name`` is stored (not read)."""
+        if self.folder is None:
+            return False
+        return self._path(file_hash, ".json" if name is None else f".{name}.npz").exists()
+
     def get(self, file_hash: str) -> dict[str, Any] | None:
         if self.folder is None:
             return None

@@ -7,13 +7,19 @@
 * Cross-validation is stratified k-fold (every fold keeps the culture proportions) with a
   seeded shuffle; every image is predicted once, by a model that never saw it, and the
   confusion matrix counts those out-of-fold predictions.
+* The accuracy's interval is a percentile bootstrap over images of those out-of-fold
+  predictions (the images are resampled, the models are not refitted), so it says how much the
+  accuracy depends on which images happened to be collected. When every prediction is right
+  (or every one wrong) the bootstrap has nothing to resample and the exact Clopper-Pearson
+  bound is given instead.
 * Maps are principal component analysis (SVD of the standardised, centred features), and UMAP
-  (McInnes et al., 2018) when the optional ``umap-learn`` package is installed.
+  (McInnes et al., 2018) when the optional ``umap-learn`` package is installed
+  (``pip install 'culturegan[umap]'``).
 
 Usage::
 
     result = cross_validate(features, labels, rng=np.random.default_rng(0))
-    coords, explained = pca(features, 2)
+    print(result.accuracy_text())  # "92.5% [88.1, 95.9]"
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import logsumexp
+
+INTERVAL_METHOD = "percentile bootstrap over images of the out-of-fold predictions"
 
 
 def standardise(
@@ -77,6 +85,30 @@ def stratified_folds(y: np.ndarray, k: int, rng: np.random.Generator) -> list[np
     return [np.array(sorted(f), dtype=np.int64) for f in folds]
 
 
+def format_accuracy(accuracy: float, low: float, high: float) -> str:
+    """``"92.5% [88.1, 95.9]"``: an accuracy and its interval, in percent."""
+    return f"{accuracy:.1%} [{100 * low:.1f}, {100 * high:.1f}]"
+
+
+def accuracy_interval(
+    n_right: int, n: int, *, rng: np.random.Generator, n_boot: int = 1000, level: float = 0.95
+) -> tuple[float, float, str]:
+    """(low, high, method) of an accuracy of ``n_right`` out of ``n`` predictions.
+
+    Resampling n images with replacement and counting the right ones is a Binomial(n, k / n)
+    draw, so the bootstrap draws those counts directly (no (n_boot, n) index array).
+    """
+    alpha = 1.0 - level
+    if n_right in (0, n):
+        bound = (alpha / 2) ** (1.0 / n)  # Clopper-Pearson: p^n = alpha / 2
+        low, high = (bound, 1.0) if n_right == n else (0.0, 1.0 - bound)
+        which = "right" if n_right == n else "wrong"
+        return low, high, f"Clopper-Pearson (every prediction {which})"
+    share = rng.binomial(n, n_right / n, size=n_boot) / n
+    low, high = np.quantile(share, [alpha / 2, 1 - alpha / 2])
+    return float(low), float(high), INTERVAL_METHOD
+
+
 @dataclass
 class CrossValidation:
     accuracy: float  # share of out-of-fold predictions that are right
@@ -87,10 +119,21 @@ class CrossValidation:
     n_images: int
     n_folds: int
     n_features: int
+    ci_low: float  # interval of the accuracy (see accuracy_interval)
+    ci_high: float
+    ci_level: float
+    ci_method: str
+
+    def accuracy_text(self) -> str:
+        return format_accuracy(self.accuracy, self.ci_low, self.ci_high)
 
     def to_dict(self) -> dict:
         return {
             "accuracy": self.accuracy,
+            "accuracy_ci": [self.ci_low, self.ci_high],
+            "ci_level": self.ci_level,
+            "ci_method": self.ci_method,
+            "accuracy_text": self.accuracy_text(),
             "fold_accuracies": self.fold_accuracies,
             "accuracy_sd_over_folds": float(np.std(self.fold_accuracies)),
             "chance": self.chance,
@@ -110,8 +153,11 @@ def cross_validate(
     k: int = 5,  # folds (lowered to the smallest class size)
     l2: float = 1.0,
     max_components: int | None = None,  # PCA inside each training fold, for embeddings
+    n_boot: int = 1000,  # bootstrap resamples of the accuracy's interval
+    level: float = 0.95,  # the interval's confidence level
 ) -> CrossValidation:
-    """Stratified k-fold accuracy and confusion matrix of logistic regression."""
+    """Stratified k-fold accuracy (with its interval) and confusion matrix of logistic
+    regression."""
     classes, y = np.unique(np.asarray(labels), return_inverse=True)
     counts = np.bincount(y)
     if len(classes) < 2:
@@ -133,8 +179,10 @@ def cross_validate(
         fold_acc.append(float((predicted[test] == y[test]).mean()))
     confusion = np.zeros((len(classes), len(classes)), dtype=np.int64)
     np.add.at(confusion, (y, predicted), 1)
+    n_right = int((predicted == y).sum())
+    low, high, method = accuracy_interval(n_right, len(y), rng=rng, n_boot=n_boot, level=level)
     return CrossValidation(
-        accuracy=float((predicted == y).mean()),
+        accuracy=n_right / len(y),
         fold_accuracies=fold_acc,
         chance=float(counts.max() / counts.sum()),
         confusion=confusion.tolist(),
@@ -142,6 +190,10 @@ def cross_validate(
         n_images=len(y),
         n_folds=k,
         n_features=int(x.shape[1]),
+        ci_low=low,
+        ci_high=high,
+        ci_level=level,
+        ci_method=method,
     )
 
 
@@ -200,7 +252,8 @@ def fit_pca(x: np.ndarray, n_components: int = 2, *, scale: bool = True) -> Proj
 
 
 def umap_coordinates(x: np.ndarray, *, seed: int = 0) -> np.ndarray | None:
-    """2-D UMAP of standardised ``x`` when ``umap-learn`` is installed, else None."""
+    """2-D UMAP of standardised ``x`` when ``umap-learn`` is installed (the ``[umap]`` extra),
+    else None (the report then says how to add it)."""
     try:
         import umap  # optional dependency
     except ImportError:

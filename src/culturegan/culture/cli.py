@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from culturegan.culture.descriptors import DEFAULT_SIZE
+# culture.descriptors.DEFAULT_SIZE, written out: importing the descriptors would import scipy for
+# `culturegan --help` (tests/test_cli_imports.py keeps the two equal).
+DEFAULT_SIZE = 256
 
 
 def _names(text: str | None) -> list[str] | None:
@@ -77,6 +79,18 @@ def register(subparsers) -> dict[str, Callable[[argparse.Namespace], int]]:
         default=24,
         help="images per culture shown in the report (default: %(default)s)",
     )
+    p.add_argument(
+        "--executor",
+        choices=("local", "dask"),
+        default="local",
+        help="where the per-image work runs: local processes, or a Dask cluster "
+        "(needs culturegan[scale]; default: %(default)s)",
+    )
+    p.add_argument(
+        "--scheduler",
+        help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (with --executor dask; "
+        "default: start a local cluster of --workers processes)",
+    )
     p.add_argument("--boot", type=int, default=1000, help="bootstrap resamples")
     p.add_argument("--perm", type=int, default=1000, help="permutations per descriptor test")
     p.add_argument(
@@ -119,6 +133,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         embeddings=not args.no_embeddings,
         backbone=args.backbone,
         workers=args.workers,
+        executor=args.executor,
+        scheduler=args.scheduler,
         cache_dir=_cache(args),
         thumbnails_per_culture=args.thumbnails,
         settings=settings,
@@ -126,6 +142,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     print(result.headline())
+    speed = result.throughput
+    print(
+        f"images: {speed['images']} in {speed['seconds']:.1f} s "
+        f"({speed['images_per_second']:.1f} images/s; {speed['computed']} computed, "
+        f"{speed['from_cache']} from the cache) on {speed['executor']}"
+    )
     for warning in result.warnings:
         print(f"warning: {warning}")
     print(f"report: {result.index_html.resolve()}")

@@ -8,6 +8,11 @@ the number of images each rests on. A culture with fewer images than a statistic
 Multiple comparisons: the permutation p-values of all (pair of cultures, descriptor) tests of
 one comparison form one family, adjusted together with Benjamini-Hochberg (q-values).
 
+Classifiers (cross-validated, :mod:`culturegan.culture.classify`) run on the hand-crafted
+descriptors alone (``descriptors``), on the Gram summaries of the backbone's feature maps
+(``gram``: learned, not interpretable) and on each embedding; every accuracy carries a bootstrap
+interval, and :func:`write_classifier_csv` lists them all.
+
 Embedding distances are computed on the first K principal components of the pooled embeddings
 of the comparison (K = min(32, D, n_smallest / 2)), because the covariance of n pictures in D
 dimensions is singular when n <= D and the Frechet distance is then dominated by noise.
@@ -19,12 +24,15 @@ Usage::
 
 from __future__ import annotations
 
+import csv
 import itertools
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
 from culturegan.culture.classify import cross_validate, fit_pca
+from culturegan.culture.descriptors import DESCRIPTORS
 from culturegan.culture.stats import (
     benjamini_hochberg,
     bootstrap_mean_ci,
@@ -36,6 +44,7 @@ from culturegan.culture.stats import (
     permutation_pvalues,
 )
 from culturegan.culture.table import DescriptorTable
+from culturegan.fileio import atomic_write
 
 # The fewest images per culture each statistic is computed on.
 MIN_IMAGES = {
@@ -43,6 +52,10 @@ MIN_IMAGES = {
     "effect sizes and permutation tests": 5,
     "classifier": 5,
     "embedding distances": 8,
+}
+CLASSIFIER_LABELS = {
+    "descriptors": "interpretable descriptors (hand-crafted)",
+    "gram": "Gram summaries of the backbone's feature maps (learned)",
 }
 MAX_MMD_IMAGES = 500  # per culture; larger groups are subsampled (seeded) for MMD
 TOP_SEPARATING = 3
@@ -60,6 +73,14 @@ class CompareSettings:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def feature_groups(names: list[str]) -> tuple[list[int], list[int]]:
+    """Column indices of the hand-crafted descriptors and of the learned scalars among
+    ``names``: the ``gram_*`` summaries of the backbone's feature maps that
+    :mod:`culturegan.culture.embed` appends to the table."""
+    learned = [j for j, n in enumerate(names) if n.startswith("gram_") and n not in DESCRIPTORS]
+    return [j for j in range(len(names)) if j not in learned], learned
 
 
 def _enough(counts: dict[str, int], statistic: str, warnings: list[str], label: str) -> list[str]:
@@ -132,18 +153,23 @@ def compare_cultures(
     out["pairs"] = [_pair_summary(p, table, settings, rng) for p in pairs]
     out["n_tests"] = len(pairs) * len(table.names)
 
-    # Classifiers on the descriptors and on each embedding.
+    # Classifiers on the hand-crafted descriptors, on the Gram summaries of the backbone's
+    # feature maps (learned, so they sit with the embeddings), and on each embedding.
     classifiable = _enough(counts, "classifier", warnings, label)
     classifiers = {}
     if len(classifiable) >= 2:
         rows = np.isin(culture, classifiable)
+        crafted, learned = feature_groups(table.names)
+        cv_args = dict(rng=rng, k=settings.folds, n_boot=settings.n_boot, level=settings.ci_level)
         classifiers["descriptors"] = cross_validate(
-            table.values[rows], culture[rows], rng=rng, k=settings.folds
+            table.values[rows][:, crafted], culture[rows], **cv_args
         ).to_dict()
+        if learned:
+            classifiers["gram"] = cross_validate(
+                table.values[rows][:, learned], culture[rows], **cv_args
+            ).to_dict()
         for name, emb in (embeddings or {}).items():
-            cv = cross_validate(
-                emb[rows], culture[rows], rng=rng, k=settings.folds, max_components=32
-            )
+            cv = cross_validate(emb[rows], culture[rows], max_components=32, **cv_args)
             classifiers[f"embedding:{name}"] = {
                 **cv.to_dict(),
                 "reduced_to": min(32, cv.n_features),  # principal components, per fold
@@ -190,12 +216,19 @@ def _pair_summary(
     rows = np.isin(culture, [pair["a"], pair["b"]])
     accuracy = None
     if min(pair["n_a"], pair["n_b"]) >= MIN_IMAGES["classifier"]:
-        cv = cross_validate(table.values[rows], culture[rows], rng=rng, k=settings.folds)
+        crafted, _ = feature_groups(table.names)
+        cv = cross_validate(
+            table.values[rows][:, crafted],
+            culture[rows],
+            rng=rng,
+            k=settings.folds,
+            n_boot=settings.n_boot,
+            level=settings.ci_level,
+        )
         accuracy = {
-            "accuracy": cv.accuracy,
-            "chance": cv.chance,
-            "n_images": cv.n_images,
-            "n_folds": cv.n_folds,
+            key: value
+            for key, value in cv.to_dict().items()
+            if key not in ("confusion", "fold_accuracies", "classes")
         }
     return {
         "a": pair["a"],
@@ -246,3 +279,46 @@ def _embedding_distances(
             "n_b": len(eb),
         }
     return result
+
+
+CSV_COLUMNS = (
+    "comparison", "classifier", "labels", "accuracy_text", "accuracy", "ci_low", "ci_high",
+    "ci_level", "ci_method", "chance", "n_images", "n_folds", "n_features",
+)  # fmt: skip
+
+
+def classifier_csv_row(comparison: str, classifier: str, labels: str, result: dict) -> dict:
+    """One row (:data:`CSV_COLUMNS`) of the classifier CSV from a ``CrossValidation.to_dict``."""
+    low, high = result["accuracy_ci"]
+    values = {**result, "ci_low": low, "ci_high": high, "comparison": comparison}
+    values.update(classifier=classifier, labels=labels)
+    return {k: values.get(k, "") for k in CSV_COLUMNS}
+
+
+def classifier_rows(comparisons: list[dict]) -> list[dict]:
+    """One row per classifier of every comparison, pair classifiers included."""
+    rows = []
+    for c in comparisons:
+        for name, r in c.get("classifiers", {}).items():
+            rows.append(classifier_csv_row(c["label"], classifier_label(name), "culture", r))
+        for p in c.get("pairs", []):
+            if p["classifier"]:
+                labels = f"culture ({p['a']} vs {p['b']})"
+                name = CLASSIFIER_LABELS["descriptors"]
+                rows.append(classifier_csv_row(c["label"], name, labels, p["classifier"]))
+    return rows
+
+
+def classifier_label(key: str) -> str:
+    """Readable name of a classifier key of :func:`compare_cultures` (``embedding:lite0``)."""
+    return CLASSIFIER_LABELS.get(key) or f"{key.split(':', 1)[1]} embedding"
+
+
+def write_classifier_csv(path: Path, rows: list[dict]) -> Path:
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    return atomic_write(path, write)

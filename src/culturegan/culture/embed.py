@@ -36,6 +36,7 @@ from culturegan.culture.table import DescriptorTable
 from culturegan.data.images import ImageLoadError, load_image, pil_to_tensor
 
 GRAM_LEVELS = ("early", "mid", "late")
+FEATURE_PARTS = ("pooled", "channel_stats", "gram")  # the order inside a cached record
 GRAM_HELP = {
     "gram_energy": "log of the mean channel energy log(trace(G)/C) of the {level} tapped "
     "feature map of the backbone (Gram matrix G = F F^T / hw).",
@@ -73,19 +74,68 @@ def channel_stats(maps: list[torch.Tensor]) -> np.ndarray:
     return torch.cat(parts, 1).double().cpu().numpy()
 
 
+def at_working_size(image: Image.Image, size: int) -> Image.Image:
+    """``image`` resized (Lanczos) to the study's working resolution (unchanged if it is)."""
+    target = working_size(image.width, image.height, size)
+    return image if target == image.size else image.resize(target, Image.Resampling.LANCZOS)
+
+
 def embed_images(backbone, images: list[Image.Image], *, size: int) -> dict[str, np.ndarray]:
     """Pooled features, channel statistics and Gram summaries of PIL images (one batch)."""
-    tensors = []
-    for image in images:
-        target = working_size(image.width, image.height, size)
-        if target != image.size:
-            image = image.resize(target, Image.Resampling.LANCZOS)
-        tensors.append(pil_to_tensor(image))
+    tensors = [pil_to_tensor(at_working_size(image, size)) for image in images]
     pooled, maps = backbone.extract(tensors)
     return {
         "pooled": pooled.double().numpy(),
         "channel_stats": channel_stats(maps),
         "gram": gram_summaries(maps),
+    }
+
+
+def pack_features(batch: dict[str, np.ndarray], k: int) -> np.ndarray:
+    """Image ``k`` of an :func:`embed_images` batch as one vector (the cached record)."""
+    return np.concatenate([batch[part][k] for part in FEATURE_PARTS])
+
+
+def split_features(packed: np.ndarray, dim: int) -> dict[str, np.ndarray]:
+    """Inverse of :func:`pack_features` for a backbone with ``dim`` pooled features."""
+    n_gram = len(gram_names())
+    if len(packed) <= dim + n_gram:
+        raise ValueError(f"a feature record of length {len(packed)} is too short for dim {dim}")
+    return {
+        "pooled": packed[:dim],
+        "channel_stats": packed[dim : len(packed) - n_gram],
+        "gram": packed[len(packed) - n_gram :],
+    }
+
+
+def embedding_cache_settings(net, size: int) -> dict:
+    """What the cached feature records depend on (the cache key)."""
+    return {
+        "kind": "embedding",
+        "backbone": net.name,
+        "weights": net.weight_sha256,
+        "preprocessing": net.preprocessing,
+        "size": size,
+        "format": 1,
+    }
+
+
+def embedding_info(net, *, channel_stats_dim: int, cache_hits: int) -> dict:
+    """The ``learned`` section of a study's summary."""
+    return {
+        "computed": True,
+        "backbone": net.name,
+        "label": f"{net.name}@{net.weight_sha256[:12]}",
+        "weights_hash": net.weight_sha256,
+        "preprocessing": net.preprocessing,
+        "dim": int(net.dim),
+        "channel_stats_dim": int(channel_stats_dim),
+        "gram": {
+            f"{kind}_{level}": text.format(level=level)
+            for level in GRAM_LEVELS
+            for kind, text in GRAM_HELP.items()
+        },
+        "cache_hits": cache_hits,
     }
 
 
@@ -100,23 +150,13 @@ def embed_table(
     progress: bool = True,
 ) -> tuple[dict[str, np.ndarray], list[str], np.ndarray, dict]:
     """Embeddings ({name: (N, D)}), Gram summary names and values (N, 6), and an info dict."""
-    from tqdm import tqdm
+    from tqdm.auto import tqdm
 
     from culturegan.metrics.backbones import get_backbone
 
     net = get_backbone(backbone)
-    cache = ResultCache(
-        cache_dir,
-        settings={
-            "kind": "embedding",
-            "backbone": net.name,
-            "weights": net.weight_sha256,
-            "preprocessing": net.preprocessing,
-            "size": size,
-            "format": 1,
-        },
-    )
-    parts: dict[str, list[np.ndarray | None]] = {"pooled": [], "channel_stats": [], "gram": []}
+    cache = ResultCache(cache_dir, settings=embedding_cache_settings(net, size))
+    parts: dict[str, list[np.ndarray | None]] = {part: [] for part in FEATURE_PARTS}
     pending: list[int] = []
 
     def flush() -> None:
@@ -130,44 +170,28 @@ def embed_table(
                 ) from exc
         result = embed_images(net, images, size=size)
         for k, i in enumerate(pending):
-            packed = np.concatenate([result[key][k] for key in parts])
+            packed = pack_features(result, k)
             cache.put_array(table.file_sha256[i], "features", packed)
             for key in parts:
                 parts[key][i] = result[key][k]
         pending.clear()
 
-    lengths: dict[str, int] = {}
     for i in tqdm(range(len(table)), disable=not progress, unit="img", desc=net.name):
         for key in parts:
             parts[key].append(None)
         packed = cache.get_array(table.file_sha256[i], "features")
-        if packed is not None and lengths:
-            offsets = np.cumsum([0] + [lengths[k] for k in parts])
-            for j, key in enumerate(parts):
-                parts[key][i] = packed[offsets[j] : offsets[j + 1]]
+        if packed is not None:
+            for key, value in split_features(packed, net.dim).items():
+                parts[key][i] = value
             continue
         pending.append(i)
-        if len(pending) >= batch_size or not lengths:
+        if len(pending) >= batch_size:
             flush()
-            if not lengths:  # the first batch tells the length of each part
-                lengths = {k: len(next(v for v in parts[k] if v is not None)) for k in parts}
     if pending:
         flush()
     stacked = {k: np.stack(v) for k, v in parts.items()}
-    info = {
-        "computed": True,
-        "backbone": net.name,
-        "label": f"{net.name}@{net.weight_sha256[:12]}",
-        "weights_hash": net.weight_sha256,
-        "preprocessing": net.preprocessing,
-        "dim": int(stacked["pooled"].shape[1]),
-        "channel_stats_dim": int(stacked["channel_stats"].shape[1]),
-        "gram": {
-            f"{kind}_{level}": text.format(level=level)
-            for level in GRAM_LEVELS
-            for kind, text in GRAM_HELP.items()
-        },
-        "cache_hits": cache.hits,
-    }
+    info = embedding_info(
+        net, channel_stats_dim=stacked["channel_stats"].shape[1], cache_hits=cache.hits
+    )
     vectors = {net.name: stacked["pooled"], f"{net.name}_channel_stats": stacked["channel_stats"]}
     return vectors, gram_names(), stacked["gram"], info

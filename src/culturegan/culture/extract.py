@@ -1,15 +1,10 @@
-"""Compute descriptors for many image files: streamed, cached, in a pool of processes.
+"""Descriptors of one image, of many files, and the sample of thumbnails shown in a report.
 
-The main process hashes each file's bytes and takes the record from the cache when there is
-one; only the misses go to the workers, which read one file at a time (through
-:func:`culturegan.data.images.load_image`), compute every descriptor at the working resolution
-and store the record. Only the small per-image records (a few dozen numbers and a palette)
-come back, so memory does not grow with the size of the images. Thumbnails are made afterwards
-for a bounded, seeded sample per culture only.
-
-Worker processes are started with "spawn" (not "fork"), which is safe after PyTorch has
-started its threads (the demo trains a model first). Small jobs run in the main process,
-where starting workers would cost more than it saves.
+:func:`describe_image` is the per-image work: every descriptor and the dominant palette at the
+study's working resolution. :func:`describe_files` runs it over many files through
+:func:`culturegan.culture.stream.stream_study` (hashed, cached per file, streamed through a
+local process pool or a Dask cluster, in order) and returns the table. Thumbnails are made
+afterwards for a bounded, seeded sample per culture only.
 
 Usage::
 
@@ -18,16 +13,14 @@ Usage::
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from culturegan.culture.cache import ResultCache, file_sha256
 from culturegan.culture.descriptors import (
     DESCRIPTOR_VERSION,
     ImageView,
@@ -37,9 +30,6 @@ from culturegan.culture.descriptors import (
 )
 from culturegan.culture.table import DescriptorTable, format_palette
 from culturegan.data.images import ImageLoadError, load_image
-
-MIN_IMAGES_PER_WORKER = 128  # below this many new images per worker, stay in one process (a
-# spawned worker costs a second or two to start: it imports numpy, scipy, scikit-image, torch)
 
 
 def descriptor_settings(size: int) -> dict[str, Any]:
@@ -52,76 +42,15 @@ def descriptor_settings(size: int) -> dict[str, Any]:
     }
 
 
-def _job(task: tuple[str, str, int, str | None]) -> dict[str, Any]:
-    """Worker entry point: never raises for a bad image, returns {"error": reason} instead."""
-    path, file_hash, size, cache_root = task
-    cache = ResultCache(cache_root, settings=descriptor_settings(size))
-    try:
-        image = load_image(path)
-    except ImageLoadError as exc:
-        return {"error": exc.reason}
+def describe_image(image: Image.Image, size: int) -> dict[str, Any]:
+    """The cached record of one picture: original size, every descriptor, the palette."""
     view = ImageView.from_image(image, size=size)
-    record = {
+    return {
         "width": image.width,
         "height": image.height,
         "descriptors": compute_descriptors(view),
         "palette": format_palette(dominant_palette(view)),
     }
-    cache.put(file_hash, record)
-    return record
-
-
-def _worker_init() -> None:
-    # Each worker uses one thread: the pool itself provides the parallelism.
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = "1"
-
-
-def default_workers() -> int:
-    """The CPU cores this process may use."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
-
-
-def _computed(tasks: list[tuple[str, str, int, str | None]], workers: int) -> Iterator[dict]:
-    """Records of ``tasks`` in order: in a spawn pool when there is enough work for it."""
-    workers = min(workers, max(1, len(tasks) // MIN_IMAGES_PER_WORKER))
-    if workers <= 1:
-        yield from map(_job, tasks)
-        return
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(workers, initializer=_worker_init) as pool:
-        yield from pool.imap(_job, tasks, chunksize=4)
-
-
-def _records(
-    items: Sequence[tuple[str, Path]], size: int, cache_dir: str | None, workers: int
-) -> Iterator[dict[str, Any]]:
-    """A record per item, in order: hits come from the cache (checked here, so a fully
-    cached run starts no worker), misses are computed by :func:`_computed`."""
-    cache = ResultCache(cache_dir, settings=descriptor_settings(size))
-    found: list[dict | None] = []
-    hashes: list[str | None] = []
-    for _, path in items:
-        try:
-            file_hash = file_sha256(path)
-        except OSError as exc:  # vanished or unreadable since the scan
-            found.append({"error": f"cannot read the file ({exc})"})
-            hashes.append(None)
-            continue
-        found.append(cache.get(file_hash))
-        hashes.append(file_hash)
-    tasks = [
-        (str(path), hashes[i], size, cache_dir)
-        for i, (_, path) in enumerate(items)
-        if found[i] is None
-    ]
-    fresh = _computed(tasks, workers)
-    for record, file_hash in zip(found, hashes, strict=True):
-        if record is None:
-            record = next(fresh)
-        yield record if "error" in record else {**record, "file_sha256": file_hash}
 
 
 def describe_files(
@@ -134,43 +63,12 @@ def describe_files(
     progress: bool = True,
 ) -> tuple[DescriptorTable, list[tuple[str, Path, str]]]:
     """Describe every file; returns the table and the (culture, file, reason) that failed."""
-    from tqdm import tqdm
+    from culturegan.culture.stream import stream_study
 
-    workers = default_workers() if workers is None else max(1, workers)
-    cache_root = None if cache_dir is None else str(cache_dir)
-    names = list_descriptors()
-    rows: list[list[float]] = []
-    table = DescriptorTable(
-        names=names,
-        values=np.empty((0, len(names))),
-        culture=[],
-        path=[],
-        file_sha256=[],
-        width=[],
-        height=[],
-        palette=[],
+    study = stream_study(
+        items, root=root, size=size, cache_dir=cache_dir, workers=workers, progress=progress
     )
-    failed: list[tuple[str, Path, str]] = []
-    results = _records(items, size, cache_root, workers)
-    for (culture, path), record in tqdm(
-        zip(items, results, strict=True),
-        total=len(items),
-        disable=not progress,
-        unit="img",
-        desc="descriptors",
-    ):
-        if "error" in record:
-            failed.append((culture, path, record["error"]))
-            continue
-        rows.append([record["descriptors"][n] for n in names])
-        table.culture.append(culture)
-        table.path.append(path.relative_to(root).as_posix())
-        table.file_sha256.append(record["file_sha256"])
-        table.width.append(int(record["width"]))
-        table.height.append(int(record["height"]))
-        table.palette.append(record["palette"])
-    table.values = np.array(rows, dtype=np.float64).reshape(len(rows), len(names))
-    return table, failed
+    return study.table, study.failed
 
 
 def sample_per_culture(table: DescriptorTable, per_culture: int, *, seed: int) -> list[int]:

@@ -1,7 +1,8 @@
 """Inline SVG charts for the culture report: interval bars, heat maps, scatter maps, swatches.
 
-They extend :mod:`culturegan.report` (same conventions: plain strings of HTML/SVG, no
-JavaScript, images linked by relative path) without changing it.
+They extend :mod:`culturegan.report` (same conventions: no JavaScript, images linked by
+relative path): every label is escaped here, and each function returns its markup marked safe
+for the page templates (:func:`culturegan.report.trusted`).
 
 Usage::
 
@@ -13,7 +14,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from culturegan.report import PALETTE, esc
+from markupsafe import Markup
+
+from culturegan.report import PALETTE, esc, trusted
 
 
 def culture_colours(cultures: Sequence[str]) -> dict[str, str]:
@@ -33,10 +36,10 @@ def svg_interval_bars(
     units: str = "",
     colours: dict[str, str] | None = None,
     width: int = 340,
-) -> str:
+) -> Markup:
     """Horizontal bars of means with interval whiskers; each row is labelled with its n."""
     if not rows:
-        return f"<p>{esc(title)}: no data</p>"
+        return trusted(f"<p>{esc(title)}: no data</p>")
     label_w, right, top, bar_h = 110, 92, 30, 18
     height = top + bar_h * len(rows) + 26
     lo = min(0.0, *(r[2] for r in rows))
@@ -74,7 +77,7 @@ def svg_interval_bars(
         f'<text x="{label_w + plot_w}" y="{axis_y + 13}" text-anchor="middle">{_fmt(hi)}</text>'
     )
     out.append("</svg>")
-    return "".join(out)
+    return trusted("".join(out))
 
 
 def _heat_colour(value: float, low: float, high: float, diverging: bool) -> str:
@@ -103,7 +106,7 @@ def svg_heatmap(
     cell: int = 44,
     notes: Sequence[Sequence[str]] | None = None,  # extra text per cell (e.g. "*" for q<0.05)
     label_width: int = 120,
-) -> str:
+) -> Markup:
     """A matrix of coloured cells with the value printed in each (None/NaN shown grey)."""
     values = [v for row in matrix for v in row if v is not None and math.isfinite(v)]
     low, high = (min(values), max(values)) if values else (0.0, 1.0)
@@ -139,7 +142,7 @@ def svg_heatmap(
                 f'fill="{"#fff" if dark else "#111"}">{_fmt(value)}{esc(note)}</text>'
             )
     out.append("</svg>")
-    return "".join(out)
+    return trusted("".join(out))
 
 
 def svg_scatter(
@@ -154,12 +157,12 @@ def svg_scatter(
     width: int = 720,
     height: int = 520,
     thumb: int = 34,
-) -> str:
+) -> Markup:
     """A 2-D map: dots coloured by group, optional image thumbnails and labelled markers."""
     xs = [p[0] for p in points] + [t[0] for t in thumbnails] + [m[0] for m in markers]
     ys = [p[1] for p in points] + [t[1] for t in thumbnails] + [m[1] for m in markers]
     if not xs:
-        return f"<p>{esc(title)}: no data</p>"
+        return trusted(f"<p>{esc(title)}: no data</p>")
     x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
     x1, y1 = (x1 if x1 > x0 else x0 + 1), (y1 if y1 > y0 else y0 + 1)
     left, right, top, bottom = 44, 150, 26, 34
@@ -214,10 +217,10 @@ def svg_scatter(
             f'<text x="{left + pw + 24}" y="{ly}">{esc(group)}</text>'
         )
     out.append("</svg>")
-    return "".join(out)
+    return trusted("".join(out))
 
 
-def palette_swatches(palette: Sequence[tuple[str, float]], *, width: int = 240) -> str:
+def palette_swatches(palette: Sequence[tuple[str, float]], *, width: int = 240) -> Markup:
     """A strip of colour blocks, each as wide as its share, with the hex code as a tooltip."""
     total = sum(s for _, s in palette) or 1.0
     cells = "".join(
@@ -225,4 +228,4 @@ def palette_swatches(palette: Sequence[tuple[str, float]], *, width: int = 240) 
         f'width:{max(2, round(width * s / total))}px;background:{esc(c)}"></span>'
         for c, s in palette
     )
-    return f'<div style="display:flex;width:{width}px;border:1px solid #ccc">{cells}</div>'
+    return trusted(f'<div style="display:flex;width:{width}px;border:1px solid #ccc">{cells}</div>')

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.stats import rankdata
+from scipy.stats import false_discovery_control, rankdata
 
 
 def _two_d(x: np.ndarray) -> np.ndarray:
@@ -114,17 +114,17 @@ def permutation_pvalues(
 
 
 def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values (same shape; NaNs stay NaN and are not counted)."""
+    """Benjamini-Hochberg adjusted p-values (same shape; NaNs stay NaN and are not counted).
+
+    SciPy's ``false_discovery_control`` does the adjustment; it takes no NaN (a test that could
+    not be run), so only the finite p-values are passed, as one family whatever the shape.
+    """
     p = np.asarray(p, dtype=np.float64)
-    flat = p.ravel()
-    q = np.full_like(flat, np.nan)
-    ok = np.nonzero(np.isfinite(flat))[0]
-    m = len(ok)
-    if m:
-        order = ok[np.argsort(flat[ok], kind="stable")]
-        ranked = flat[order] * m / np.arange(1, m + 1)
-        q[order] = np.minimum(1.0, np.minimum.accumulate(ranked[::-1])[::-1])
-    return q.reshape(p.shape)
+    q = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    if ok.any():
+        q[ok] = false_discovery_control(p[ok], method="bh")
+    return q
 
 
 # ----------------------------------------------------------------------------- distributions

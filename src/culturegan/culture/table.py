@@ -1,9 +1,12 @@
 """Cultures on disk, their manifest, and the per-image descriptor table.
 
 A study root holds one folder per culture (``ROOT/<culture>/``, any depth below it; folders
-starting with "." or "_" are not cultures). An optional manifest CSV adds columns (artist,
-year, genre, source, licence, ...) to images; it needs a ``path`` column holding each image's
-path relative to ROOT (``ink_wash/0001.png``) or, when file names are unique, just the name.
+starting with "." or "_" are not cultures). Optional manifest CSVs add columns (artist, year,
+genre, source, licence, ...) to images: ``ROOT/manifest.csv`` (or ``--manifest FILE``) and
+``ROOT/<culture>/manifest.csv`` (as ``culturegan fetch`` writes them). Each needs a ``path``
+(or ``file``) column holding each image's path relative to the manifest's folder (relative to
+ROOT for ``--manifest``), e.g. ``ink_wash/0001.png`` in ROOT, or, when file names are unique,
+just the name.
 
 Usage::
 
@@ -24,6 +27,7 @@ import numpy as np
 from culturegan.data.images import scan_images
 
 MANIFEST_NAME = "manifest.csv"
+MISSING = "(missing)"  # an empty manifest value, where values are grouped
 FIXED_COLUMNS = ("culture", "path", "file_sha256", "width", "height", "palette")
 
 
@@ -86,26 +90,51 @@ def scan_cultures(
 
 
 def read_manifest(path: str | os.PathLike) -> tuple[list[str], list[dict[str, str]]]:
-    """(extra column names, rows) of a manifest CSV with a ``path`` column."""
+    """(extra column names, rows) of a manifest CSV with a ``path`` (or ``file``) column;
+    each row's ``path`` holds that value. Columns named like those culturegan writes itself
+    (``culture``, ``width``, ...) are renamed ``manifest_culture``, ..."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"manifest '{path}' does not exist")
     with open(path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         header = [h.strip() for h in (reader.fieldnames or [])]
-        if "path" not in header:
+        key = "path" if "path" in header else "file"
+        if key not in header:
             raise ValueError(
-                f"manifest '{path}' needs a 'path' column (image path relative to the art "
-                f"folder, e.g. ink_wash/0001.png); its columns are: {', '.join(header)}"
+                f"manifest '{path}' needs a 'path' or 'file' column (image path relative to the "
+                f"manifest's folder, e.g. ink_wash/0001.png); its columns are: {', '.join(header)}"
             )
         rows = [{k.strip(): (v or "").strip() for k, v in row.items() if k} for row in reader]
-    clash = [h for h in header if h in FIXED_COLUMNS and h != "path"]
-    if clash:
-        raise ValueError(
-            f"manifest '{path}' has column(s) {', '.join(clash)}, which culturegan fills itself; "
-            "rename them"
-        )
-    return [h for h in header if h != "path"], rows
+    # A column culturegan fills itself (a museum's "culture" field, as `culturegan fetch`
+    # writes it) is kept as manifest_<name>.
+    renamed = {h: f"manifest_{h}" for h in header if h in FIXED_COLUMNS and h not in ("path", key)}
+    for row in rows:
+        for old, new in renamed.items():
+            row[new] = row.pop(old, "")
+        row["path"] = row.get(key, "")
+    return [renamed.get(h, h) for h in header if h != key], rows
+
+
+def read_manifests(
+    root: Path, cultures: Sequence[str], manifest: str | os.PathLike | None = None
+) -> tuple[list[Path], list[str], list[dict[str, str]]]:
+    """(files read, column names, rows with ``path`` relative to ROOT) of every manifest of a
+    study: each ``ROOT/<culture>/manifest.csv``, then ``manifest`` (paths relative to ROOT) or
+    else ``ROOT/manifest.csv``; a later file's row wins where two describe the same image."""
+    found = [(root / c / MANIFEST_NAME, f"{c}/") for c in cultures]
+    found = [(p, prefix) for p, prefix in found if p.is_file()]
+    if manifest is not None or (root / MANIFEST_NAME).is_file():
+        found.append((Path(manifest) if manifest is not None else root / MANIFEST_NAME, ""))
+    columns: list[str] = []
+    rows: list[dict[str, str]] = []
+    for path, prefix in found:
+        names, part = read_manifest(path)
+        columns += [c for c in names if c not in columns]
+        for row in part:
+            row["path"] = prefix + row["path"].replace("\\", "/").removeprefix("./")
+        rows += part
+    return [p for p, _ in found], columns, rows
 
 
 def match_manifest(

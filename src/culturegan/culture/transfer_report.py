@@ -1,4 +1,5 @@
-"""Files of a transfer analysis: ``descriptors.csv`` of all groups and the ``index.html`` page.
+"""Files of a transfer analysis: ``descriptors.csv`` of all groups and the ``index.html`` page
+(the template ``templates/transfer_report.html``).
 
 Usage::
 
@@ -10,12 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from markupsafe import Markup
 
 from culturegan.culture.classify import fit_pca
 from culturegan.culture.extract import write_thumbnails
 from culturegan.culture.plots import culture_colours, svg_scatter
 from culturegan.culture.table import DescriptorTable
-from culturegan.report import esc, img, section, table, write_page
+from culturegan.report import render_page
 
 EXAMPLES = 6  # photos shown before/after
 MAP_THUMBS = 5  # outputs per target shown on the map
@@ -71,47 +73,26 @@ def write_transfer_outputs(
         out_thumbs[t] = write_thumbnails(
             files, out_dir, [f"thumbs/{t}/{i:03d}.jpg" for i in range(len(files))]
         )
-    rows = []
-    for i, thumb in enumerate(photo_thumbs):
-        row = [img(thumb, alt="photo", width=96) if thumb else "unreadable"]
-        for t in targets:
-            found = out_thumbs[t][i] if i < len(out_thumbs[t]) else None
-            row.append(img(found, alt=t, width=96) if found else "n/a")
-        rows.append(row)
-    body = [
-        "<p>Photos from <code>" + esc(summary["photos"]) + "</code> were stylized by the model "
-        "<code>" + esc(summary["model"]) + f"</code> from domain '{esc(summary['source'])}' into "
-        f"each target, then photos, outputs and real art were described at "
-        f"{summary['working_size']} px (shorter side). Share of the gap closed: 100% means the "
-        "outputs' average lands on the real art's average; 0% means they are no closer than the "
-        "photos; negative means further away.</p>"
-        + (
-            f"<p>Embedding: {esc(summary['learned']['label'])}.</p>"
-            if "learned" in summary
-            else "<p>Embeddings were not computed (--no-embeddings).</p>"
-        ),
-        section("Before and after", table(["photo", *targets], rows, raw=True)),
-        section("How far the outputs moved", _movement_table(summary)),
+    before_after = [  # (photo thumbnail, [(target, output thumbnail)]); None: unreadable
+        (thumb, [(t, out_thumbs[t][i] if i < len(out_thumbs[t]) else None) for t in targets])
+        for i, thumb in enumerate(photo_thumbs)
     ]
-    for t in targets:
-        body.append(section(f"Target: {t}", _target_details(summary, t)))
-    body.append(section("Map", _map(photos, outputs, art, targets, out_thumbs)))
-    if summary["skipped"]:
-        items = "".join(
-            f"<li><code>{esc(s['path'])}</code>: {esc(s['reason'])}</li>"
-            for s in summary["skipped"]
-        )
-        body.append(section("Skipped files", f"<ul>{items}</ul>"))
-    index = write_page(
+    index = render_page(
         out_dir / "index.html",
-        "Transfer analysis",
-        body,
+        "transfer_report.html",
+        title="Transfer analysis",
         subtitle=f"{len(photos)} photos stylized into {', '.join(targets)}.",
+        summary=summary,
+        targets=targets,
+        before_after=before_after,
+        movement=_movement_rows(summary),
+        details={t: _target_details(summary, t) for t in targets},
+        map=_map(photos, outputs, art, targets, out_thumbs),
     )
     return index, csv_path
 
 
-def _movement_table(summary: dict) -> str:
+def _movement_rows(summary: dict) -> list[list[str]]:
     rows = []
     for t, s in summary["per_target"].items():
         emb = s.get("embedding")
@@ -125,22 +106,10 @@ def _movement_table(summary: dict) -> str:
                 f"{s['classified_as_target']:.0%}",
             ]
         )
-    header = [
-        "target",
-        "rests on",
-        "descriptor gap closed",
-        "distance to art (SD units), photos -> outputs",
-        "embedding gap closed (Frechet)",
-        "outputs a classifier takes for the target",
-    ]
-    return table(header, rows) + (
-        "<p>Distances are between mean descriptor vectors, each descriptor in units of its "
-        "standard deviation over photos and art. The classifier is logistic regression on the "
-        "descriptors, trained on the photos and the real art of every target.</p>"
-    )
+    return rows
 
 
-def _target_details(summary: dict, t: str) -> str:
+def _target_details(summary: dict, t: str) -> dict:
     s = summary["per_target"][t]
     rows = []
     for name in s["most_changed"]:
@@ -164,14 +133,10 @@ def _target_details(summary: dict, t: str) -> str:
         "share of its gap closed",
     ]
     taken = ", ".join(f"{k}: {v:.0%}" for k, v in s["classified_as"].items())
-    return (
-        "<p>Descriptors that changed most from photos to outputs:</p>"
-        + table(header, rows)
-        + f"<p>Outputs classified as: {esc(taken)} (n = {s['n_outputs']}).</p>"
-    )
+    return {"header": header, "rows": rows, "taken": taken, "n_outputs": s["n_outputs"]}
 
 
-def _map(photos, outputs, art, targets, out_thumbs) -> str:
+def _map(photos, outputs, art, targets, out_thumbs) -> Markup:
     reference = np.concatenate([photos.values] + [art[t].values for t in targets])
     projection = fit_pca(reference, 2)
     groups = ["photos"] + [f"art:{t}" for t in targets] + [f"stylized:{t}" for t in targets]
@@ -193,16 +158,12 @@ def _map(photos, outputs, art, targets, out_thumbs) -> str:
             if href and i < len(coords):
                 thumbs.append((coords[i, 0], coords[i, 1], href, f"stylized:{t}"))
     axes = [f"PC{i + 1} ({e:.0%})" for i, e in enumerate(projection.explained)]
-    return (
-        "<p>PCA of the standardised descriptors, fitted on the photos and the real art; the "
-        "outputs are projected onto it. Large dots: group centres.</p>"
-        + svg_scatter(
-            points,
-            title="photos, outputs and art",
-            colours=colours,
-            x_label=axes[0],
-            y_label=axes[1],
-            thumbnails=thumbs,
-            markers=markers,
-        )
+    return svg_scatter(
+        points,
+        title="photos, outputs and art",
+        colours=colours,
+        x_label=axes[0],
+        y_label=axes[1],
+        thumbnails=thumbs,
+        markers=markers,
     )

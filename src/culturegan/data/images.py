@@ -19,6 +19,9 @@ F                   values in [0, 1] times 255; otherwise min-max stretched to [
 YCbCr, LAB, HSV     Pillow's ``convert("RGB")``
 ==================  ==================================================================
 
+AVIF (a Pillow built with libavif) and HEIC/HEIF (pillow-heif, the ``[heif]`` extra) are read
+like any other format; without their codec such a file is refused with what to install.
+
 Before anything is decoded, the size in the file header is checked against ``max_pixels``
 (a decompression-bomb guard like Pillow's). Pillow's own warning for large images is silenced
 locally, so that our limit and our message are the ones that apply; Pillow still refuses
@@ -32,6 +35,7 @@ Usage::
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -46,12 +50,19 @@ from typing import Literal
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError, features
 
 log = logging.getLogger("culturegan.data")
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
+# HEIC/HEIF decode through pillow-heif (the [heif] extra), AVIF through Pillow itself when it was
+# built with libavif. Folder scans list them either way: a file that cannot be decoded here is
+# refused with a message that says what to install, not passed over in silence.
+HEIF_EXTENSIONS = frozenset({".heic", ".heif"})
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".avif", *HEIF_EXTENSIONS}
+)
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's default MAX_IMAGE_PIXELS
+SKIPPED_SHOWN = 10  # skipped files a log names one by one; the rest are counted
 
 # What Pillow raises while decoding broken data (beyond OSError, which covers truncation).
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error)
@@ -69,8 +80,39 @@ class ImageLoadError(ValueError):
         return f"cannot load image '{self.path}': {self.reason}"
 
 
+@functools.cache
+def heif_available() -> bool:
+    """Whether HEIC/HEIF files can be read: registers pillow-heif's opener with Pillow once per
+    process (worker processes included), when pillow-heif is installed."""
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError:
+        return False
+    register_heif_opener()
+    return True
+
+
+def _missing_codec(path: Path) -> str | None:
+    """Why a file Pillow did not recognise may be fine after all: its codec is not installed."""
+    suffix = path.suffix.lower()
+    if suffix in HEIF_EXTENSIONS and not heif_available():
+        return "HEIC/HEIF needs pillow-heif: pip install 'culturegan[heif]'"
+    if suffix == ".avif" and not avif_available():
+        return "this Pillow was built without AVIF support: pip install -U pillow"
+    return None
+
+
+def avif_available() -> bool:
+    """Whether this Pillow reads AVIF (built with libavif; older versions know no such module)."""
+    try:
+        return features.check_module("avif")
+    except ValueError:  # "Unknown module": a Pillow from before AVIF support
+        return False
+
+
 def _open_checked(path: Path, max_pixels: int) -> Image.Image:
     """Open ``path`` lazily (header only) and apply the pixel limit; the caller closes it."""
+    heif_available()  # by content, so a HEIC photo saved as .jpg opens too
     if not path.exists():
         # A dangling symlink also lands here: exists() follows links.
         raise ImageLoadError(path, "file not found")
@@ -92,7 +134,7 @@ def _open_checked(path: Path, max_pixels: int) -> Image.Image:
             f"PIL.Image.MAX_IMAGE_PIXELS also applies)",
         ) from exc
     except UnidentifiedImageError as exc:
-        raise ImageLoadError(path, "not a recognised image format") from exc
+        raise ImageLoadError(path, _missing_codec(path) or "not a recognised image format") from exc
     except PermissionError as exc:
         raise ImageLoadError(path, "permission denied") from exc
     except FileNotFoundError as exc:
@@ -290,11 +332,18 @@ class ScanResult:
             text += f"; ignored {self.ignored} files without an image extension"
         return text
 
-    def report(self) -> str:
-        """The summary, then one line per skipped file with its reason."""
-        lines = [self.summary()]
-        lines += [f"  skipped '{path}': {reason}" for path, reason in self.skipped]
-        return "\n".join(lines)
+    def report(self, limit: int | None = None) -> str:
+        """The summary, then one line per skipped file with its reason (the first ``limit``)."""
+        return "\n".join([self.summary(), *skipped_lines(self.skipped, limit)])
+
+
+def skipped_lines(skipped: Sequence[tuple[Path, str]], limit: int | None = None) -> list[str]:
+    """One line per skipped file with its reason; past ``limit`` files, "... and K more"."""
+    shown = skipped if limit is None else skipped[:limit]
+    lines = [f"  skipped '{path}': {reason}" for path, reason in shown]
+    if len(skipped) > len(shown):
+        lines.append(f"  ... and {len(skipped) - len(shown)} more")
+    return lines
 
 
 def scan_images(
@@ -309,7 +358,7 @@ def scan_images(
     ``check="header"`` opens each file to read its format and size (no decoding) and applies
     the pixel limit; ``"full"`` decodes each with :func:`load_image`; ``"none"`` only lists.
     Hidden files and folders (name starting with ".") are left out; files with other
-    extensions are counted in ``ignored``.
+    extensions are counted in ``ignored``; a subfolder that cannot be listed is in ``skipped``.
     """
     if check not in ("header", "full", "none"):
         raise ValueError(f"check must be 'header', 'full' or 'none', not {check!r}")
@@ -320,8 +369,13 @@ def scan_images(
         raise NotADirectoryError(f"'{folder}' is a file, not a folder of images")
 
     candidates: list[Path] = []
+    skipped: list[tuple[Path, str]] = []
     ignored = 0
-    for dirpath, dirnames, filenames in os.walk(folder):
+
+    def unreadable(exc: OSError) -> None:  # os.walk would skip a folder it cannot list silently
+        skipped.append((Path(exc.filename), f"folder cannot be read ({exc.strerror})"))
+
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=unreadable):
         if recursive:
             dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         else:
@@ -336,7 +390,6 @@ def scan_images(
     candidates.sort(key=lambda p: p.relative_to(folder).as_posix())
 
     files: list[Path] = []
-    skipped: list[tuple[Path, str]] = []
     for path in candidates:
         try:
             if check == "header":

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from culturegan.data.images import scan_images
+from culturegan.data.images import SKIPPED_SHOWN, scan_images
 from culturegan.fileio import atomic_write
 
 log = logging.getLogger("culturegan.data")
@@ -157,8 +157,8 @@ def load_splits(
 
 def _scan(folder: Path, check: str, skipped: list[tuple[Path, str]]) -> list[Path]:
     scan = scan_images(folder, check=check)
-    if scan.skipped:
-        log.warning("%s", scan.summary())
+    if scan.skipped:  # each file named with why, up to a screenful
+        log.warning("%s", scan.report(limit=SKIPPED_SHOWN))
     skipped += scan.skipped
     return scan.files
 

@@ -92,12 +92,43 @@ def _to_uint8(rgb: np.ndarray) -> np.ndarray:
 
 @register_style
 def ink_wash(rng: np.random.Generator, size: int) -> np.ndarray:
-    """Paper, grey mountain washes fading into mist, a few dark brush strokes."""
+    """Paper, grey washes fading into mist, a few dark brush strokes.
+
+    Half of the works are mountain landscapes; the other half are studies of free shapes
+    (rocks, foliage, a shore) in the same washes, so that what makes a work ink_wash is how it
+    is painted, not one kind of scene (a classifier taught on one scene learns the scene)."""
     yy, xx = _grid(size)
     paper = np.array([243.0, 237.0, 222.0]) + rng.uniform(-4, 4, 3)
     # Paper fibres: faint noise stretched along a random direction.
     fibre = ndimage.gaussian_filter(rng.standard_normal((size, size)), (0.6, 2.5), mode="wrap")
     fibre = fibre if rng.random() < 0.5 else fibre.T
+    ink = _ink_landscape(rng, size, yy, xx) if rng.random() < 0.5 else _ink_study(rng, size)
+    # Calligraphic strokes: discs along a curve, thick in the middle and tapering at the ends.
+    for _ in range(int(rng.integers(2, 5))):
+        ink = np.maximum(ink, _brush_stroke(rng, yy, xx, size))
+
+    rgb = paper[None, None, :] + 3.0 * fibre[..., None]
+    ink_colour = np.array([22.0, 22.0, 28.0])
+    rgb = rgb * (1 - ink[..., None]) + ink_colour * ink[..., None]
+    return _to_uint8(rgb)
+
+
+def _ink_study(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Ink density (size, size) of free wash shapes: a smooth field cut at a level that leaves
+    most of the paper blank, graded in two or three tones with soft, bleeding edges."""
+    field = _smooth_noise(rng, size, size / rng.uniform(6, 12))
+    level = np.quantile(field, rng.uniform(0.6, 0.75))  # a quarter to 40% of the paper inked
+    inside = np.clip((field - level) / 0.08, 0, 1)
+    tones = rng.uniform(0.25, 0.9, int(rng.integers(2, 4)))
+    texture = _smooth_noise(rng, size, size / 16)
+    tone = tones[np.minimum((texture * len(tones)).astype(int), len(tones) - 1)]
+    return ndimage.gaussian_filter(inside * tone, size / 64).astype(np.float32)
+
+
+def _ink_landscape(
+    rng: np.random.Generator, size: int, yy: np.ndarray, xx: np.ndarray
+) -> np.ndarray:
+    """Ink density (size, size) of misty mountain ranges and a few soft blobs."""
     ink = np.zeros((size, size), np.float32)  # ink density in [0, 1]
 
     # Mountains: a ridge line y(x); ink darkest at the ridge, fading to mist below it.
@@ -116,16 +147,7 @@ def ink_wash(rng: np.random.Generator, size: int) -> np.ndarray:
         cy, cx = rng.uniform(0.55, 0.9), rng.uniform(0.1, 0.9)
         r = rng.uniform(0.03, 0.08)
         ink = np.maximum(ink, 0.5 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r)))
-    ink = ndimage.gaussian_filter(ink, size / 64)
-
-    # Calligraphic strokes: discs along a curve, thick in the middle and tapering at the ends.
-    for _ in range(int(rng.integers(2, 5))):
-        ink = np.maximum(ink, _brush_stroke(rng, yy, xx, size))
-
-    rgb = paper[None, None, :] + 3.0 * fibre[..., None]
-    ink_colour = np.array([22.0, 22.0, 28.0])
-    rgb = rgb * (1 - ink[..., None]) + ink_colour * ink[..., None]
-    return _to_uint8(rgb)
+    return ndimage.gaussian_filter(ink, size / 64)
 
 
 def _ridge_profile(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -173,7 +195,36 @@ WOODBLOCK_OUTLINE = np.array([28, 26, 32], np.uint8)
 
 @register_style
 def woodblock(rng: np.random.Generator, size: int) -> np.ndarray:
-    """Flat regions of a small palette with dark outlines: sky band, sun, mountain, waves."""
+    """Flat regions of a small palette with dark outlines.
+
+    Half of the prints are landscapes (sky band, sun, mountain, waves); the other half cut
+    free shapes into three to five flat areas, so that what makes a print woodblock is the
+    flat palette and the outlines, not one kind of scene."""
+    labels = _woodblock_landscape(rng, size) if rng.random() < 0.5 else _woodblock_areas(rng, size)
+    rgb = WOODBLOCK_PALETTE[labels]
+    # Outlines where the region changes, between a pixel and its right or lower neighbour.
+    edge = np.zeros((size, size), bool)
+    edge[:, :-1] |= labels[:, :-1] != labels[:, 1:]
+    edge[:-1, :] |= labels[:-1, :] != labels[1:, :]
+    rgb[edge] = WOODBLOCK_OUTLINE
+    return rgb
+
+
+def _woodblock_areas(rng: np.random.Generator, size: int) -> np.ndarray:
+    """(size, size) palette labels: a smooth field cut into 3-5 areas of distinct colours."""
+    field = _smooth_noise(rng, size, size / rng.uniform(5, 10))
+    n = int(rng.integers(3, 6))
+    # Two or more of the strong inks (indigo, prussian blue, vermilion, green) in every print,
+    # then paper or snow white: a print is never only pale areas.
+    strong, pale = rng.permutation([1, 2, 3, 4]), rng.permutation([0, 5])
+    colours = np.concatenate([strong[:2], rng.permutation(np.concatenate([strong[2:], pale]))])
+    colours = rng.permutation(colours[:n])
+    cuts = np.quantile(field, np.sort(rng.uniform(0.1, 0.9, n - 1)))
+    return colours[np.digitize(field, cuts)].astype(np.uint8)
+
+
+def _woodblock_landscape(rng: np.random.Generator, size: int) -> np.ndarray:
+    """(size, size) palette labels of a sky band, sun, snow-capped mountain and waves."""
     yy, xx = _grid(size)
     labels = np.zeros((size, size), np.uint8)  # beige sky
     labels[yy < rng.uniform(0.1, 0.22)] = 2  # prussian-blue band at the top
@@ -205,14 +256,7 @@ def woodblock(rng: np.random.Generator, size: int) -> np.ndarray:
     if rng.random() < 0.5:  # a distant boat or island in dark green
         bx, by = rng.uniform(0.2, 0.8), sea_level - 0.02
         labels[(np.abs(xx - bx) < 0.08) & (np.abs(yy - by) < 0.025)] = 4
-
-    rgb = WOODBLOCK_PALETTE[labels]
-    # Outlines where the region changes, between a pixel and its right or lower neighbour.
-    edge = np.zeros((size, size), bool)
-    edge[:, :-1] |= labels[:, :-1] != labels[:, 1:]
-    edge[:-1, :] |= labels[:-1, :] != labels[1:, :]
-    rgb[edge] = WOODBLOCK_OUTLINE
-    return rgb
+    return labels
 
 
 @register_style

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from culturegan.checkpoint import CheckpointError, load_pretrained, save_pretrained, sub_state
 from culturegan.data.splits import DatasetSplits, load_splits

@@ -17,8 +17,6 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from culturegan.metrics.backbones import list_backbones
-
 Handler = Callable[[argparse.Namespace], int]
 
 
@@ -56,8 +54,8 @@ def _add_cache_options(p: argparse.ArgumentParser) -> None:
 
 def register(subparsers: argparse._SubParsersAction) -> dict[str, Handler]:
     """Add ``evaluate``, ``metrics`` and ``train-classifier``; return name -> handler."""
-    backbones = list_backbones()
-
+    # Backbone names are checked by the handlers: the registry imports torch, and building the
+    # parser (`culturegan --help`) must not.
     p = subparsers.add_parser("evaluate", help="measure a model on a data split, write a page")
     p.add_argument("--model", required=True, help="pretrained model folder")
     p.add_argument("--data", required=True, help="dataset root (same layouts as training)")
@@ -67,7 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> dict[str, Handler]:
         "--backbones",
         type=_names,
         default=["lite0"],
-        help=f"comma-separated feature networks ({', '.join(backbones)}); default: lite0",
+        help="comma-separated feature networks (see `culturegan list`); default: lite0",
     )
     p.add_argument(
         "--weights",
@@ -95,7 +93,7 @@ def register(subparsers: argparse._SubParsersAction) -> dict[str, Handler]:
     p.add_argument("metric", choices=("fd", "kd"), help="fd: Fréchet distance, kd: kernel distance")
     p.add_argument("a_dir", help="first image folder")
     p.add_argument("b_dir", help="second image folder")
-    p.add_argument("--backbone", default="lite0", choices=backbones)
+    p.add_argument("--backbone", default="lite0", help="feature network (see `culturegan list`)")
     p.add_argument("--weights", help="backbone weights file (classifier: its folder)")
     p.add_argument("--jsonl", help="also append the record to this JSONL file")
     p.add_argument("--subsets", type=int, default=100, help="kd: random subsets")
@@ -132,14 +130,22 @@ def register(subparsers: argparse._SubParsersAction) -> dict[str, Handler]:
     }
 
 
+def _check_backbones(names: list[str], flag: str) -> None:
+    from culturegan.metrics.backbones import list_backbones
+
+    known = list_backbones()
+    for name in names:
+        if name not in known:
+            raise ValueError(f"{flag}: unknown backbone '{name}' (known: {', '.join(known)})")
+
+
 def _parse_weights(items: list[str]) -> dict[str, str]:
     weights = {}
     for item in items:
         name, sep, path = item.partition("=")
         if not sep:
             name, path = "inception", item
-        if name not in list_backbones():
-            raise ValueError(f"--weights {item}: unknown backbone '{name}'")
+        _check_backbones([name], f"--weights {item}")
         weights[name] = path
     return weights
 
@@ -151,7 +157,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from culturegan.metrics.evaluate import evaluate_model
     from culturegan.metrics.report_page import write_eval_page
 
-    weights = _parse_weights(args.weights)  # before any loading: bad flags fail at once
+    _check_backbones(args.backbones, "--backbones")  # before any loading: bad flags fail at once
+    weights = _parse_weights(args.weights)
     stylizer = Stylizer.from_pretrained(args.model, device=args.device)
     splits = load_splits(
         args.data,
@@ -197,6 +204,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_metrics(args: argparse.Namespace) -> int:
     from culturegan.metrics.registry import append_jsonl, compute_metric
 
+    _check_backbones([args.backbone], "--backbone")
     for folder in (args.a_dir, args.b_dir):
         if not Path(folder).is_dir():
             raise FileNotFoundError(f"image folder '{folder}' does not exist")

@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from culturegan.data.images import iter_image_batches, pil_to_tensor
 from culturegan.data.splits import SPLIT_NAMES, DatasetSplits
@@ -56,8 +56,85 @@ from culturegan.metrics.content import map_distance, pairwise_diversity, ssim
 from culturegan.metrics.features import folder_stats
 from culturegan.metrics.registry import append_jsonl, higher_is_better
 from culturegan.metrics.stats import FeatureStats, fd_from_stats, kernel_distance
+from culturegan.notebook import esc, format_value, html_table, require_pandas
 
 log = logging.getLogger("culturegan.metrics")
+
+
+class EvaluationResult(dict):
+    """What :func:`evaluate_model` returns: the dict it describes (written to JSON as it is),
+    which Jupyter also shows as tables and a direction matrix, and which ``to_pandas()`` turns
+    into one row per direction."""
+
+    def to_pandas(self) -> Any:
+        """One row per direction (index ``source->target``): inputs, references, every metric."""
+        pd = require_pandas("EvaluationResult.to_pandas()")
+        rows = [
+            {
+                "direction": key,
+                "source": pair["source"],
+                "target": pair["target"],
+                "num_inputs": pair["num_inputs"],
+                "num_reference": pair["num_reference"],
+                **pair["metrics"],
+            }
+            for key, pair in self["pairs"].items()
+        ]
+        return pd.DataFrame(rows).set_index("direction")
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the primary metric, a table per direction, the direction matrix."""
+        primary = self.get("primary")
+        value = self["metrics"].get(primary) if primary else None
+        parts = [f"<div><b>evaluation on the {esc(self['split'])} split</b>"]
+        if primary:
+            parts.append(f"<p>primary metric {esc(primary)} = {esc(format_value(value))}</p>")
+        names = sorted({m for pair in self["pairs"].values() for m in pair["metrics"]})
+        rows = [
+            [key, pair["num_inputs"], *(pair["metrics"].get(m) for m in names)]
+            for key, pair in self["pairs"].items()
+        ]
+        parts.append(html_table(["direction", "inputs", *names], rows, caption="per direction"))
+        if primary in self["matrices"]:
+            parts.append(_matrix_html(self["matrices"], primary, higher_is_better(primary)))
+        parts.append(
+            html_table(
+                ["backbone", "weights sha256", "preprocessing"],
+                [
+                    [name, str(info.get("weight_sha256", ""))[:12], info.get("preprocessing")]
+                    for name, info in self["backbones"].items()
+                ],
+                caption="backbones",
+            )
+        )
+        parts.extend(f"<p>note: {esc(note)}</p>" for note in self["notes"])
+        return "".join(parts) + "</div>"
+
+
+def _matrix_html(matrices: dict[str, Any], metric: str, higher_better: bool) -> str:
+    """Source (rows) x target (columns) of ``metric``, shaded from bad (red) to good (green)."""
+    domains = matrices["domains"]
+    grid = matrices[metric]
+    values = [v for row in grid for v in row if v is not None]
+    lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
+    colours = []
+    for row in grid:
+        shades = []
+        for v in row:
+            if v is None:
+                shades.append(None)
+                continue
+            good = (v - lo) / (hi - lo) if hi > lo else 0.5
+            good = good if higher_better else 1 - good
+            red, green = int(255 - 90 * good), int(165 + 90 * good)
+            shades.append(f"#{red:02x}{green:02x}a5")
+        colours.append(shades)
+    return html_table(
+        ["source \\ target", *domains],
+        [[source, *row] for source, row in zip(domains, grid, strict=True)],
+        caption=f"{metric} by direction (greener is better)",
+        cell_colours=[[None, *row] for row in colours],
+    )
 
 
 def direction_pairs(stylizer: Any) -> list[tuple[str, str]]:
@@ -158,7 +235,7 @@ def evaluate_model(
     num_examples: int = 4,  # examples per direction
     device: str = "cpu",
     progress: bool = False,
-) -> dict[str, Any]:
+) -> EvaluationResult:
     """Stylize the ``split`` images of every direction and measure the results.
 
     Returns ``{"metrics": {flat name: float}, "pairs": {"src->tgt": {...}}, "matrices": ...,
@@ -216,7 +293,9 @@ def evaluate_model(
         raise ValueError(
             f"nothing to evaluate: {'; '.join(notes) or 'the model has no directions'}"
         )
-    return _finite(_assemble(stylizer, split, nets, clf, pairs_out, notes, diverse, start))
+    return EvaluationResult(
+        _finite(_assemble(stylizer, split, nets, clf, pairs_out, notes, diverse, start))
+    )
 
 
 def _evaluate_pair(

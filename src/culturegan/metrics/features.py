@@ -29,13 +29,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from culturegan.data.images import (
+    SKIPPED_SHOWN,
     ImageLoadError,
     iter_image_batches,
     pil_to_tensor,
     scan_images,
+    skipped_lines,
     to_rgb,
 )
 from culturegan.fileio import atomic_write
@@ -65,6 +67,8 @@ def list_source_files(source: str | os.PathLike | Sequence[Any]) -> list[Path] |
         scan = scan_images(path, check="none")
         if not scan.files:
             raise ValueError(f"no image files in '{path}' ({scan.summary()})")
+        if scan.skipped:  # with check="none": subfolders that cannot be listed
+            log.warning("%s", scan.report(limit=SKIPPED_SHOWN))
         return scan.files
     if isinstance(source, torch.Tensor):
         return None
@@ -131,13 +135,12 @@ def compute_stats(
             stats.update(backbone.features(batch))
             bar.update(len(batch))
     stats.skipped = len(skipped)
-    if skipped:
+    if skipped:  # each named with why, up to a screenful, then counted
         log.warning(
-            "skipped %d unreadable images of %d (first: '%s': %s)",
+            "skipped %d unreadable images of %d:\n%s",
             len(skipped),
             total,
-            skipped[0][0],
-            skipped[0][1],
+            "\n".join(skipped_lines(skipped, SKIPPED_SHOWN)),
         )
     return stats
 
@@ -242,7 +245,8 @@ def get_stats(
     **options: Any,
 ) -> tuple[FeatureStats, bool]:
     """Statistics of any source: cached for files, computed for in-memory images."""
-    if list_source_files(source) is not None:
+    # A folder is scanned once, by folder_stats (the scan logs what it cannot read).
+    if isinstance(source, str | os.PathLike) or list_source_files(source) is not None:
         return folder_stats(source, backbone, **options)
     options.pop("cache_dir", None)
     options.pop("use_cache", None)

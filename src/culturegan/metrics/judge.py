@@ -38,7 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from culturegan.checkpoint import CheckpointError, load_pretrained, save_pretrained, sub_state
 from culturegan.metrics.backbones import Backbone, get_backbone

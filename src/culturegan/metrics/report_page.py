@@ -5,6 +5,8 @@ backbone's weight sha256 (``0.123 lite0@579344248a93``); the full hashes and pre
 in the backbones table. Pictures are the PNGs :func:`evaluate_model` saved under the output
 folder, linked by relative path, so the folder can be moved or zipped.
 
+The page is the template ``templates/eval_page.html``.
+
 Usage::
 
     write_eval_page(out_dir / "index.html", result, model="runs/003/model", data="data/")
@@ -16,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from culturegan.report import esc, img, section, table, write_page
+from culturegan.report import render_page
 
 # Column order of the per-direction table; metrics named "<prefix>_<backbone>" follow it.
 _ORDER = ("artfid", "fd", "kd", "perceptual", "ssim", "style_acc", "diversity")
@@ -48,12 +50,15 @@ def _label(metric: str, backbones: dict[str, Any]) -> str:
     return f"{name}@{backbones[name]['weight_sha256'][:12]}"
 
 
-def _cell(value: Any, metric: str, backbones: dict[str, Any]) -> str:
+def _cell(value: Any, metric: str, backbones: dict[str, Any], std: Any = None) -> dict | None:
+    """What one metric cell shows (None: no value): the value, its spread, its backbone."""
     if value is None:
-        return "&ndash;"
-    text = f"{value:.4g}" if isinstance(value, float) else esc(value)
-    label = _label(metric, backbones)
-    return f"{text}<br><small>{esc(label)}</small>" if label else text
+        return None
+    return {
+        "text": f"{value:.4g}" if isinstance(value, float) else str(value),
+        "std": f"{std:.2g}" if std is not None else None,
+        "label": _label(metric, backbones),
+    }
 
 
 def _sort_key(metric: str) -> tuple[int, str]:
@@ -85,100 +90,56 @@ def write_eval_page(
     """Write the HTML page of an :func:`evaluate_model` result (images already saved)."""
     backbones = result["backbones"]
     names = _metric_names(result)
-    parts = []
-
     summary = [
-        [m, _cell(result["metrics"].get(m), m, backbones)] for m in names if m in result["metrics"]
+        (m, _cell(result["metrics"].get(m), m, backbones)) for m in names if m in result["metrics"]
     ]
-    primary = result.get("primary")
-    note = f"<p>Primary metric (picks the best training step): <code>{esc(primary)}</code></p>"
-    parts.append(
-        section(
-            "Summary (mean over directions)",
-            note if primary else "",
-            table(["metric", "value"], summary, raw=True),
-        )
-    )
-
-    header = ["direction", "inputs", "real images"] + names
-    rows = []
+    directions = []
     for key, pair in result["pairs"].items():
         metrics = pair["metrics"]
-        cells = [esc(key), str(pair["num_inputs"]), str(pair["num_reference"])]
-        for m in names:
-            cell = _cell(metrics.get(m), m, backbones)
-            if m.startswith("kd_") and f"{m}_std" in metrics and metrics[m] is not None:
-                cell = cell.replace("<br>", f" &plusmn; {metrics[f'{m}_std']:.2g}<br>", 1)
-            cells.append(cell)
-        rows.append(cells)
-    parts.append(section("Per direction", table(header, rows, raw=True)))
-
-    domains = result["domains"]
-    if len(domains) > 2:
-        blocks = []
+        cells = []
+        for m in names:  # kernel distances carry their spread over subsets
+            std = metrics.get(f"{m}_std") if m.startswith("kd_") else None
+            cells.append(_cell(metrics.get(m), m, backbones, std))
+        directions.append((key, pair["num_inputs"], pair["num_reference"], cells))
+    matrices = []
+    if len(result["domains"]) > 2:
         for m in names:
             matrix = result["matrices"].get(m)
-            if matrix is None:
-                continue
-            body = [
-                [esc(src)] + [_cell(v, m, backbones) for v in row]
-                for src, row in zip(domains, matrix, strict=True)
-            ]
-            blocks.append(
-                f"<h3>{esc(m)}</h3>" + table(["source \\ target"] + domains, body, raw=True)
-            )
-        parts.append(section("Matrices (rows: source, columns: target)", *blocks))
-
-    parts.append(
-        section("What the metrics mean", table(["metric", "meaning"], _help_rows(names, backbones)))
-    )
-
-    bb_rows = [
-        [
-            name,
-            info["weight_sha256"],
-            info["preprocessing"],
-            "yes" if info.get("standard_weights") else "no",
-            ", ".join(info.get("classes", [])),
-        ]
-        for name, info in backbones.items()
-    ]
-    parts.append(
-        section(
-            "Backbones",
-            table(
-                ["name", "weight sha256", "preprocessing", "standard weights", "classes"], bb_rows
-            ),
-        )
-    )
-
-    for key, pair in result["pairs"].items():
-        if not pair.get("examples"):
-            continue
-        seeds = any(ex.get("samples") for ex in pair["examples"])
-        rows = []
-        for ex in pair["examples"]:
-            row = [
-                img(ex["input"], alt="input", width=160),
-                img(ex["output"], alt="output", width=160),
-            ]
-            if seeds:
-                row.append(
-                    "".join(img(s, alt="seed sample", width=96) for s in ex.get("samples", []))
-                )
-            rows.append(row)
-        header = ["input", "output"] + (["the same input, seeds 0, 1, ..."] if seeds else [])
-        parts.append(section(f"Examples {key}", table(header, rows, raw=True)))
-
-    if result.get("notes"):
-        parts.append(
-            section(
-                "Notes", "<ul>" + "".join(f"<li>{esc(n)}</li>" for n in result["notes"]) + "</ul>"
-            )
-        )
+            if matrix is not None:
+                rows = [
+                    (src, [_cell(v, m, backbones) for v in row])
+                    for src, row in zip(result["domains"], matrix, strict=True)
+                ]
+                matrices.append((m, rows))
     subtitle = f"split '{result['split']}'"
     if model:
         subtitle += f", model {model}"
     if data:
         subtitle += f", data {data}"
-    return write_page(path, "culturegan evaluation", parts, subtitle=subtitle)
+    return render_page(
+        path,
+        "eval_page.html",
+        title="culturegan evaluation",
+        subtitle=subtitle,
+        result=result,
+        names=names,
+        summary=summary,
+        directions=directions,
+        matrices=matrices,
+        help=_help_rows(names, backbones),
+        backbones=[
+            [
+                name,
+                info["weight_sha256"],
+                info["preprocessing"],
+                "yes" if info.get("standard_weights") else "no",
+                ", ".join(info.get("classes", [])),
+            ]
+            for name, info in backbones.items()
+        ],
+        examples=[
+            (key, pair["examples"], any(ex.get("samples") for ex in pair["examples"]))
+            for key, pair in result["pairs"].items()
+            if pair.get("examples")
+        ],
+    )

@@ -173,12 +173,21 @@ def convert_cyclegan_state_dict(
             "not a CycleGAN ResNet generator state dict: no 'model.1.weight' key "
             f"(first keys: {', '.join(list(cleaned)[:5])})"
         )
-    first = cleaned["model.1.weight"]  # (ngf, in_channels, 7, 7)
-    blocks = {int(k.split(".")[1]) for k in cleaned if ".conv_block." in k}
+    blocks = {k.split(".")[1] for k in cleaned if ".conv_block." in k}
+    if not all(b.isdigit() for b in blocks):
+        raise ValueError(f"unexpected residual block names {sorted(blocks)[:5]}")
     n_blocks = len(blocks)
-    if blocks != set(range(10, 10 + n_blocks)):
-        raise ValueError(f"unexpected residual block positions {sorted(blocks)}")
-    last = cleaned[f"model.{10 + n_blocks + 7}.weight"]  # (out_channels, ngf, 7, 7)
+    if {int(b) for b in blocks} != set(range(10, 10 + n_blocks)):
+        raise ValueError(f"unexpected residual block positions {sorted(map(int, blocks))}")
+    last_key = f"model.{10 + n_blocks + 7}.weight"
+    if last_key not in cleaned:
+        raise ValueError(f"no '{last_key}' (the last convolution of {n_blocks} blocks)")
+    first, last = cleaned["model.1.weight"], cleaned[last_key]
+    for key, weight in (("model.1.weight", first), (last_key, last)):  # 7 x 7 convolutions
+        if not isinstance(weight, torch.Tensor):
+            raise ValueError(f"'{key}' must be a tensor, got a {type(weight).__name__}")
+        if weight.dim() != 4:
+            raise ValueError(f"'{key}' must be a 4-D convolution weight, got {tuple(weight.shape)}")
     arch = {
         "in_channels": int(first.shape[1]),
         "out_channels": int(last.shape[0]),

@@ -27,6 +27,7 @@ from culturegan.losses import (
     content_loss,
     palette_loss,
     patch_swd_loss,
+    structure_loss,
     style_stats_loss,
     style_swd_loss,
 )
@@ -144,6 +145,7 @@ class PerceptualTerms:
         self.lambda_style_swd = cfg.loss.lambda_style_swd
         self.lambda_palette = cfg.loss.lambda_palette
         self.lambda_patch = cfg.loss.lambda_patch
+        self.lambda_structure = cfg.loss.lambda_structure
         self.seed = cfg.train.seed
         self.paired = paired  # style image i is the target of output i (see style_stats_loss)
 
@@ -151,7 +153,7 @@ class PerceptualTerms:
     def enabled(self) -> bool:
         return (self.lambda_content > 0 or self.lambda_style_stats > 0
                 or self.lambda_style_swd > 0 or self.lambda_palette > 0
-                or self.lambda_patch > 0)  # fmt: skip
+                or self.lambda_patch > 0 or self.lambda_structure > 0)  # fmt: skip
 
     def __call__(
         self,
@@ -184,6 +186,7 @@ class PerceptualTerms:
                 lambda: self._per_item(palette_loss, fake, style, seed),
             ),
             ("patch", self.lambda_patch, lambda: self._per_item(patch_swd_loss, fake, style, seed)),
+            ("structure", self.lambda_structure, lambda: structure_loss(fake, source)),
         ]
         if styled:
             with torch.no_grad():

@@ -26,12 +26,18 @@ from pathlib import Path
 import torch
 
 from culturegan.data.images import tensor_to_pil
+from culturegan.fileio import WriteError
 
 
 def new_run_dir(runs_dir: str | Path, name: str) -> Path:
     """Create ``runs_dir/NNN-name`` with the next free number."""
     runs_dir = Path(runs_dir)
-    runs_dir.mkdir(parents=True, exist_ok=True)
+    if runs_dir.exists() and not runs_dir.is_dir():
+        raise NotADirectoryError(f"train.runs_dir '{runs_dir}' is a file, not a folder")
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WriteError(runs_dir, f"cannot create train.runs_dir ({exc.strerror})") from exc
     numbers = [int(m.group(1)) for p in runs_dir.iterdir() if (m := re.match(r"(\d+)-", p.name))]
     number = max(numbers, default=-1) + 1
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "run"
@@ -42,6 +48,8 @@ def new_run_dir(runs_dir: str | Path, name: str) -> Path:
             return run_dir
         except FileExistsError:
             number += 1
+        except OSError as exc:  # a read-only or full runs_dir
+            raise WriteError(run_dir, f"cannot create the run folder ({exc.strerror})") from exc
 
 
 def make_grid(images: torch.Tensor, rows: int, pad: int = 2) -> torch.Tensor:
@@ -85,8 +93,11 @@ class RunLogger:
     def scalars(self, step: int, values: dict[str, float]) -> None:
         if not self.enabled:
             return
-        with open(self.log_path, "a") as fh:
-            fh.write(json.dumps({"step": step, **values}) + "\n")
+        try:  # appended, not replaced: a torn last line is dropped on resume (above)
+            with open(self.log_path, "a") as fh:
+                fh.write(json.dumps({"step": step, **values}) + "\n")
+        except OSError as exc:
+            raise WriteError(self.log_path, exc.strerror or str(exc), exc.errno) from exc
         for key, value in values.items():
             self.writer.add_scalar(key, value, step)
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from culturegan.checkpoint import (
     load_training_state,
@@ -62,6 +62,7 @@ RECIPES: dict[str, type] = {
     "pix2pix": Pix2PixRecipe,
 }
 CHECKPOINT_NAME = "checkpoints/last.pt"
+SKIPPED_NAME = "skipped_files.json"
 
 
 def list_recipes() -> list[str]:
@@ -156,7 +157,10 @@ def prepare_splits(cfg: RunConfig) -> DatasetSplits:
     )
     if splits.skipped:
         log.warning(
-            "%d unreadable files skipped while scanning '%s'", len(splits.skipped), splits.root
+            "%d unreadable files skipped while scanning '%s' (all of them: %s in the run folder)",
+            len(splits.skipped),
+            splits.root,
+            SKIPPED_NAME,
         )
     return splits
 
@@ -247,11 +251,6 @@ def _train(
     splits = prepare_splits(cfg)
     domains = select_domains(cfg, splits)
 
-    if state is None:
-        name = f"{cfg.train.recipe}-{cfg.train.name}" if cfg.train.name else cfg.train.recipe
-        run_dir = ctx.broadcast(new_run_dir(cfg.train.runs_dir, name) if ctx.is_main else None)
-        if ctx.is_main:
-            locks.enter_context(folder_lock(run_dir))
     torch.manual_seed(cfg.train.seed)
     recipe = RECIPES[cfg.train.recipe](cfg, device=device, domains=domains)
     step = 0
@@ -272,8 +271,23 @@ def _train(
             f"data.crop_size {cfg.data.crop_size} must be a multiple of {multiple} for "
             f"this {cfg.train.recipe} model"
         )
+    if state is None:  # only now: a setting refused above leaves no empty run folder behind
+        name = f"{cfg.train.recipe}-{cfg.train.name}" if cfg.train.name else cfg.train.recipe
+        run_dir = ctx.broadcast(new_run_dir(cfg.train.runs_dir, name) if ctx.is_main else None)
+        if ctx.is_main:
+            locks.enter_context(folder_lock(run_dir))
     if ctx.is_main:  # only now: a resume that fails above leaves the run folder untouched
-        write_json(run_dir / "config.json", cfg.to_dict())
+        try:
+            write_json(run_dir / "config.json", cfg.to_dict())
+        except OSError:
+            if state is None:  # a new folder holding nothing but our lock: remove it
+                (run_dir / ".lock").unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    run_dir.rmdir()
+            raise
+        if splits.skipped:  # every file the scan left out, with why (the log names a few)
+            skipped = [{"file": str(path), "reason": why} for path, why in splits.skipped]
+            write_json(run_dir / SKIPPED_NAME, skipped)
     if ctx.enabled:
         recipe.grad_hook = ctx.all_reduce_grads
         ctx.broadcast_parameters([*recipe.networks().values(), *recipe.export_modules().values()])
@@ -410,6 +424,8 @@ def load_run_config(run_dir: str | Path) -> RunConfig:
 def export_run(run_dir: str | Path, out_dir: str | Path) -> Path:
     """Export the EMA generators of a run's last checkpoint as a pretrained folder."""
     run_dir = Path(run_dir)
+    if Path(out_dir).resolve() == run_dir.resolve():  # its config.json would replace the run's
+        raise ValueError(f"--out '{out_dir}' is the run folder itself; give a new folder")
     cfg = load_run_config(run_dir)
     state = load_training_state(run_dir / CHECKPOINT_NAME)
     domains = tuple(state["domains"])
