@@ -21,17 +21,13 @@ import logging
 import os
 import re
 import shutil
-import socket
 import sys
 import tempfile
-import threading
-import urllib.request
 from collections.abc import Callable
 from fnmatch import fnmatch
 from pathlib import Path
 from types import ModuleType
 from typing import Any
-from urllib.parse import urlsplit
 
 import yaml
 
@@ -124,31 +120,10 @@ def _hub() -> ModuleType:
 
 def _connect_failure(endpoint: str) -> str | None:
     """Why no TCP connection to ``endpoint`` (or to the proxy the environment names for it)
-    opens within CONNECT_TIMEOUT; None when one does.
+    opens within CONNECT_TIMEOUT; None when one does (the fetchers' probe, with no grace)."""
+    from culturegan.data.fetch.http import connect_failure
 
-    A connect timeout alone does not bound the wait: name resolution has no timeout, and a host
-    with several addresses is tried address after address, each with the full timeout. So the
-    attempt runs on a thread and the deadline is kept by waiting on it.
-    """
-    outcome: list[str | None] = []
-
-    def attempt() -> None:
-        try:  # the proxy lookup may resolve names too, so it runs here as well
-            url = urlsplit(endpoint)
-            bypass = not url.hostname or urllib.request.proxy_bypass(url.hostname)
-            proxy = None if bypass else urllib.request.getproxies().get(url.scheme)
-            if proxy:
-                url = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
-            address = (url.hostname or "", url.port or (443 if url.scheme == "https" else 80))
-            socket.create_connection(address, timeout=CONNECT_TIMEOUT).close()
-            outcome.append(None)
-        except (OSError, ValueError) as exc:  # ValueError: a malformed URL or port
-            outcome.append(f"{type(exc).__name__}: {exc}")
-
-    thread = threading.Thread(target=attempt, name="culturegan-hub-connect", daemon=True)
-    thread.start()
-    thread.join(CONNECT_TIMEOUT)
-    return outcome[0] if outcome else f"no connection within {CONNECT_TIMEOUT} s"
+    return connect_failure(endpoint, CONNECT_TIMEOUT, grace=0.0)
 
 
 def _network_errors(hub: ModuleType) -> tuple[type[BaseException], ...]:

@@ -313,6 +313,34 @@ def _grey(x: torch.Tensor) -> torch.Tensor:
     return ((x + 1) / 2 * w).sum(dim=1, keepdim=True)
 
 
+def gaussian_window(size: int, sigma: float) -> torch.Tensor:
+    """(size, size) float64 Gaussian weights summing to one (SSIM's window)."""
+    coords = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
+    g = g / g.sum()
+    return torch.outer(g, g)
+
+
+def ssim_map(x: torch.Tensor, y: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
+    """Per-position SSIM (Wang et al., IEEE TIP 2004; K1 = 0.01, K2 = 0.03, data range 1) of
+    (B, C, H, W) images, each channel on its own, over the "valid" part (no padding): the one
+    implementation behind the metric (``metrics.content.ssim``) and :func:`structure_loss`.
+    ``window`` (k, k) weights summing to one, in the dtype and on the device of ``x``."""
+    channels = x.shape[1]
+    kernel = window.expand(channels, 1, *window.shape).contiguous()
+
+    def blur(t: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(t, kernel, groups=channels)
+
+    mu_x, mu_y = blur(x), blur(y)
+    var_x = blur(x * x) - mu_x**2
+    var_y = blur(y * y) - mu_y**2
+    cov_xy = blur(x * y) - mu_x * mu_y
+    c1, c2 = 0.01**2, 0.03**2
+    num = (2 * mu_x * mu_y + c1) * (2 * cov_xy + c2)
+    return num / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+
+
 def structure_loss(
     output: torch.Tensor, source: torch.Tensor, *, window: int = 11, sigma: float = 1.5
 ) -> torch.Tensor:
@@ -324,11 +352,7 @@ def structure_loss(
     art has more edge energy than photos). SSIM's contrast-structure factor asks for the edges
     where the photo has them, and its luminance factor leaves the tone free to move only
     slowly, so the style terms can still choose the colours. The source side is detached."""
-    coords = torch.arange(window, dtype=output.dtype, device=output.device) - (window - 1) / 2
-    g = torch.exp(-(coords**2) / (2 * sigma**2))
-    g = g / g.sum()
-    kernel = torch.outer(g, g).view(1, 1, window, window)
-    c1, c2 = 0.01**2, 0.03**2  # data range 1
+    weights = gaussian_window(window, sigma).to(output.device, output.dtype)
     x, y = _grey(output), _grey(source.detach())
     terms = []
     for scale in (1, 2):
@@ -336,14 +360,7 @@ def structure_loss(
             x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
         if min(x.shape[-2:]) < window:
             break
-        mu_x, mu_y = F.conv2d(x, kernel), F.conv2d(y, kernel)
-        var_x = F.conv2d(x * x, kernel) - mu_x**2
-        var_y = F.conv2d(y * y, kernel) - mu_y**2
-        cov = F.conv2d(x * y, kernel) - mu_x * mu_y
-        s = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
-            (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
-        )
-        terms.append(1 - s.mean())
+        terms.append(1 - ssim_map(x, y, weights).mean())
     if not terms:
         raise ValueError(f"images of {tuple(output.shape[-2:])} px are smaller than the window")
     return _mean(terms)

@@ -25,20 +25,12 @@ import itertools
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 
+from culturegan.losses import gaussian_window, ssim_map
 from culturegan.metrics.backbones import Backbone
 
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
-SSIM_K1, SSIM_K2 = 0.01, 0.03
-
-
-def _gaussian_window(size: int, sigma: float) -> torch.Tensor:
-    coords = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-    g = torch.exp(-(coords**2) / (2 * sigma**2))
-    g = g / g.sum()
-    return torch.outer(g, g)  # (size, size), sums to 1
 
 
 def ssim_map_mean(x: torch.Tensor, y: torch.Tensor, *, window: int = SSIM_WINDOW) -> torch.Tensor:
@@ -50,22 +42,8 @@ def ssim_map_mean(x: torch.Tensor, y: torch.Tensor, *, window: int = SSIM_WINDOW
         window = side if side % 2 else side - 1  # small images: the largest odd window that fits
         if window < 1:
             raise ValueError(f"images of {tuple(x.shape[-2:])} pixels are too small for SSIM")
-    channels = x.shape[1]
-    kernel = _gaussian_window(window, SSIM_SIGMA).to(x.device)
-    kernel = kernel.expand(channels, 1, window, window).contiguous()
-    x, y = x.double(), y.double()
-
-    def blur(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(t, kernel, groups=channels)  # "valid": no padding
-
-    mu_x, mu_y = blur(x), blur(y)
-    var_x = blur(x * x) - mu_x**2
-    var_y = blur(y * y) - mu_y**2
-    cov_xy = blur(x * y) - mu_x * mu_y
-    c1, c2 = SSIM_K1**2, SSIM_K2**2  # data range 1
-    num = (2 * mu_x * mu_y + c1) * (2 * cov_xy + c2)
-    den = (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
-    return (num / den).mean(dim=(1, 2, 3)).float()
+    weights = gaussian_window(window, SSIM_SIGMA).to(x.device)
+    return ssim_map(x.double(), y.double(), weights).mean(dim=(1, 2, 3)).float()
 
 
 def ssim(

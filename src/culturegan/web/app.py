@@ -288,21 +288,18 @@ def create_app(settings: StudioSettings, *, registry: ModelRegistry | None = Non
 
     # ------------------------------------------------------------------ pages
 
+    def model_page(request: Request, page: str) -> Response:
+        """A page that offers the registered models and the sample photos."""
+        context = {"page": page, "models": list(registry.entries), "samples": sample_names()}
+        return templates.TemplateResponse(request, f"{page}.html", context)
+
     @app.get("/", response_class=HTMLResponse)
     async def page_stylize(request: Request):
-        return templates.TemplateResponse(
-            request,
-            "stylize.html",
-            {"page": "stylize", "models": list(registry.entries), "samples": sample_names()},
-        )
+        return model_page(request, "stylize")
 
     @app.get("/compare", response_class=HTMLResponse)
     async def page_compare(request: Request):
-        return templates.TemplateResponse(
-            request,
-            "compare.html",
-            {"page": "compare", "models": list(registry.entries), "samples": sample_names()},
-        )
+        return model_page(request, "compare")
 
     reports_root = settings.reports_dir or settings.runs_dir
 

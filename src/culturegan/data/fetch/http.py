@@ -82,9 +82,14 @@ def host_of(url: str) -> str:
     return urllib.parse.urlsplit(url).hostname or url
 
 
-def connect_failure(url: str, timeout: float) -> str | None:
+def connect_failure(url: str, timeout: float, *, grace: float = 0.5) -> str | None:
     """Why no TCP connection to ``url``'s host (or its proxy) opens within ``timeout`` seconds;
-    None when one does."""
+    None when one does.
+
+    A connect timeout alone does not bound the wait: name resolution has no timeout, and a host
+    with several addresses is tried address after address, each with the full timeout. So the
+    attempt runs on a thread and the deadline (``timeout`` + ``grace``, the time the socket's
+    own timeout error gets to arrive with its reason) is kept by waiting on it."""
     outcome: list[str | None] = []
 
     def attempt() -> None:
@@ -102,7 +107,7 @@ def connect_failure(url: str, timeout: float) -> str | None:
 
     thread = threading.Thread(target=attempt, name="culturegan-fetch-probe", daemon=True)
     thread.start()
-    thread.join(timeout + 0.5)
+    thread.join(timeout + grace)
     return outcome[0] if outcome else f"no connection within {timeout:g} s"
 
 
