@@ -176,6 +176,12 @@ CANDIDATES: dict[str, dict[str, Any]] = {
         "multi_domain": True,
         "ablation": "new: multidomain_cpu with projected D, DiffAugment, content + style stats",
     },
+    "multidomain_structure": {
+        "preset": "multidomain_structure",
+        "overrides": {},
+        "multi_domain": True,
+        "ablation": "new: one model, fewshot_structure's losses, style-modulated mobile U-Net G",
+    },
 }
 
 CULTURES = ("ukiyoe", "chinese_ink", "impressionism_monet", "postimpressionism_cezanne")

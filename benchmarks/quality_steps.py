@@ -8,6 +8,12 @@ JSON line per run to ``WORK/steps.jsonl`` and writes a picture strip of the firs
 
     python benchmarks/quality_steps.py A_stats --target ukiyoe --steps 600 \\
         --set loss.lambda_gan=0 loss.lambda_content=1 loss.lambda_style_stats=1
+
+A multi-domain preset trains one model on the photos and every ``--target`` (comma-separated)
+and scores each direction (one JSON line per target):
+
+    python benchmarks/quality_steps.py M1 --preset multidomain_structure \\
+        --target ukiyoe,chinese_ink,impressionism_monet --steps 1000
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("name", help="label of this run")
     parser.add_argument("--preset", default="fewshot_cpu")
-    parser.add_argument("--target", default="ukiyoe", choices=qc.CULTURES)
+    parser.add_argument("--target", default="ukiyoe", help="culture(s), comma-separated")
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--work", type=Path, default=Path("/tmp/qc_main"))
@@ -48,15 +54,19 @@ def main(argv: list[str] | None = None) -> int:
     judge_dir = args.work / "judge"
     if not (judge_dir / "config.json").is_file():
         raise SystemExit(f"no judge in '{judge_dir}': run quality_cultures.py --work first")
+    targets = args.target.split(",")
+    unknown = [t for t in targets if t not in qc.CULTURES]
+    if unknown:
+        parser.error(f"unknown culture(s) {unknown}; choose from {', '.join(qc.CULTURES)}")
     overrides = {k: parse_value(v) for k, v in (kv.split("=", 1) for kv in args.set)}
     split = qc.split_dataset(qc.DEFAULT_DATA, qc.SPLIT_SEED)
     data_root = qc.link_training_root(split, args.work / "data")
-    out = args.work / "steps" / args.target / args.name
+    out = args.work / "steps" / "+".join(targets) / args.name
     cfg = load_config(
         args.preset,
         {
             "data.root": str(data_root),
-            "data.domains": [qc.PHOTO, args.target],
+            "data.domains": [qc.PHOTO, *targets],
             "data.split_ratios": [1.0, 0.0, 0.0],
             "data.load_size": args.size + args.size // 8,
             "data.crop_size": args.size,
@@ -75,22 +85,27 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - t0
     photos = split[qc.PHOTO]["test"]
     pils = [load_image(p) for p in photos]
-    images = Stylizer.from_pretrained(result.run_dir / "model")(pils, target=args.target).images
-    row = qc.score_images(
-        Judge.load(judge_dir),
-        [pil_to_tensor(i) for i in images],
-        args.target,
-        split[args.target]["judge"],
-        [pil_to_tensor(p) for p in pils],
-        args.work / "stats",
-    )
+    stylizer = Stylizer.from_pretrained(result.run_dir / "model")
+    judge = Judge.load(judge_dir)
     per_step = seconds / max(result.step, 1)
-    row = {"name": args.name, "target": args.target, "preset": args.preset, "set": overrides,
-           "steps": result.step, "seconds_per_step": per_step, **row}  # fmt: skip
-    print(json.dumps(row))
-    with (args.work / "steps.jsonl").open("a") as f:
-        f.write(json.dumps(row) + "\n")
-    qc.picture_grid({"input": pils[:6], args.name: images[:6]}, 6).save(out / "strip.png")
+    strip = {"input": pils[:6]}
+    for target in targets:
+        images = stylizer(pils, source=qc.PHOTO, target=target).images  # multi-domain: seed 0
+        row = qc.score_images(
+            judge,
+            [pil_to_tensor(i) for i in images],
+            target,
+            split[target]["judge"],
+            [pil_to_tensor(p) for p in pils],
+            args.work / "stats",
+        )
+        row = {"name": args.name, "target": target, "preset": args.preset, "set": overrides,
+               "steps": result.step, "seconds_per_step": per_step, **row}  # fmt: skip
+        print(json.dumps(row))
+        with (args.work / "steps.jsonl").open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        strip[target] = images[:6]
+    qc.picture_grid(strip, 6).save(out / "strip.png")
     return 0
 
 

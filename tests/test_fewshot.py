@@ -182,6 +182,22 @@ def test_content_and_style_losses_on_known_cases():
     assert style_stats_loss([a], [torch.cat([middle, middle])]).item() == pytest.approx(0.5)
 
 
+def test_perceptual_size_shows_lite0_the_images_enlarged_without_blur(tiny_cfg):
+    from culturegan.training.base import STYLE_TAPS, PerceptualTerms
+
+    x = images(2, 64, 9)
+    set_field(tiny_cfg, "loss.perceptual_size", 128)
+    enlarged = PerceptualTerms(tiny_cfg)._maps(x, STYLE_TAPS)
+    by_hand = lite0_maps(x.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3), STYLE_TAPS)
+    for a, b in zip(enlarged, by_hand, strict=True):
+        assert a.shape == b.shape and torch.equal(a, b)
+    # Images already as large as the setting, and the default 0, are read as they are.
+    big = images(1, 128, 10)
+    assert torch.equal(PerceptualTerms(tiny_cfg)._maps(big, (0,))[0], lite0_maps(big, (0,))[0])
+    set_field(tiny_cfg, "loss.perceptual_size", 0)
+    assert PerceptualTerms(tiny_cfg)._maps(x, (0,))[0].shape == lite0_maps(x, (0,))[0].shape
+
+
 def test_sliced_wasserstein_on_known_distributions():
     # 1-D clouds (one direction): the distance is the mean squared gap of matching quantiles.
     direction = torch.ones(1, 1)
@@ -347,6 +363,7 @@ def test_bad_few_shot_settings_are_refused_before_training(tiny_cfg):
         ("loss.lambda_content", -1.0, "loss.lambda_content=-1.0"),
         ("loss.lambda_style_stats", float("nan"), "loss.lambda_style_stats=nan"),
         ("loss.diffaugment_p", 1.5, "diffaugment_p must be in"),
+        ("loss.perceptual_size", 16, "perceptual_size must be 0"),
     ]:
         set_field(tiny_cfg, key, value)
         with pytest.raises(ValueError, match=message):

@@ -36,6 +36,9 @@ class DataConfig:
     split_seed: int = 0  # seed of the stable train/val/test split (per-domain layout)
     manifest: str = ""  # split manifest path; empty = ROOT/culturegan_split.json
     num_workers: int = 0  # DataLoader worker processes
+    # multi-domain: the domains translated *from* (empty = every domain, as in StarGAN v2);
+    # [photo] spends every step on photo -> culture
+    source_domains: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -57,6 +60,7 @@ class ModelConfig:
     mapping_hidden: int = 256  # width of the mapping network's MLP
     d_down: int = 4  # downsamplings of the multi-domain discriminator and style encoder
     residual: bool = True  # multi-domain and pix2pix U-Net generators predict a change to the input
+    skips: bool = False  # multi-domain generator: U-Net skips from encoder to decoder
     # distill recipe
     teacher: str = ""  # pretrained model folder the student imitates
     teacher_direction: str = ""  # SOURCE->TARGET of the teacher (default: its first direction)
@@ -103,6 +107,7 @@ class LossConfig:
     lambda_palette: float = 0.0  # the art's colours: sliced Wasserstein on RGB values
     lambda_patch: float = 0.0  # the art's 5x5 colour patches at 3 scales: sliced Wasserstein
     lambda_structure: float = 0.0  # the photo's drawing: 1 - grey SSIM of output vs input
+    perceptual_size: int = 0  # Lite0 terms see images enlarged (nearest) to this side; 0 = as is
     gan_start: int = 0  # cut, multidomain: steps before the adversarial term (and D) start
     gan_ramp: int = 0  # then lambda_gan grows linearly from 0 over this many steps
 

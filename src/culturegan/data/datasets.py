@@ -218,9 +218,10 @@ class MultiDomainBatchSampler(Sampler):
     """Endless class-balanced batches, a pure function of (seed, step).
 
     Each item draws its source domain uniformly (so a domain with 40 images is seen as often as
-    one with 4,000), a random image of it, a target domain uniformly among the *other* domains,
-    and two random reference images of the target. ``rank`` / ``world_size`` split global
-    batches between data-parallel processes as in :class:`UnpairedBatchSampler`.
+    one with 4,000; only among ``sources`` when given), a random image of it, a target domain
+    uniformly among the *other* domains, and two random reference images of the target.
+    ``rank`` / ``world_size`` split global batches between data-parallel processes as in
+    :class:`UnpairedBatchSampler`.
     """
 
     def __init__(
@@ -232,10 +233,14 @@ class MultiDomainBatchSampler(Sampler):
         start_step: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        sources: Sequence[int] = (),  # domain indices translated from (empty: all)
     ) -> None:
         if len(sizes) < 2 or min(sizes) < 1:
             raise ValueError("multi-domain training needs at least two non-empty domains")
         self.sizes = list(sizes)
+        self.sources = sorted(set(sources))
+        if any(not 0 <= i < len(sizes) for i in self.sources):
+            raise ValueError(f"source domain indices {list(sources)} out of range")
         self.batch_size, self.seed, self.start_step = batch_size, seed, start_step
         self.rank, self.world_size = rank, world_size
 
@@ -245,7 +250,10 @@ class MultiDomainBatchSampler(Sampler):
         k = len(self.sizes)
         items = []
         for j in range(size):
-            src = int(torch.randint(k, (), generator=g))
+            if self.sources:
+                src = self.sources[int(torch.randint(len(self.sources), (), generator=g))]
+            else:
+                src = int(torch.randint(k, (), generator=g))
             trg = (src + 1 + int(torch.randint(k - 1, (), generator=g))) % k
             i = int(torch.randint(self.sizes[src], (), generator=g))
             r1, r2 = torch.randint(self.sizes[trg], (2,), generator=g).tolist()

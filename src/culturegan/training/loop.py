@@ -93,6 +93,8 @@ def select_domains(cfg: RunConfig, splits: DatasetSplits) -> tuple[str, ...]:
     if needed is None:
         if len(names) < 2:
             raise ValueError(f"recipe '{cfg.train.recipe}' needs at least two domains")
+        for name in cfg.data.source_domains:
+            source_index(names, name)  # names the culprit before anything is written
         return names
     if len(names) != needed:
         which = "SOURCE,TARGET" if needed == 2 else "SOURCE"
@@ -102,6 +104,16 @@ def select_domains(cfg: RunConfig, splits: DatasetSplits) -> tuple[str, ...]:
             f"choose with --data.domains {which}"
         )
     return names
+
+
+def source_index(domains: tuple[str, ...], name: str) -> int:
+    """Index of a ``data.source_domains`` entry among the run's domains."""
+    if name not in domains:
+        raise ValueError(
+            f"data.source_domains names '{name}', which is not a domain of this run "
+            f"({', '.join(domains)})"
+        )
+    return domains.index(name)
 
 
 def build_loader(
@@ -130,7 +142,8 @@ def build_loader(
     }
     if RECIPES[cfg.train.recipe].multi_domain:
         dataset = MultiDomainDataset(files, **transform)
-        sampler = MultiDomainBatchSampler([len(f) for f in files], **sampling)
+        sources = [source_index(domains, d) for d in cfg.data.source_domains]
+        sampler = MultiDomainBatchSampler([len(f) for f in files], sources=sources, **sampling)
     else:  # one-domain recipes (distill) get their domain's images on both sides
         dataset = UnpairedDataset(files[0], files[-1], **transform)
         sampler = UnpairedBatchSampler(len(files[0]), len(files[-1]), **sampling)

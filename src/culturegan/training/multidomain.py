@@ -38,6 +38,7 @@ from culturegan.models import build_discriminator
 from culturegan.models.discriminators import PatchDiscriminator
 from culturegan.models.multidomain import (
     MappingNetwork,
+    MobileStyleGenerator,
     MultiDomainDiscriminator,
     StyleEncoder,
     StyleGenerator,
@@ -80,6 +81,29 @@ def domain_mask(y: torch.Tensor, ids: list[int]) -> torch.Tensor:
     return (y.unsqueeze(1) == torch.tensor(ids, device=y.device)).any(dim=1)
 
 
+def build_style_generator(cfg: RunConfig) -> nn.Module:
+    """G(x, s): ``model.generator`` ``mobile_style_<N>blocks`` is the CPU generator with N
+    style-modulated blocks; any other name, StarGAN v2's ``StyleGenerator`` (the default)."""
+    m = cfg.model
+    name = m.generator
+    if name.startswith("mobile_style_"):
+        blocks = name.removeprefix("mobile_style_").removesuffix("blocks")
+        if not blocks.isdigit() or int(blocks) < 1:
+            raise ValueError(f"model.generator '{name}': expected mobile_style_<N>blocks, N >= 1")
+        return MobileStyleGenerator(
+            ngf=m.ngf, style_dim=m.style_dim, n_blocks=int(blocks), residual=m.residual
+        )
+    return StyleGenerator(
+        ngf=m.ngf,
+        style_dim=m.style_dim,
+        n_down=m.n_down,
+        n_bottleneck=m.n_bottleneck,
+        max_channels=m.max_channels,
+        residual=m.residual,
+        skips=m.skips,
+    )
+
+
 class MultiDomainRecipe(Recipe):
     name = "multidomain"
     multi_domain = True
@@ -90,14 +114,7 @@ class MultiDomainRecipe(Recipe):
             raise ValueError(f"multi-domain training needs at least two domains, got {domains}")
         self.cfg, self.device, self.domains = cfg, device, tuple(domains)
         m, k = cfg.model, len(domains)
-        self.generator = StyleGenerator(
-            ngf=m.ngf,
-            style_dim=m.style_dim,
-            n_down=m.n_down,
-            n_bottleneck=m.n_bottleneck,
-            max_channels=m.max_channels,
-            residual=m.residual,
-        ).to(device)
+        self.generator = build_style_generator(cfg).to(device)
         self.mapping = MappingNetwork(
             num_domains=k, latent_dim=m.latent_dim, style_dim=m.style_dim, hidden=m.mapping_hidden
         ).to(device)
@@ -128,7 +145,8 @@ class MultiDomainRecipe(Recipe):
                 ndf=m.ndf, n_layers=m.d_layers, spectral_norm=m.spectral_norm
             ).to(device)
         for net in self.networks().values():
-            init_he_(net)
+            if not isinstance(net, MobileStyleGenerator):  # keeps its own initialisation
+                init_he_(net)
         self.ema = {
             name: EMA(getattr(self, name), cfg.train.ema_decay)
             for name in ("generator", "mapping", "style_encoder")
@@ -231,18 +249,27 @@ class MultiDomainRecipe(Recipe):
         loss_adv = x.new_zeros(())
         if lambda_gan > 0:
             loss_adv = self.adv.generator(self.discriminator(aug(x_fake), y_trg))
-        loss_sty = (self.style_encoder(x_fake, y_trg) - s_trg).abs().mean()
-        with torch.no_grad():
-            s_trg2 = self._target_style(batch, z2, "x_ref2" if reference else None)
-            x_fake2 = self.generator(x, s_trg2)
-        loss_ds = (x_fake - x_fake2).abs().mean()
-        s_own = self.style_encoder(x, y)
-        loss_cyc = (self.generator(x_fake, s_own) - x).abs().mean()
-        loss_own = (self.generator(x, s_own) - x).abs().mean()
-        loss_cls = F.cross_entropy(self.style_encoder.classify(x), y) + F.cross_entropy(
-            self.style_encoder.classify(batch["x_ref"]), y_trg
-        )
+        # Each term below costs generator or encoder passes: computed only while it weighs.
+        zero = x.new_zeros(())
+        loss_sty = loss_ds = loss_cyc = loss_own = loss_cls = zero
+        if loss_cfg.lambda_style > 0:
+            loss_sty = (self.style_encoder(x_fake, y_trg) - s_trg).abs().mean()
         lambda_ds = loss_cfg.lambda_ds * max(0.0, 1.0 - step / self.ds_decay_steps)
+        if lambda_ds > 0:
+            with torch.no_grad():
+                s_trg2 = self._target_style(batch, z2, "x_ref2" if reference else None)
+                x_fake2 = self.generator(x, s_trg2)
+            loss_ds = (x_fake - x_fake2).abs().mean()
+        if loss_cfg.lambda_cycle > 0 or loss_cfg.lambda_own_style > 0:
+            s_own = self.style_encoder(x, y)
+            if loss_cfg.lambda_cycle > 0:
+                loss_cyc = (self.generator(x_fake, s_own) - x).abs().mean()
+            if loss_cfg.lambda_own_style > 0:
+                loss_own = (self.generator(x, s_own) - x).abs().mean()
+        if loss_cfg.lambda_domain_cls > 0:
+            loss_cls = F.cross_entropy(self.style_encoder.classify(x), y) + F.cross_entropy(
+                self.style_encoder.classify(batch["x_ref"]), y_trg
+            )
         total_g = (
             lambda_gan * loss_adv
             + loss_cfg.lambda_style * loss_sty

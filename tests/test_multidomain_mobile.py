@@ -1,0 +1,157 @@
+"""The CPU multi-domain recipe: the style-modulated mobile generator, photo-only sources, and
+terms of weight 0 that cost nothing (preset ``multidomain_structure``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from culturegan.checkpoint import load_training_state
+from culturegan.cli import main
+from culturegan.config import load_config
+from culturegan.data.datasets import MultiDomainBatchSampler
+from culturegan.data.synthetic import build_demo_dataset
+from culturegan.inference import MultiDomainStylizer, Stylizer
+from culturegan.models.multidomain import (
+    MobileStyleGenerator,
+    StyleGenerator,
+    multidomain_from_config,
+)
+from culturegan.training import train
+from culturegan.training.loop import CHECKPOINT_NAME
+from culturegan.training.multidomain import MultiDomainRecipe
+
+
+def small_cfg(root, runs, steps, **extra):
+    return load_config(
+        "multidomain_structure",
+        {
+            "data.root": str(root),
+            "data.load_size": 36,
+            "data.crop_size": 32,
+            "data.source_domains": ["photo"],
+            "model.ngf": 8,
+            "model.ndf": 8,
+            "model.style_dim": 16,
+            "model.max_channels": 32,
+            "model.mapping_hidden": 32,
+            "model.d_down": 3,
+            "train.steps": steps,
+            "train.batch_size": 4,
+            "train.runs_dir": str(runs),
+            "train.log_every": 2,
+            "train.sample_every": 100,
+            "train.checkpoint_every": 100,
+            "train.num_samples": 1,
+            **extra,
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def synthetic_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mdm") / "data"
+    build_demo_dataset(root, size=32, photos=8, art_per_style=8, heldout_photos=2)
+    return root
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_mobile_style_generator_follows_the_style_code_and_round_trips(residual):
+    torch.manual_seed(0)
+    g = MobileStyleGenerator(ngf=8, style_dim=16, n_blocks=2, residual=residual).eval()
+    for name, p in g.named_parameters():  # AdaINs start neutral; give them a trained look
+        if ".fc." in name:
+            torch.nn.init.normal_(p, std=0.3)
+    x = torch.rand(2, 3, 32, 48) * 2 - 1
+    s1, s2 = torch.randn(2, 16), torch.randn(2, 16)
+    with torch.no_grad():
+        a, b = g(x, s1), g(x, s2)
+        assert a.shape == x.shape and a.abs().max() <= 1
+        assert (a - b).abs().mean() > 1e-3  # the style code changes the picture
+        if residual:  # strength 0 returns the input up to the clamp in atanh
+            assert torch.allclose(g(x, s1, 0.0), x.clamp(-0.999, 0.999), atol=1e-5)
+        rebuilt = multidomain_from_config(g.config)
+        rebuilt.load_state_dict(g.state_dict())
+        assert torch.equal(rebuilt.eval()(x, s1), a)
+    assert g.size_multiple == 8
+
+
+def test_style_generator_skips_are_optional_and_old_configs_load():
+    plain = StyleGenerator(ngf=8, style_dim=8, n_down=2, max_channels=16)
+    assert "skips" not in plain.config  # folders written before the option read the same
+    torch.manual_seed(0)
+    skipped = StyleGenerator(ngf=8, style_dim=8, n_down=2, max_channels=16, skips=True).eval()
+    rebuilt = multidomain_from_config(skipped.config)
+    rebuilt.load_state_dict(skipped.state_dict())
+    x, s = torch.rand(1, 3, 16, 16) * 2 - 1, torch.randn(1, 8)
+    with torch.no_grad():
+        assert torch.equal(rebuilt.eval()(x, s), skipped(x, s))
+        plain.load_state_dict(skipped.state_dict())  # same weights, without the skips
+        assert not torch.equal(plain.eval()(x, s), skipped(x, s))
+
+
+def test_source_domains_restrict_what_is_translated():
+    sampler = MultiDomainBatchSampler([5, 7, 9], batch_size=16, seed=3, sources=[1])
+    items = [item for step in range(5) for item in sampler.global_batch(step)]
+    assert {src for src, *_ in items} == {1}
+    assert {trg for _, _, trg, *_ in items} == {0, 2}  # every other domain is a target
+    with pytest.raises(ValueError, match="out of range"):
+        MultiDomainBatchSampler([5, 7], batch_size=2, seed=0, sources=[2])
+
+
+def test_unknown_source_domain_is_refused_before_anything_is_written(
+    synthetic_root, tmp_path, capsys
+):
+    runs = tmp_path / "runs"
+    code = main(["train", "--config", "multidomain_structure", "--data.root",
+                 str(synthetic_root), "--data.source_domains", "photograph",
+                 "--train.runs_dir", str(runs)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "photograph" in err and "source_domains" in err
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_terms_of_weight_zero_cost_no_generator_pass(synthetic_root, tmp_path):
+    cfg = small_cfg(synthetic_root, tmp_path, 2)
+    assert cfg.loss.lambda_gan == cfg.loss.lambda_cycle == cfg.loss.lambda_ds == 0
+    torch.manual_seed(0)
+    recipe = MultiDomainRecipe(cfg, device=torch.device("cpu"), domains=("ink_wash", "photo"))
+    calls = []
+    recipe.generator.register_forward_hook(lambda *_: calls.append(1))
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    batch = {
+        "x": x,
+        "y": torch.ones(4, dtype=torch.long),
+        "x_ref": torch.rand_like(x) * 2 - 1,
+        "x_ref2": torch.rand_like(x) * 2 - 1,
+        "y_trg": torch.zeros(4, dtype=torch.long),
+    }
+    losses = recipe.train_step(batch, 0)
+    assert len(calls) == 1  # the output the loss terms read, and nothing else
+    assert losses["loss/cycle"] == losses["loss/diversity"] == losses["loss/d"] == 0
+    assert losses["loss/structure"] > 0 and losses["loss/style_stats"] > 0
+    recipe.cfg.loss.lambda_cycle = 1.0  # a weighed cycle term costs one more pass
+    calls.clear()
+    recipe.train_step(batch, 2)
+    assert len(calls) == 2 and recipe.train_step(batch, 4)["loss/cycle"] > 0
+
+
+def test_preset_trains_exports_stylizes_and_resumes_exactly(synthetic_root, tmp_path):
+    cfg = small_cfg(synthetic_root, tmp_path / "runs", 6)
+    straight = train(cfg, progress=False)
+    first = train(cfg, until_step=3, progress=False)
+    resumed = train(resume_dir=first.run_dir, progress=False)
+    a = load_training_state(straight.run_dir / CHECKPOINT_NAME)["recipe"]
+    b = load_training_state(resumed.run_dir / CHECKPOINT_NAME)["recipe"]
+    for net in ("generator", "mapping", "style_encoder"):
+        for k, v in a[net].items():
+            assert torch.equal(v, b[net][k]), f"{net}.{k}"
+    stylizer = Stylizer.from_pretrained(straight.run_dir / "model")
+    assert isinstance(stylizer, MultiDomainStylizer)
+    assert stylizer.generator.config["name"] == "mobile_style_generator"
+    photo = sorted((synthetic_root / "photo").glob("*.png"))[0]
+    full = np.asarray(stylizer(photo, target="woodblock").images[0], dtype=np.float64)
+    half = np.asarray(stylizer(photo, target="woodblock", strength=0.5).images[0], dtype=np.float64)
+    assert full.shape == half.shape == (32, 32, 3)
+    assert np.abs(full - half).mean() > 0.1  # strength reaches the non-residual generator
