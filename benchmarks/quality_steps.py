@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - t0
     photos = split[qc.PHOTO]["test"]
     pils = [load_image(p) for p in photos]
+    inputs = [pil_to_tensor(p) for p in pils]
     stylizer = Stylizer.from_pretrained(result.run_dir / "model")
     judge = Judge.load(judge_dir)
     per_step = seconds / max(result.step, 1)
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             [pil_to_tensor(i) for i in images],
             target,
             split[target]["judge"],
-            [pil_to_tensor(p) for p in pils],
+            inputs,
             args.work / "stats",
         )
         row = {"name": args.name, "target": target, "preset": args.preset, "set": overrides,

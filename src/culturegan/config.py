@@ -209,6 +209,11 @@ class RunConfig:
         if (loss.gan_start or loss.gan_ramp) and self.train.recipe not in ("cut", "multidomain"):
             raise ValueError("loss.gan_start and loss.gan_ramp apply to the cut and multidomain "
                              f"recipes, not to {self.train.recipe}")  # fmt: skip
+        if loss.perceptual_size < 0 or 0 < loss.perceptual_size < 32:
+            raise ValueError(
+                f"loss.perceptual_size must be 0 (images as they are) or at least 32 px, got "
+                f"{loss.perceptual_size}"
+            )
         if not 0.0 <= loss.diffaugment_p <= 1.0:
             raise ValueError(f"loss.diffaugment_p must be in [0, 1], got {loss.diffaugment_p}")
         from culturegan.augment import parse_policy  # checked before a run folder exists

@@ -147,12 +147,7 @@ class PerceptualTerms:
         self.lambda_palette = cfg.loss.lambda_palette
         self.lambda_patch = cfg.loss.lambda_patch
         self.lambda_structure = cfg.loss.lambda_structure
-        self.perceptual_size = cfg.loss.perceptual_size
-        if self.perceptual_size < 0 or 0 < self.perceptual_size < 32:
-            raise ValueError(
-                f"loss.perceptual_size must be 0 (images as they are) or at least 32 px, got "
-                f"{self.perceptual_size}"
-            )
+        self.perceptual_size = cfg.loss.perceptual_size  # checked by RunConfig.validate
         self.seed = cfg.train.seed
         self.paired = paired  # style image i is the target of output i (see style_stats_loss)
 
