@@ -170,6 +170,13 @@ CANDIDATES: dict[str, dict[str, Any]] = {
         "multi_domain": False,
         "ablation": "new: fewshot_nogan + the grey-SSIM structure term 1, style statistics 3",
     },
+    "fewshot_structure_clean": {
+        "preset": "fewshot_structure",
+        "overrides": {},
+        "multi_domain": False,
+        "ablation": "new (session 7): the fewshot_structure preset: fewshot_structure + reflection "
+        "padding, ICNR, output tent filter, content 0.5",
+    },
     "multidomain_fewshot": {
         "preset": "multidomain_fewshot",
         "overrides": {},

@@ -89,6 +89,79 @@ def test_generator_from_config_rebuilds_it(name):
         assert torch.equal(rebuilt(x), g(x))
 
 
+@pytest.mark.parametrize("name", MOBILE)
+def test_reflect_padding_is_kept_in_the_config_and_old_configs_read_as_zeros(name):
+    torch.manual_seed(2)
+    g = build_generator(name, ngf=8, pad_mode="reflect").eval()
+    assert g.config["pad_mode"] == "reflect"
+    old = dict(g.config)
+    del old["pad_mode"]  # a model folder written before the option
+    zeros, rebuilt = generator_from_config(old).eval(), generator_from_config(g.config).eval()
+    zeros.load_state_dict(g.state_dict())
+    rebuilt.load_state_dict(g.state_dict())
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(rebuilt(x), g(x))
+        # Same weights, other padding (its instance norms carry the border's change inward).
+        assert (zeros(x) - g(x)).abs().mean() > 1e-2
+    with pytest.raises(ValueError, match="pad_mode must be one of"):
+        build_generator(name, ngf=8, pad_mode="mirror")
+
+
+@pytest.mark.parametrize("name", MOBILE)
+@pytest.mark.parametrize("palette", [0, 4])
+def test_icnr_draws_each_two_by_two_block_in_one_colour_at_the_start(name, palette):
+    torch.manual_seed(3)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        y = build_generator(name, ngf=8, palette=palette, icnr=True)(x)
+        plain = build_generator(name, ngf=8, palette=palette)(x)
+    # The four sub-pixels come from the same weights; only float summation order may differ.
+    for i, j in ((0, 1), (1, 0), (1, 1)):
+        torch.testing.assert_close(y[..., i::2, j::2], y[..., 0::2, 0::2], atol=1e-5, rtol=0)
+    assert (plain[..., 0::2, 1::2] - plain[..., 0::2, 0::2]).abs().max() > 1e-3
+    assert "icnr" not in build_generator(name, ngf=8, icnr=True).config  # initialisation only
+
+
+def period_two_amplitude(y: torch.Tensor) -> float:
+    """Largest amplitude of a checkerboard, column stripes or row stripes of period 2 in y."""
+    i = torch.arange(y.shape[-2]).view(-1, 1)
+    j = torch.arange(y.shape[-1]).view(1, -1)
+    signs = [(-1.0) ** (i + j), ((-1.0) ** j).expand_as(i + j), ((-1.0) ** i).expand_as(i + j)]
+    return max((y * s).mean(dim=(-2, -1)).abs().max().item() for s in signs)
+
+
+@pytest.mark.parametrize("name", MOBILE)
+@pytest.mark.parametrize("palette", [0, 4])
+def test_output_tent_leaves_no_pattern_of_period_two(name, palette, tmp_path):
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    torch.manual_seed(4)
+    g = build_generator(name, ngf=8, palette=palette, output_tent=True).eval()
+    torch.manual_seed(4)
+    plain = build_generator(name, ngf=8, palette=palette).eval()
+    with torch.no_grad():
+        y = g(x)
+        assert period_two_amplitude(plain(x)) > 0.02  # random sub-pixel weights dither
+        # Removed before the output's tanh / colour mix; what those add back is second order.
+        assert period_two_amplitude(y) < 0.1 * period_two_amplitude(plain(x))
+        rebuilt = generator_from_config(g.config).eval()
+        rebuilt.load_state_dict(g.state_dict())
+        assert g.config["output_tent"] is True and torch.equal(rebuilt(x), y)
+
+
+def test_mobile_options_are_refused_for_other_generators():
+    for options in (
+        {"model.pad_mode": "reflect"},
+        {"model.icnr": True},
+        {"model.output_tent": True},
+    ):
+        cfg = load_config("cyclegan_tiny", options)
+        with pytest.raises(ValueError, match="apply to the mobile_"):
+            cfg.validate()
+    with pytest.raises(ValueError, match="model.pad_mode must be one of"):
+        load_config("cyclegan_fast", {"model.pad_mode": "mirror"}).validate()
+
+
 def test_generator_from_config_keeps_the_resnet_path_and_rejects_bad_configs():
     # Any block count, also one without a registered name (as imported files can have).
     g = generator_from_config(

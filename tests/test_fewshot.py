@@ -280,6 +280,24 @@ def test_structure_loss_keeps_the_photos_edges_and_leaves_its_colours_free():
         structure_loss(photo[..., :8, :8], photo[..., :8, :8])
 
 
+def test_structure_loss_guards_the_border_as_much_as_the_middle():
+    # Over SSIM's valid part alone, a black band down the left edge cost 2% of the same band in
+    # the middle, and trained generators painted one there.
+    gen = torch.Generator().manual_seed(0)
+    photo = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 64, 64, generator=gen) * 2 - 1, 3, 1, 1)
+
+    def band(column: int) -> torch.Tensor:
+        out = photo.clone()
+        out[..., column : column + 2] = -1
+        return out
+
+    for edge in (0, 62):
+        assert structure_loss(band(edge), photo) > 0.5 * structure_loss(band(31), photo)
+    top = photo.clone()
+    top[..., :2, :] = -1
+    assert structure_loss(top, photo) > 0.5 * structure_loss(band(31), photo)
+
+
 def test_palette_head_draws_only_mixtures_of_its_colours_and_rebuilds_from_config():
     g = build_generator("mobile_unet_3blocks", ngf=8, palette=4)
     x = images(2, 32, 5)

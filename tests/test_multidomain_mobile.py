@@ -49,6 +49,18 @@ def small_cfg(root, runs, steps, **extra):
     )
 
 
+def photo_to_ink_batch() -> dict[str, torch.Tensor]:
+    """Four random 32 px "photos" (domain 1) aimed at domain 0, with random references."""
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    return {
+        "x": x,
+        "y": torch.ones(4, dtype=torch.long),
+        "x_ref": torch.rand_like(x) * 2 - 1,
+        "x_ref2": torch.rand_like(x) * 2 - 1,
+        "y_trg": torch.zeros(4, dtype=torch.long),
+    }
+
+
 @pytest.fixture(scope="module")
 def synthetic_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("mdm") / "data"
@@ -56,10 +68,13 @@ def synthetic_root(tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize("residual", [False, True])
-def test_mobile_style_generator_follows_the_style_code_and_round_trips(residual):
+@pytest.mark.parametrize(("residual", "pad_mode"), [(False, "zeros"), (True, "reflect")])
+def test_mobile_style_generator_follows_the_style_code_and_round_trips(residual, pad_mode):
     torch.manual_seed(0)
-    g = MobileStyleGenerator(ngf=8, style_dim=16, n_blocks=2, residual=residual).eval()
+    g = MobileStyleGenerator(
+        ngf=8, style_dim=16, n_blocks=2, residual=residual, pad_mode=pad_mode
+    ).eval()
+    assert g.config.get("pad_mode", "zeros") == pad_mode
     for name, p in g.named_parameters():  # AdaINs start neutral; give them a trained look
         if ".fc." in name:
             torch.nn.init.normal_(p, std=0.3)
@@ -75,6 +90,24 @@ def test_mobile_style_generator_follows_the_style_code_and_round_trips(residual)
         rebuilt.load_state_dict(g.state_dict())
         assert torch.equal(rebuilt.eval()(x, s1), a)
     assert g.size_multiple == 8
+
+
+def test_mobile_style_generator_icnr_and_tent_options():
+    x, s = torch.rand(1, 3, 32, 32) * 2 - 1, torch.randn(1, 16)
+    torch.manual_seed(1)
+    g = MobileStyleGenerator(ngf=8, style_dim=16, n_blocks=2, icnr=True).eval()
+    with torch.no_grad():
+        y = g(x, s)
+    for i, j in ((0, 1), (1, 0), (1, 1)):
+        torch.testing.assert_close(y[..., i::2, j::2], y[..., 0::2, 0::2], atol=1e-5, rtol=0)
+    torch.manual_seed(1)
+    g = MobileStyleGenerator(ngf=8, style_dim=16, n_blocks=2, residual=True, output_tent=True)
+    rebuilt = multidomain_from_config(g.config)
+    rebuilt.load_state_dict(g.state_dict())
+    with torch.no_grad():
+        assert torch.equal(rebuilt.eval()(x, s), g.eval()(x, s))
+        # The filter acts on the change, so strength 0 still returns the input.
+        assert torch.allclose(g(x, s, 0.0), x.clamp(-0.999, 0.999), atol=1e-5)
 
 
 def test_style_generator_skips_are_optional_and_old_configs_load():
@@ -119,14 +152,7 @@ def test_terms_of_weight_zero_cost_no_generator_pass(synthetic_root, tmp_path):
     recipe = MultiDomainRecipe(cfg, device=torch.device("cpu"), domains=("ink_wash", "photo"))
     calls = []
     recipe.generator.register_forward_hook(lambda *_: calls.append(1))
-    x = torch.rand(4, 3, 32, 32) * 2 - 1
-    batch = {
-        "x": x,
-        "y": torch.ones(4, dtype=torch.long),
-        "x_ref": torch.rand_like(x) * 2 - 1,
-        "x_ref2": torch.rand_like(x) * 2 - 1,
-        "y_trg": torch.zeros(4, dtype=torch.long),
-    }
+    batch = photo_to_ink_batch()
     losses = recipe.train_step(batch, 0)
     assert len(calls) == 1  # the output the loss terms read, and nothing else
     assert losses["loss/cycle"] == losses["loss/diversity"] == losses["loss/d"] == 0
@@ -135,6 +161,28 @@ def test_terms_of_weight_zero_cost_no_generator_pass(synthetic_root, tmp_path):
     calls.clear()
     recipe.train_step(batch, 2)
     assert len(calls) == 2 and recipe.train_step(batch, 4)["loss/cycle"] > 0
+
+
+def test_mapping_network_learns_at_its_own_rate(synthetic_root, tmp_path):
+    batch = photo_to_ink_batch()
+    moved = {}
+    for ratio in (0.01, 1.0):
+        cfg = small_cfg(synthetic_root, tmp_path, 2, **{"optim.mapping_lr_ratio": ratio})
+        torch.manual_seed(0)
+        recipe = MultiDomainRecipe(cfg, device=torch.device("cpu"), domains=("ink_wash", "photo"))
+        before = [p.detach().clone() for p in recipe.mapping.parameters()]
+        recipe.train_step(batch, 0)  # even step: the style code comes from the mapping network
+        moved[ratio] = max(
+            (p - b).abs().max().item()
+            for p, b in zip(recipe.mapping.parameters(), before, strict=True)
+        )
+    # Adam's first step moves every weight with a gradient by about its learning rate.
+    lr = cfg.optim.lr
+    assert moved[0.01] == pytest.approx(0.01 * lr, rel=0.05)
+    assert moved[1.0] == pytest.approx(lr, rel=0.05)
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="mapping_lr_ratio"):
+            small_cfg(synthetic_root, tmp_path, 2, **{"optim.mapping_lr_ratio": bad}).validate()
 
 
 def test_preset_trains_exports_stylizes_and_resumes_exactly(synthetic_root, tmp_path):

@@ -46,6 +46,13 @@ class ModelConfig:
     generator: str = "resnet_9blocks"  # name in culturegan.models.GENERATORS
     ngf: int = 64  # generator width (channels of the first layer)
     palette: int = 0  # cut/cyclegan, mobile G: photo->art drawn with K learned colours (0: RGB)
+    # mobile generators (mobile_*): padding of the stride-2 convolutions, zeros | reflect
+    # (zeros leaves a border marker a generator can draw on), ICNR initialisation of the
+    # sub-pixel output layer (no 2 x 2 pattern at the start) and a fixed tent filter after it
+    # (no pattern of period 2 at all); see models/fast.py
+    pad_mode: str = "zeros"
+    icnr: bool = False
+    output_tent: bool = False
     discriminator: str = "patchgan"  # name in culturegan.models.DISCRIMINATORS
     ndf: int = 64  # discriminator width
     d_layers: int = 3  # PatchGAN stride-2 layers (3 = the 70x70 receptive field)
@@ -118,6 +125,8 @@ class OptimConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     decay_steps: int = -1  # lr decays linearly to 0 over the last N steps; -1 = half of steps
+    # multidomain: the mapping network's lr as a share of lr (StarGAN v2: 0.01, 100x slower)
+    mapping_lr_ratio: float = 0.01
 
 
 @dataclass
@@ -172,6 +181,10 @@ class RunConfig:
             raise ValueError(f"these must be at least 1: {', '.join(bad)}")
         if self.train.eval_every < 0 or self.train.max_minutes < 0:
             raise ValueError("train.eval_every and train.max_minutes must be >= 0")
+        if not 0 < self.optim.mapping_lr_ratio <= 100:  # NaN fails too
+            raise ValueError(
+                f"optim.mapping_lr_ratio must be in (0, 100], got {self.optim.mapping_lr_ratio}"
+            )
         palette = self.model.palette
         if palette and not (
             0 < palette <= 256
@@ -181,6 +194,19 @@ class RunConfig:
             raise ValueError(
                 f"model.palette {palette}: needs 1..256 colours, a mobile_* generator and the cut "
                 f"or cyclegan recipe (got {self.model.generator}, {self.train.recipe})"
+            )
+        from culturegan.models.fast import PAD_MODES  # the networks' layer, loaded lazily
+
+        m = self.model
+        if m.pad_mode not in PAD_MODES:
+            raise ValueError(f"model.pad_mode must be one of {', '.join(PAD_MODES)}, "
+                             f"got {m.pad_mode!r}")  # fmt: skip
+        if (m.pad_mode != "zeros" or m.icnr or m.output_tent) and not m.generator.startswith(
+            "mobile_"
+        ):
+            raise ValueError(
+                "model.pad_mode, model.icnr and model.output_tent apply to the mobile_* "
+                f"generators, not {m.generator}"
             )
         loss = self.loss
         style_and_content = {

@@ -46,15 +46,20 @@ DEMO_MARKER = ".culturegan-demo"  # only folders under a marked --out are ever d
 # woodblock / impasto 0% / 0% / 88%; fewshot_demo, 200 steps per culture: 102 s, 0% / 0% / 100%;
 # the same with the varied synthetic compositions (140 GFLOP/s): 108 s, 38% / 12% / 100%; and
 # with ink_wash's losses read at 128 px (CULTURE_OVERRIDES): 126 s, 75% / 12% / 100% (at one
-# thread: 156 s, 100% / 12% / 100%).
-# Per-culture settings of the fewshot demo, on top of its preset. ink_wash: Lite0 reads the
-# outputs and the art enlarged to 128 px (nearest), where its blocks see the washes as areas and
-# a pixel dither as texture; at 64 px the outputs were mid-grey dots (38-50% judged ink_wash),
-# at 128 px pale paper with grey washes (75-100%), for twice the training time. Measured for
-# all three cultures it did not help woodblock (12% either way) and cost impasto (100% -> 88%),
-# so the other two keep the preset (docs/quality.md, "The demo").
+# thread: 156 s, 100% / 12% / 100%); session 7, the generator options of fewshot_demo.yaml
+# (reflection padding, ICNR, output tent filter) and woodblock's losses at 128 px too: 134 s,
+# 100% / 75% / 100% (docs/quality.md, "Clean edges and no dither").
+# Per-culture settings of the fewshot demo, on top of its preset. ink_wash and woodblock: Lite0
+# reads the outputs and the art enlarged to 128 px (nearest), where its blocks see washes and
+# flat areas as areas. ink_wash at 64 px was mid-grey dots (38-50%), at 128 px pale paper with
+# grey washes (75-100%). woodblock gained nothing from it while the generator could dither
+# (12% either way); without the dither, 50% at 64 px and 75% at 128 px (woodblock alone).
+# impasto keeps 64 px: it lost there before (100% -> 88%), and is at 100% without it.
 CULTURE_OVERRIDES: dict[str, dict[str, dict[str, object]]] = {
-    "fewshot": {"ink_wash": {"loss.perceptual_size": 128}},
+    "fewshot": {
+        "ink_wash": {"loss.perceptual_size": 128},
+        "woodblock": {"loss.perceptual_size": 128},
+    },
 }
 DEMO_PRESETS = {
     "fewshot": "fewshot_demo",

@@ -33,10 +33,66 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from culturegan.models.generators import instance_norm
 from culturegan.models.registry import register_generator
+
+PAD_MODES = ("zeros", "reflect")
+
+
+def check_pad_mode(pad_mode: str) -> None:
+    if pad_mode not in PAD_MODES:
+        raise ValueError(f"pad_mode must be one of {', '.join(PAD_MODES)}, got {pad_mode!r}")
+
+
+def downsampling_conv(cin: int, cout: int, pad_mode: str = "zeros") -> nn.Conv2d:
+    """3x3 stride-2 convolution, bias-free (an instance norm follows), ``pad_mode`` padding.
+
+    On an even side its windows are centred on pixels 0, 2, ..., so only the left and top
+    padding is ever read: with zeros, the first column and row of every output see a border
+    no other position sees, a marker a generator can draw on (measured on cultures-dev: a dark
+    band down the left edge of ukiyo-e outputs). ``reflect`` pads with the image itself.
+    """
+    return nn.Conv2d(cin, cout, 3, stride=2, padding=1, padding_mode=pad_mode, bias=False)
+
+
+def icnr_(conv: nn.Conv2d, scale: int = 2) -> None:
+    """Initialise a convolution followed by ``PixelShuffle(scale)`` so that the scale x scale
+    pixels it draws from one position start out equal (ICNR: Aitken et al., 2017, "Checkerboard
+    artifact free sub-pixel convolution"): the weights of the first sub-pixel of every output
+    channel are copied to the others. A default initialisation draws each sub-pixel from its
+    own random weights, a fixed 2 x 2 pattern over the whole image that training must undo."""
+    groups = scale * scale
+    if conv.out_channels % groups:
+        raise ValueError(f"{conv.out_channels} output channels are not a multiple of {groups}")
+    with torch.no_grad():
+        weight = conv.weight.view(conv.out_channels // groups, groups, *conv.weight.shape[1:])
+        weight.copy_(weight[:, :1].clone().expand_as(weight))
+        if conv.bias is not None:
+            bias = conv.bias.view(-1, groups)
+            bias.copy_(bias[:, :1].clone().expand_as(bias))
+
+
+class TentFilter(nn.Module):
+    """A fixed [1, 2, 1] x [1, 2, 1] / 16 blur of every channel, mirrored at the borders.
+
+    Its response is zero at the highest frequency an image has, so whatever comes before it
+    cannot draw a pattern of period two: not the checkerboard and stripe dither a sub-pixel
+    output layer falls into when a loss (features of a stride-2 network) cannot see it, as
+    measured on the demo's cultures. Symmetric, so nothing is shifted; no parameters. The
+    padding is a layer of its own, so that tileable stylizing (``tiling.wrap_around``) can make
+    it circular like every other padding of the network."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pad = nn.ReflectionPad2d(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        taps = x.new_tensor([0.25, 0.5, 0.25])
+        kernel = torch.outer(taps, taps).expand(x.shape[1], 1, 3, 3)
+        return F.conv2d(self.pad(x), kernel, groups=x.shape[1])
 
 
 class InvertedResidual(nn.Module):
@@ -104,6 +160,9 @@ class MobileResnetGenerator(nn.Module):
         n_blocks: int = 6,
         expansion: int = 2,
         palette: int = 0,
+        pad_mode: str = "zeros",
+        icnr: bool = False,
+        output_tent: bool = False,
     ) -> None:
         super().__init__()
         if n_blocks < 1 or ngf < 1 or expansion < 1 or not 0 <= palette <= 256:
@@ -111,6 +170,7 @@ class MobileResnetGenerator(nn.Module):
                 f"need n_blocks >= 1, ngf >= 1, expansion >= 1 and 0 <= palette <= 256, got "
                 f"{n_blocks}, {ngf}, {expansion}, {palette}"
             )
+        check_pad_mode(pad_mode)
         self.config: dict[str, Any] = {
             "name": f"mobile_resnet_{n_blocks}blocks",
             "in_channels": in_channels,
@@ -121,6 +181,10 @@ class MobileResnetGenerator(nn.Module):
         }
         if palette:
             self.config["palette"] = palette
+        if pad_mode != "zeros":  # model folders written before the option read as zeros
+            self.config["pad_mode"] = pad_mode
+        if output_tent:
+            self.config["output_tent"] = True
         drawn = palette or out_channels  # channels of the last convolution's output
         layers: list[nn.Module] = [
             nn.PixelUnshuffle(2),  # (B, C, H, W) -> (B, 4C, H/2, W/2), nothing lost
@@ -132,7 +196,7 @@ class MobileResnetGenerator(nn.Module):
         ch = ngf
         for _ in range(2):  # H/2 -> H/8
             layers += [
-                nn.Conv2d(ch, ch * 2, kernel_size=3, stride=2, padding=1, bias=False),
+                downsampling_conv(ch, ch * 2, pad_mode),
                 instance_norm(ch * 2),
                 nn.ReLU(inplace=True),
             ]
@@ -142,10 +206,14 @@ class MobileResnetGenerator(nn.Module):
         for _ in range(2):  # H/8 -> H/2
             layers.append(ResizeConvUp(ch, ch // 2))
             ch //= 2
+        subpixel = nn.Conv2d(ch, 4 * drawn, kernel_size=3)
+        if icnr:
+            icnr_(subpixel)
         layers += [
             nn.ReflectionPad2d(1),
-            nn.Conv2d(ch, 4 * drawn, kernel_size=3),  # sub-pixel convolution
+            subpixel,  # sub-pixel convolution
             nn.PixelShuffle(2),  # (B, 4C, H/2, W/2) -> (B, C, H, W)
+            *([TentFilter()] if output_tent else []),
             PaletteHead(palette, out_channels) if palette else nn.Tanh(),
         ]
         self.model = nn.Sequential(*layers)

@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from culturegan.models.fast import TentFilter, check_pad_mode, downsampling_conv, icnr_
+
 
 class AdaIN(nn.Module):
     """Instance norm whose per-channel scale (1 + gamma) and shift beta come from ``s``."""
@@ -248,8 +250,12 @@ class MobileStyleGenerator(nn.Module):
         n_blocks: int = 6,
         expansion: int = 2,
         residual: bool = False,
+        pad_mode: str = "zeros",  # of the stride-2 convolutions (fast.downsampling_conv)
+        icnr: bool = False,  # sub-pixel output layer initialised without a 2 x 2 pattern
+        output_tent: bool = False,  # no pattern of period 2 can be drawn (fast.TentFilter)
     ) -> None:
         super().__init__()
+        check_pad_mode(pad_mode)
         self.config: dict[str, Any] = {
             "name": "mobile_style_generator",
             "ngf": ngf,
@@ -258,6 +264,11 @@ class MobileStyleGenerator(nn.Module):
             "expansion": expansion,
             "residual": residual,
         }
+        if pad_mode != "zeros":  # model folders written before the option read as zeros
+            self.config["pad_mode"] = pad_mode
+        if output_tent:
+            self.config["output_tent"] = True
+        self.tent = TentFilter() if output_tent else None
         self.residual = residual
         self.stem = nn.Sequential(
             nn.PixelUnshuffle(2),  # (B, 3, H, W) -> (B, 12, H/2, W/2), nothing lost
@@ -268,7 +279,7 @@ class MobileStyleGenerator(nn.Module):
         )
         self.down = nn.ModuleList(
             nn.Sequential(
-                nn.Conv2d(c, 2 * c, 3, stride=2, padding=1, bias=False),
+                downsampling_conv(c, 2 * c, pad_mode),
                 nn.InstanceNorm2d(2 * c, affine=True),
                 nn.ReLU(),
             )
@@ -290,6 +301,8 @@ class MobileStyleGenerator(nn.Module):
             if isinstance(module, AdaIN):
                 nn.init.normal_(module.fc.weight, std=ADAIN_INIT_STD)
                 nn.init.zeros_(module.fc.bias)
+        if icnr:
+            icnr_(self.to_rgb[1])
 
     def forward(self, x: torch.Tensor, s: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
         """``strength`` (residual generators) scales the predicted change: 0 returns x."""
@@ -304,6 +317,8 @@ class MobileStyleGenerator(nn.Module):
         for block in self.up:
             h = block(h, skips.pop(), s)
         out = self.to_rgb(h)
+        if self.tent is not None:
+            out = self.tent(out)
         return _tanh_residual(out, x, strength) if self.residual else torch.tanh(out)
 
 

@@ -104,9 +104,19 @@ STYLE_TAPS = (0, 2, 4, 7)
 
 
 def generator_kwargs(cfg: RunConfig) -> dict[str, Any]:
-    """What the two-domain recipes pass to ``build_generator`` (``palette`` only when set, so
-    generators without a palette head keep refusing it clearly)."""
-    return {"ngf": cfg.model.ngf, **({"palette": cfg.model.palette} if cfg.model.palette else {})}
+    """What the two-domain recipes pass to ``build_generator`` (the mobile generators' options
+    only when set, so other generators keep refusing them clearly)."""
+    m = cfg.model
+    kwargs: dict[str, Any] = {"ngf": m.ngf}
+    if m.palette:
+        kwargs["palette"] = m.palette
+    if m.pad_mode != "zeros":
+        kwargs["pad_mode"] = m.pad_mode
+    if m.icnr:
+        kwargs["icnr"] = True
+    if m.output_tent:
+        kwargs["output_tent"] = True
+    return kwargs
 
 
 def discriminator_kwargs(cfg: RunConfig, *, num_domains: int = 1) -> dict[str, Any]:

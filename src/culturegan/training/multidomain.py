@@ -55,8 +55,6 @@ from culturegan.training.base import (
 from culturegan.training.ema import EMA
 from culturegan.training.logger import make_grid
 
-MAPPING_LR_RATIO = 0.01  # StarGAN v2 trains the mapping network 100x slower
-
 
 def init_he_(module: nn.Module) -> None:
     """He (Kaiming) normal initialisation for convolutions and linear layers, zero biases."""
@@ -91,8 +89,9 @@ def build_style_generator(cfg: RunConfig) -> nn.Module:
         if not blocks.isdigit() or int(blocks) < 1:
             raise ValueError(f"model.generator '{name}': expected mobile_style_<N>blocks, N >= 1")
         return MobileStyleGenerator(
-            ngf=m.ngf, style_dim=m.style_dim, n_blocks=int(blocks), residual=m.residual
-        )
+            ngf=m.ngf, style_dim=m.style_dim, n_blocks=int(blocks), residual=m.residual,
+            pad_mode=m.pad_mode, icnr=m.icnr, output_tent=m.output_tent,
+        )  # fmt: skip
     return StyleGenerator(
         ngf=m.ngf,
         style_dim=m.style_dim,
@@ -164,7 +163,7 @@ class MultiDomainRecipe(Recipe):
             [
                 {"params": self.generator.parameters()},
                 {"params": self.style_encoder.parameters()},
-                {"params": self.mapping.parameters(), "lr": o.lr * MAPPING_LR_RATIO},
+                {"params": self.mapping.parameters(), "lr": o.lr * o.mapping_lr_ratio},
             ],
             lr=o.lr,
             betas=betas,
