@@ -58,6 +58,12 @@ def test_demo_end_to_end_fast(tmp_path, capsys, recipe):
             for run in sorted((out / "runs").iterdir())
         }
         assert sizes == {"demo-ink_wash": 128, "demo-woodblock": 128, "demo-impasto": 0}
+        # --fast (like --steps) is one length for every culture, whatever CULTURE_STEPS says.
+        lengths = {
+            json.loads((run / "config.json").read_text())["train"]["steps"]
+            for run in (out / "runs").iterdir()
+        }
+        assert lengths == {6}
         assert "per-culture settings" in html and "loss.perceptual_size=128" in html
     # Section 0: every shipped model on scikit-image's photos, before any training.
     assert "Models that ship with culturegan" in html
