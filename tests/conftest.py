@@ -84,6 +84,25 @@ def flat_state(state: dict, prefix: str = "") -> dict[str, torch.Tensor]:
     return out
 
 
+def assert_resumes_exactly(cfg: RunConfig, networks: tuple[str, ...]):
+    """Train ``cfg`` straight through, and again killed after half its steps and resumed:
+    every tensor of ``networks`` in the two final checkpoints is equal. Returns the straight
+    run's result."""
+    from culturegan.checkpoint import load_training_state
+    from culturegan.training import train
+    from culturegan.training.loop import CHECKPOINT_NAME
+
+    straight = train(cfg, progress=False)
+    first = train(cfg, until_step=cfg.train.steps // 2, progress=False)
+    resumed = train(resume_dir=first.run_dir, progress=False)
+    a = load_training_state(straight.run_dir / CHECKPOINT_NAME)["recipe"]
+    b = load_training_state(resumed.run_dir / CHECKPOINT_NAME)["recipe"]
+    for net in networks:
+        for k, v in a[net].items():
+            assert torch.equal(v, b[net][k]), f"{net}.{k}"
+    return straight
+
+
 def save_tiny_model(out: Path, net: torch.nn.Module | None = None) -> Path:
     """A two-domain model folder (photo -> art) around ``net``, by default an untrained
     mobile_resnet_3blocks with ngf 4."""

@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import assert_resumes_exactly
 from culturegan.checkpoint import load_training_state
 from culturegan.cli import main
 from culturegan.config import load_config
@@ -205,11 +206,4 @@ def test_bad_inputs_are_clear_errors(stylizer, synthetic_root, tmp_path, capsys)
 
 def test_multidomain_resume_is_exact(synthetic_root, tmp_path):
     cfg = tiny_multidomain_cfg(synthetic_root, tmp_path / "runs", 6)
-    straight = train(cfg, progress=False)
-    first = train(cfg, until_step=3, progress=False)
-    resumed = train(resume_dir=first.run_dir, progress=False)
-    a = load_training_state(straight.run_dir / CHECKPOINT_NAME)["recipe"]
-    b = load_training_state(resumed.run_dir / CHECKPOINT_NAME)["recipe"]
-    for net in ("generator", "mapping", "style_encoder", "discriminator"):
-        for k, v in a[net].items():
-            assert torch.equal(v, b[net][k]), f"{net}.{k}"
+    assert_resumes_exactly(cfg, ("generator", "mapping", "style_encoder", "discriminator"))

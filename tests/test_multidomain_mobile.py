@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from culturegan.checkpoint import load_training_state
+from conftest import assert_resumes_exactly
 from culturegan.cli import main
 from culturegan.config import load_config
 from culturegan.data.datasets import MultiDomainBatchSampler
@@ -18,8 +18,6 @@ from culturegan.models.multidomain import (
     StyleGenerator,
     multidomain_from_config,
 )
-from culturegan.training import train
-from culturegan.training.loop import CHECKPOINT_NAME
 from culturegan.training.multidomain import MultiDomainRecipe
 
 
@@ -187,14 +185,7 @@ def test_mapping_network_learns_at_its_own_rate(synthetic_root, tmp_path):
 
 def test_preset_trains_exports_stylizes_and_resumes_exactly(synthetic_root, tmp_path):
     cfg = small_cfg(synthetic_root, tmp_path / "runs", 6)
-    straight = train(cfg, progress=False)
-    first = train(cfg, until_step=3, progress=False)
-    resumed = train(resume_dir=first.run_dir, progress=False)
-    a = load_training_state(straight.run_dir / CHECKPOINT_NAME)["recipe"]
-    b = load_training_state(resumed.run_dir / CHECKPOINT_NAME)["recipe"]
-    for net in ("generator", "mapping", "style_encoder"):
-        for k, v in a[net].items():
-            assert torch.equal(v, b[net][k]), f"{net}.{k}"
+    straight = assert_resumes_exactly(cfg, ("generator", "mapping", "style_encoder"))
     stylizer = Stylizer.from_pretrained(straight.run_dir / "model")
     assert isinstance(stylizer, MultiDomainStylizer)
     assert stylizer.generator.config["name"] == "mobile_style_generator"

@@ -106,17 +106,9 @@ STYLE_TAPS = (0, 2, 4, 7)
 def generator_kwargs(cfg: RunConfig) -> dict[str, Any]:
     """What the two-domain recipes pass to ``build_generator`` (the mobile generators' options
     only when set, so other generators keep refusing them clearly)."""
-    m = cfg.model
-    kwargs: dict[str, Any] = {"ngf": m.ngf}
-    if m.palette:
-        kwargs["palette"] = m.palette
-    if m.pad_mode != "zeros":
-        kwargs["pad_mode"] = m.pad_mode
-    if m.icnr:
-        kwargs["icnr"] = True
-    if m.output_tent:
-        kwargs["output_tent"] = True
-    return kwargs
+    off = {"palette": 0, "pad_mode": "zeros", "icnr": False, "output_tent": False}
+    set_options = {k: getattr(cfg.model, k) for k, v in off.items() if getattr(cfg.model, k) != v}
+    return {"ngf": cfg.model.ngf, **set_options}
 
 
 def discriminator_kwargs(cfg: RunConfig, *, num_domains: int = 1) -> dict[str, Any]:
