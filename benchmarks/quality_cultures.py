@@ -177,6 +177,13 @@ CANDIDATES: dict[str, dict[str, Any]] = {
         "ablation": "new (session 7): the fewshot_structure preset: fewshot_structure + reflection "
         "padding, ICNR, output tent filter, content 0.5",
     },
+    "fewshot_structure_clean +content1": {
+        "preset": "fewshot_structure",
+        "overrides": {"loss.lambda_content": 1.0},
+        "multi_domain": False,
+        "ablation": "session 8: the fewshot_structure preset with content 1 (session 6's weight) "
+        "for long budgets",
+    },
     "multidomain_fewshot": {
         "preset": "multidomain_fewshot",
         "overrides": {},

@@ -105,6 +105,30 @@ def test_seeds_give_diverse_reproducible_outputs(stylizer, synthetic_root):
     assert np.abs(a - b).mean() > 1.0
 
 
+def test_no_seed_gives_the_domains_average_style(stylizer, synthetic_root):
+    from culturegan.inference import AVERAGE_STYLE_SAMPLES
+
+    x = photo(synthetic_root)
+    z = torch.randn(AVERAGE_STYLE_SAMPLES, stylizer.latent_dim)
+    label = torch.full((AVERAGE_STYLE_SAMPLES,), stylizer.domains.index("woodblock"))
+    with torch.no_grad():
+        codes = stylizer.mapping(z, label)
+    # The mean over any 1024 draws lies within a few standard errors of the cached average.
+    spread = codes.std(0) / AVERAGE_STYLE_SAMPLES**0.5
+    average = stylizer.average_style("woodblock")[0]
+    assert ((average - codes.mean(0)).abs() <= 6 * spread + 1e-6).all()
+    assert ((average - codes[0]).abs() > 6 * spread).any()  # one draw is not the centre
+    plain = arr(stylizer(x, target="woodblock").images[0])
+    assert np.array_equal(plain, arr(stylizer(x, target="woodblock").images[0]))
+    assert np.abs(plain - arr(stylizer(x, target="woodblock", seed=0).images[0])).mean() > 0.1
+    # A mix without a seed blends the average styles.
+    half = stylizer(x, mix="ink_wash:0.5,woodblock:0.5").images[0]
+    request = stylizer.check_inputs(mix="ink_wash:0.5,woodblock:0.5")
+    expected = 0.5 * stylizer.average_style("ink_wash") + 0.5 * stylizer.average_style("woodblock")
+    assert torch.allclose(stylizer.style_code(request), expected, atol=1e-6)
+    assert half.size == Image.open(x).size
+
+
 def test_strength_runs_from_the_input_to_the_full_style(stylizer, synthetic_root):
     x = photo(synthetic_root)
     original = arr(Image.open(x).convert("RGB"))

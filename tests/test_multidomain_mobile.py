@@ -3,9 +3,12 @@ terms of weight 0 that cost nothing (preset ``multidomain_structure``)."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from conftest import assert_resumes_exactly
 from culturegan.cli import main
@@ -18,7 +21,7 @@ from culturegan.models.multidomain import (
     StyleGenerator,
     multidomain_from_config,
 )
-from culturegan.training.multidomain import MultiDomainRecipe
+from culturegan.training.multidomain import PROBE_LR, MultiDomainRecipe
 
 
 def small_cfg(root, runs, steps, **extra):
@@ -159,6 +162,64 @@ def test_terms_of_weight_zero_cost_no_generator_pass(synthetic_root, tmp_path):
     calls.clear()
     recipe.train_step(batch, 2)
     assert len(calls) == 2 and recipe.train_step(batch, 4)["loss/cycle"] > 0
+
+
+def test_fake_classification_trains_the_generator_not_the_classifier(synthetic_root, tmp_path):
+    batch = photo_to_ink_batch()
+    cfg = small_cfg(synthetic_root, tmp_path, 2, **{"loss.lambda_fake_cls": 1.0})
+    torch.manual_seed(0)
+    recipe = MultiDomainRecipe(cfg, device=torch.device("cpu"), domains=("ink_wash", "photo"))
+    images = batch["x"].clone().requires_grad_(True)
+    F.cross_entropy(recipe._frozen_classify(images), batch["y_trg"]).backward()
+    assert images.grad is not None and images.grad.abs().sum() > 0
+    assert all(p.grad is None for p in recipe.style_encoder.parameters())
+    assert all(p.requires_grad for p in recipe.style_encoder.parameters())  # restored
+    # In a step the term weighs, the classifier's weights move only through the terms on
+    # real images: with lambda_domain_cls 0 (and no style reconstruction) they do not move.
+    for weight in (0.0, 1.0):
+        cfg = small_cfg(synthetic_root, tmp_path, 2, **{
+            "loss.lambda_fake_cls": weight, "loss.lambda_domain_cls": 0.0,
+            "loss.lambda_style": 0.0})  # fmt: skip
+        torch.manual_seed(0)
+        recipe = MultiDomainRecipe(cfg, device=torch.device("cpu"), domains=("ink_wash", "photo"))
+        before = [p.detach().clone() for p in recipe.style_encoder.parameters()]
+        g_before = [p.detach().clone() for p in recipe.generator.parameters()]
+        losses = recipe.train_step(batch, 0)
+        assert (losses["loss/fake_cls"] > 0) == (weight > 0)
+        assert all(torch.equal(p, b) for p, b in
+                   zip(recipe.style_encoder.parameters(), before, strict=True))  # fmt: skip
+        assert any(not torch.equal(p, b) for p, b in
+                   zip(recipe.generator.parameters(), g_before, strict=True))  # fmt: skip
+    with pytest.raises(ValueError, match="lambda_fake_cls"):
+        small_cfg(synthetic_root, tmp_path, 2, **{"loss.lambda_fake_cls": -1.0}).validate()
+
+
+def test_culture_probe_learns_from_real_images_only_and_resumes_exactly(synthetic_root, tmp_path):
+    batch = photo_to_ink_batch()
+    cfg = small_cfg(synthetic_root, tmp_path / "a", 4, **{"loss.lambda_culture_cls": 1.0})
+    torch.manual_seed(0)
+    recipe = MultiDomainRecipe(cfg, device=torch.device("cpu"), domains=("ink_wash", "photo"))
+    probe = recipe.culture_probe
+    # The same probe and optimiser trained by hand on the real images alone.
+    twin = copy.deepcopy(probe)
+    twin_opt = torch.optim.Adam(twin.parameters(), lr=PROBE_LR, betas=(0.9, 0.999))
+    with torch.no_grad():
+        real = twin.features(torch.cat([batch["x_ref"], batch["x"]]))
+    F.cross_entropy(twin(real), torch.cat([batch["y_trg"], batch["y"]])).backward()
+    twin_opt.step()
+    losses = recipe.train_step(batch, 0)
+    assert losses["loss/culture_cls"] > 0 and losses["loss/probe_real"] > 0
+    for a, b in zip(probe.state_dict().values(), twin.state_dict().values(), strict=True):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-7)  # the outputs moved nothing
+    # The outputs' term reaches the generator: its gradient on an image is not zero.
+    images = batch["x"].clone().requires_grad_(True)
+    probe.zero_grad(set_to_none=True)
+    probe.requires_grad_(False)
+    F.cross_entropy(probe(probe.features(images)), batch["y_trg"]).backward()
+    assert images.grad.abs().sum() > 0 and all(p.grad is None for p in probe.linear.parameters())
+    # Exact resume: the probe, its running statistics and its optimiser are in the checkpoint.
+    cfg = small_cfg(synthetic_root, tmp_path / "b", 4, **{"loss.lambda_culture_cls": 1.0})
+    assert_resumes_exactly(cfg, ("generator", "culture_probe"))
 
 
 def test_mapping_network_learns_at_its_own_rate(synthetic_root, tmp_path):

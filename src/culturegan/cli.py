@@ -84,7 +84,9 @@ def _parser() -> argparse.ArgumentParser:
         help="lay transparent inputs over white (default: outputs keep the input's alpha)",
     )
     multi = p.add_argument_group("multi-domain models")
-    multi.add_argument("--seed", type=int, help="noise seed of the style code (default 0)")
+    multi.add_argument(
+        "--seed", type=int, help="noise seed of the style code (default: the average style)"
+    )
     multi.add_argument("--samples", type=int, default=1, help="renderings per input")
     multi.add_argument("--reference", help="take the style from this image")
     multi.add_argument("--strength", type=float, default=1.0, help="0 = own style .. 1 = target")
@@ -96,7 +98,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="PNG file to write")
     p.add_argument("--targets", help="comma-separated domains (default: all)")
     p.add_argument("--samples", type=int, default=1, help="renderings per domain")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seed", type=int, help="first noise seed (default: the average style; samples from 0)"
+    )
     p.add_argument("--strength", type=float, default=1.0)
     p.add_argument("--cell", type=int, default=128, help="picture size in the grid (px)")
 

@@ -88,6 +88,12 @@ class LossConfig:
     lambda_r1: float = 1.0  # R1 gradient penalty on real images
     lambda_own_style: float = 1.0  # ours: ||G(x, E(x, own domain)) - x||_1, so strength 0 ~ x
     lambda_domain_cls: float = 0.5  # ours: domain classifier head of the style encoder
+    # ours: that classifier, frozen for this term, should name each output's target domain
+    # (StarGAN's domain classification loss on fakes)
+    lambda_fake_cls: float = 0.0
+    # ours: a linear culture classifier on the frozen Lite0's style statistics, trained online
+    # on the art and the photos, should name each output's target domain
+    lambda_culture_cls: float = 0.0
     # cut recipe (Park et al., 2020)
     lambda_nce: float = 1.0  # PatchNCE weight (CUT 1, FastCUT 10)
     nce_idt: bool = True  # identity PatchNCE on domain-B images (CUT yes, FastCUT no)
@@ -219,6 +225,8 @@ class RunConfig:
         }
         weights = {"loss.lambda_gan": loss.lambda_gan, **style_and_content,
                    "loss.ada_target": loss.ada_target,
+                   "loss.lambda_fake_cls": loss.lambda_fake_cls,
+                   "loss.lambda_culture_cls": loss.lambda_culture_cls,
                    "loss.lambda_l1": loss.lambda_l1}  # fmt: skip
         negative = [f"{k}={v}" for k, v in weights.items() if not v >= 0]  # NaN fails too
         if negative:

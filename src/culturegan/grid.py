@@ -33,7 +33,7 @@ def style_grid(
     *,
     targets: Sequence[str] | None = None,  # default: every domain (multi-domain models)
     samples: int = 1,  # renderings per target (multi-domain: seeds seed, seed + 1, ...)
-    seed: int = 0,
+    seed: int | None = None,  # None: one sample is the average style, several start at 0
     strength: float = 1.0,
     cell: int = 128,  # side of one picture in pixels
 ) -> Image.Image:
@@ -45,13 +45,15 @@ def style_grid(
         targets = stylizer.domains if diverse else [stylizer.resolve_direction().split("->")[1]]
     if samples > 1 and not diverse:
         raise ValueError(f"samples: this {stylizer.kind} model gives one rendering per input")
+    if diverse and seed is None and samples > 1:
+        seed = 0
     for name in targets:  # every option checked before any rendering
         stylizer.check_inputs(target=name, seed=seed if diverse else None, strength=strength)
     pils, _ = read_inputs(images)
     columns: list[tuple[str, list[Image.Image]]] = [("input", pils)]
     for name in targets:
         for k in range(samples):
-            code = {"seed": seed + k} if diverse else {}
+            code = {"seed": seed + k} if diverse and seed is not None else {}
             out = stylizer(pils, target=name, strength=strength, **code).images
             label = name if samples == 1 else f"{name} #{k + 1}"
             columns.append((label, out))

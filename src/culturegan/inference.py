@@ -49,6 +49,7 @@ from culturegan.tiling import DEFAULT_TILE, auto_tile, tileable_apply, tiled_app
 
 ImageInput = str | Path | Image.Image
 STYLE_OPTIONS = ("seed", "reference", "mix", "strength")
+AVERAGE_STYLE_SAMPLES = 1024  # noise vectors averaged for a domain's average style
 MAX_SEED = 2**63
 
 
@@ -66,7 +67,7 @@ class Request:
     source: str | None  # None: the model decides (multi-domain: any input)
     target: str
     direction: str  # "source->target" (multi-domain without a source: "auto->target")
-    seed: int | None = None  # noise seed of the style code (models with "seed")
+    seed: int | None = None  # noise seed of the style code; None: the average style
     reference: Image.Image | None = None  # style taken from this image
     mix: dict[str, float] | None = None  # normalised weights over domains
     strength: float = 1.0
@@ -484,8 +485,9 @@ class TwoDomainStylizer(_NetworkStylizer):
 class MultiDomainStylizer(_NetworkStylizer):
     """One generator for every domain, steered by a style code.
 
-    The style code of the target comes from noise (``seed``: reproducible, different seeds give
-    different renderings), from a ``reference`` image, or from a weighted ``mix`` of domains.
+    The style code of the target is the domain's average style (no seed), comes from noise
+    (``seed``: reproducible, different seeds give different renderings) or from a
+    ``reference`` image; a weighted ``mix`` of domains blends their codes.
     ``strength`` in [0, 1] goes from the input (0) to the full target style (1): the residual
     generator's predicted change is scaled, so every pixel moves monotonically away from the
     input as strength grows. (A non-residual generator interpolates the style code from the
@@ -502,6 +504,7 @@ class MultiDomainStylizer(_NetworkStylizer):
         self.style_encoder = self.networks["style_encoder"]
         self.latent_dim = int(config["latent_dim"])
         self.style_size = int(config.get("train_crop_size", 64))
+        self._average_styles: dict[str, torch.Tensor] = {}
 
     @staticmethod
     def build_network(config: dict) -> torch.nn.Module:
@@ -538,23 +541,37 @@ class MultiDomainStylizer(_NetworkStylizer):
                 "a reference image or a mix"
             )
         self.check_domain(request.target, "target")
-        request.seed = 0 if request.seed is None else request.seed
         request.direction = f"{request.source or 'auto'}->{request.target}"
 
     @torch.no_grad()
     def style_code(self, request: Request) -> torch.Tensor:
-        """(1, style_dim) code of a checked request: from its reference, mix or seed."""
+        """(1, style_dim) code of a checked request: from its reference, mix or seed.
+
+        Without a seed, a domain's code is its average style: the mean of the mapping network
+        over AVERAGE_STYLE_SAMPLES fixed noise vectors (StyleGAN's truncation to the centre).
+        One noise vector is one rendering among many, and some miss the culture: on
+        cultures-dev the judge's hit rate for Chinese ink went from 0.42 to 0.80 across seeds
+        0-3, and the average gave 0.80 (docs/quality.md, "The average style")."""
         if request.reference is not None:
             ref = self._for_encoder(request.reference)
             return self.style_encoder(ref, self._label(request.target))
+        weights = request.mix or {request.target: 1.0}
+        if request.seed is None:
+            return sum(w * self.average_style(name) for name, w in weights.items())
         z = torch.randn(1, self.latent_dim, generator=torch.Generator().manual_seed(request.seed))
         z = z.to(self.device)
-        if request.mix:
-            code = 0
-            for name, weight in request.mix.items():
-                code = code + weight * self.mapping(z, self._label(name))
-            return code
-        return self.mapping(z, self._label(request.target))
+        return sum(w * self.mapping(z, self._label(name)) for name, w in weights.items())
+
+    @torch.no_grad()
+    def average_style(self, name: str) -> torch.Tensor:
+        """(1, style_dim): the mean code of domain ``name`` over fixed noise (cached)."""
+        if name not in self._average_styles:
+            z = torch.randn(
+                AVERAGE_STYLE_SAMPLES, self.latent_dim, generator=torch.Generator().manual_seed(0)
+            ).to(self.device)
+            label = self._label(name).expand(AVERAGE_STYLE_SAMPLES)
+            self._average_styles[name] = self.mapping(z, label).mean(0, keepdim=True)
+        return self._average_styles[name]
 
     def _stylize(self, pils: list[Image.Image], request: Request) -> list[Image.Image]:
         code = self.style_code(request)

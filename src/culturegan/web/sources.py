@@ -44,6 +44,12 @@ _SIGNATURES = (
     (b"II*\x00", "TIFF"),
     (b"MM\x00*", "TIFF"),
 )
+# ISO base media files (bytes 4-8 "ftyp") by their major brand: AVIF, and HEIC/HEIF as phones
+# save them. "mif1"/"msf1" name the generic image format, HEVC-coded in practice.
+_AVIF_BRANDS = frozenset({b"avif", b"avis"})
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
+# The temporary file's suffix: a codec that is not installed is then named in the error.
+_SUFFIXES = {"AVIF": ".avif", "HEIF": ".heic"}
 
 
 class UploadError(ValueError):
@@ -194,6 +200,9 @@ def sniff_format(data: bytes) -> str | None:
     """The image format ``data`` starts with, or None when it is none the studio accepts."""
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "WEBP"
+    if data[4:8] == b"ftyp":
+        brand = data[8:12]
+        return "AVIF" if brand in _AVIF_BRANDS else "HEIF" if brand in _HEIF_BRANDS else None
     return next((name for magic, name in _SIGNATURES if data.startswith(magic)), None)
 
 
@@ -205,11 +214,11 @@ def decode_upload(data: bytes, *, what: str, tmp_dir: Path, max_pixels: int) -> 
     kind = sniff_format(data)
     if kind is None:
         raise UploadError(
-            f"{what} is not an image the studio reads (PNG, JPEG, GIF, BMP, TIFF or WebP, "
-            "recognised by its content, not its name)",
+            f"{what} is not an image the studio reads (PNG, JPEG, GIF, BMP, TIFF, WebP, AVIF "
+            "or HEIC, recognised by its content, not its name)",
             status=415,
         )
-    fd, name = tempfile.mkstemp(prefix="upload-", suffix=".img", dir=tmp_dir)
+    fd, name = tempfile.mkstemp(prefix="upload-", suffix=_SUFFIXES.get(kind, ".img"), dir=tmp_dir)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
