@@ -91,9 +91,6 @@ class LossConfig:
     # ours: that classifier, frozen for this term, should name each output's target domain
     # (StarGAN's domain classification loss on fakes)
     lambda_fake_cls: float = 0.0
-    # ours: a linear culture classifier on the frozen Lite0's style statistics, trained online
-    # on the art and the photos, should name each output's target domain
-    lambda_culture_cls: float = 0.0
     # cut recipe (Park et al., 2020)
     lambda_nce: float = 1.0  # PatchNCE weight (CUT 1, FastCUT 10)
     nce_idt: bool = True  # identity PatchNCE on domain-B images (CUT yes, FastCUT no)
@@ -226,7 +223,6 @@ class RunConfig:
         weights = {"loss.lambda_gan": loss.lambda_gan, **style_and_content,
                    "loss.ada_target": loss.ada_target,
                    "loss.lambda_fake_cls": loss.lambda_fake_cls,
-                   "loss.lambda_culture_cls": loss.lambda_culture_cls,
                    "loss.lambda_l1": loss.lambda_l1}  # fmt: skip
         negative = [f"{k}={v}" for k, v in weights.items() if not v >= 0]  # NaN fails too
         if negative:

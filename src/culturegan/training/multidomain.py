@@ -17,9 +17,7 @@ input; ``lambda_domain_cls``, a cross-entropy that trains the style encoder's do
 (used to recognise the domain of a reference image); ``lambda_fake_cls``, a cross-entropy
 asking that classifier, its weights frozen for this term, to name each output's target domain
 (StarGAN's domain classification loss on fakes: outputs of one culture must not be mistaken
-for another's); ``lambda_culture_cls``, the same question put to a linear classifier on the
-frozen Lite0's style statistics (the per-channel means and deviations the style term matches),
-trained online on the art and photos of each batch; and the culture priors of
+for another's); and the culture priors of
 ``culturegan.priors``, each switched on for a list of target domains.
 
 Usage::
@@ -38,7 +36,7 @@ from torch import nn
 
 from culturegan.checkpoint import pretrained_config
 from culturegan.config import RunConfig
-from culturegan.losses import AdversarialLoss, Logits, feature_stats
+from culturegan.losses import AdversarialLoss, Logits
 from culturegan.models import build_discriminator
 from culturegan.models.discriminators import PatchDiscriminator
 from culturegan.models.multidomain import (
@@ -48,10 +46,8 @@ from culturegan.models.multidomain import (
     StyleEncoder,
     StyleGenerator,
 )
-from culturegan.models.pretrained import lite0_maps
 from culturegan.priors import DomainStats, edge_loss, ink_view
 from culturegan.training.base import (
-    STYLE_TAPS,
     PerceptualTerms,
     Recipe,
     build_augment,
@@ -110,31 +106,6 @@ def build_style_generator(cfg: RunConfig) -> nn.Module:
     )
 
 
-PROBE_LR = 1e-3  # the culture probe's Adam step: a linear model, it can learn fast
-
-
-class CultureProbe(nn.Module):
-    """A linear culture classifier on the frozen Lite0's style statistics: each style tap's
-    per-channel means and deviations (what ``style_stats_loss`` matches), standardised by a
-    running estimate so that no tap's scale dominates. Its features reach the generator, its
-    weights are trained only on real images (``MultiDomainRecipe._culture_probe_step``)."""
-
-    def __init__(self, num_domains: int) -> None:
-        super().__init__()
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
-            dims = sum(2 * m.shape[1] for m in lite0_maps(torch.zeros(1, 3, 32, 32), STYLE_TAPS))
-        self.norm = nn.BatchNorm1d(dims, affine=False, momentum=None)  # the running average
-        self.linear = nn.Linear(dims, num_domains)
-
-    def features(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.cat([feature_stats(m) for m in lite0_maps(images, STYLE_TAPS)], dim=1)
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        if self.training and torch.is_grad_enabled() and self.linear.weight.requires_grad:
-            return self.linear(self.norm(features))  # real images: the statistics move
-        return self.linear(F.batch_norm(features, self.norm.running_mean, self.norm.running_var))
-
-
 class MultiDomainRecipe(Recipe):
     name = "multidomain"
     multi_domain = True
@@ -166,7 +137,6 @@ class MultiDomainRecipe(Recipe):
         self.augment = build_augment(cfg, seed=cfg.train.seed * 2 + 5)
         self.perceptual = PerceptualTerms(cfg, paired=True)
         loss = cfg.loss
-        self.culture_probe = CultureProbe(k).to(device) if loss.lambda_culture_cls > 0 else None
         self.prior_ids = {
             prior: self._domain_ids(getattr(loss, f"{prior}_domains"), prior)
             for prior in ("edge", "ink", "blank", "color")
@@ -192,10 +162,6 @@ class MultiDomainRecipe(Recipe):
         if self.ink_discriminator is not None:
             d_params += list(self.ink_discriminator.parameters())
         self.opt_d = torch.optim.Adam(d_params, lr=o.lr, betas=betas)
-        if self.culture_probe is not None:
-            self.opt_probe = torch.optim.Adam(
-                self.culture_probe.parameters(), lr=PROBE_LR, betas=(0.9, 0.999)
-            )
         self.opt_g = torch.optim.Adam(
             [
                 {"params": self.generator.parameters()},
@@ -229,8 +195,6 @@ class MultiDomainRecipe(Recipe):
         }
         if self.ink_discriminator is not None:
             nets["ink_discriminator"] = self.ink_discriminator
-        if self.culture_probe is not None:
-            nets["culture_probe"] = self.culture_probe
         return nets
 
     # ----------------------------------------------------------------------------- one step
@@ -310,9 +274,6 @@ class MultiDomainRecipe(Recipe):
             )
         if loss_cfg.lambda_fake_cls > 0:
             loss_fake_cls = F.cross_entropy(self._frozen_classify(x_fake), y_trg)
-        loss_culture = zero
-        if self.culture_probe is not None:
-            loss_culture = self._culture_probe_step(batch, x_fake, losses)
         total_g = (
             lambda_gan * loss_adv
             + loss_cfg.lambda_style * loss_sty
@@ -321,7 +282,6 @@ class MultiDomainRecipe(Recipe):
             + loss_cfg.lambda_own_style * loss_own
             + loss_cfg.lambda_domain_cls * loss_cls
             + loss_cfg.lambda_fake_cls * loss_fake_cls
-            + loss_cfg.lambda_culture_cls * loss_culture
         )
         total_g = total_g + self._prior_losses(x, x_fake, y_trg, losses, adversarial=lambda_gan > 0)
         if self.perceptual.enabled:  # x_ref is an artwork of each item's target domain
@@ -352,27 +312,6 @@ class MultiDomainRecipe(Recipe):
             }
         )
         return self.check_finite(losses, step, "lower optim.lr or raise loss.lambda_r1")
-
-    def _culture_probe_step(self, batch: dict, x_fake: torch.Tensor, losses: dict) -> torch.Tensor:
-        """Train the probe one step on the batch's art (target domains) and inputs (their own
-        domains), then return its cross-entropy on the outputs with its weights frozen."""
-        probe = self.culture_probe
-        with torch.no_grad():
-            real = probe.features(torch.cat([batch["x_ref"], batch["x"]]))
-        labels = torch.cat([batch["y_trg"], batch["y"]])
-        loss_probe = F.cross_entropy(probe(real), labels)
-        self.opt_probe.zero_grad(set_to_none=True)
-        loss_probe.backward()
-        self.sync_grads(self.opt_probe)
-        self.opt_probe.step()
-        probe.requires_grad_(False)
-        try:
-            loss_fake = F.cross_entropy(probe(probe.features(x_fake)), batch["y_trg"])
-        finally:
-            probe.requires_grad_(True)
-        losses["loss/probe_real"] = loss_probe.item()
-        losses["loss/culture_cls"] = loss_fake.item()
-        return loss_fake
 
     def _frozen_classify(self, images: torch.Tensor) -> torch.Tensor:
         """The style encoder's domain logits with its weights as constants: the gradient reaches
@@ -484,8 +423,6 @@ class MultiDomainRecipe(Recipe):
                 "augment": self.augment.state_dict(),
             }
         )
-        if self.culture_probe is not None:
-            state["opt_probe"] = self.opt_probe.state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -500,5 +437,3 @@ class MultiDomainRecipe(Recipe):
         self.sched_d.load_state_dict(state["sched_d"])
         if "augment" in state:  # checkpoints from before DiffAugment have none
             self.augment.load_state_dict(state["augment"])
-        if self.culture_probe is not None:
-            self.opt_probe.load_state_dict(state["opt_probe"])
