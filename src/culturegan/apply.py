@@ -19,7 +19,7 @@ from pathlib import Path
 
 from culturegan.data.images import iter_image_batches, load_image, scan_images
 from culturegan.fileio import atomic_write
-from culturegan.inference import Stylizer
+from culturegan.inference import Stylizer, sample_seeds
 
 
 @dataclass
@@ -133,9 +133,8 @@ def stylize_paths(
         "strength": strength, "batch_size": batch_size, "tile": tile, "tileable": tileable,
         "keep_alpha": keep_alpha,
     }  # fmt: skip
-    first = seed if seed is not None or samples == 1 else 0
-    request = stylizer.check_inputs(seed=first, **options)
-    seeds = [first] if samples == 1 else [first + k for k in range(samples)]
+    seeds = sample_seeds(seed, samples)
+    request = stylizer.check_inputs(seed=seeds[0], **options)
     pairs, skipped = expand_inputs(inputs, out_dir)
     out_dir = Path(out_dir)
     rel_of = dict(pairs)

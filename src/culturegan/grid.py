@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
-from culturegan.inference import ImageInput, Stylizer, read_inputs
+from culturegan.inference import ImageInput, Stylizer, read_inputs, sample_seeds
 
 LABEL_HEIGHT = 18
 GAP = 4
@@ -45,16 +45,14 @@ def style_grid(
         targets = stylizer.domains if diverse else [stylizer.resolve_direction().split("->")[1]]
     if samples > 1 and not diverse:
         raise ValueError(f"samples: this {stylizer.kind} model gives one rendering per input")
-    if diverse and seed is None and samples > 1:
-        seed = 0
+    seeds = sample_seeds(seed, samples) if diverse else [None]
     for name in targets:  # every option checked before any rendering
-        stylizer.check_inputs(target=name, seed=seed if diverse else None, strength=strength)
+        stylizer.check_inputs(target=name, seed=seeds[0], strength=strength)
     pils, _ = read_inputs(images)
     columns: list[tuple[str, list[Image.Image]]] = [("input", pils)]
     for name in targets:
-        for k in range(samples):
-            code = {"seed": seed + k} if diverse and seed is not None else {}
-            out = stylizer(pils, target=name, strength=strength, **code).images
+        for k, k_seed in enumerate(seeds):
+            out = stylizer(pils, target=name, strength=strength, seed=k_seed).images
             label = name if samples == 1 else f"{name} #{k + 1}"
             columns.append((label, out))
 

@@ -60,6 +60,17 @@ class StylizeResult:
     sources: list[str] = field(default_factory=list)  # file paths, or "" for in-memory images
 
 
+def sample_seeds(seed: int | None, samples: int) -> list[int | None]:
+    """The seeds of ``samples`` renderings: one without a seed is the average style (None),
+    several are seeds ``seed``, ``seed + 1``, ... (from 0 without one)."""
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise ValueError(f"samples must be >= 1, got {samples!r}")
+    if samples == 1:
+        return [seed]
+    first = 0 if seed is None else seed
+    return [first + k for k in range(samples)]
+
+
 @dataclass
 class Request:
     """The options of one call, checked and resolved by :meth:`Stylizer.check_inputs`."""
@@ -609,4 +620,5 @@ __all__ = [
     "check_device",
     "parse_mix",
     "read_inputs",
+    "sample_seeds",
 ]

@@ -317,15 +317,11 @@ class MultiDomainRecipe(Recipe):
         """The style encoder's domain logits with its weights as constants: the gradient reaches
         ``images`` (the generator) only, so the classifier cannot learn to call fakes whatever
         they are asked to be."""
-        encoder = self.style_encoder
-        encoder = getattr(encoder, "module", encoder)  # DistributedDataParallel wraps it
-        flags = [p.requires_grad for p in encoder.parameters()]
-        encoder.requires_grad_(False)  # recorded per operation: these take no gradient
+        self.style_encoder.requires_grad_(False)  # recorded per operation: no gradient here
         try:
-            return encoder.classify(images)
+            return self.style_encoder.classify(images)
         finally:
-            for param, flag in zip(encoder.parameters(), flags, strict=True):
-                param.requires_grad_(flag)
+            self.style_encoder.requires_grad_(True)
 
     def _discriminators_trainable(self, flag: bool) -> None:
         self.discriminator.requires_grad_(flag)

@@ -34,6 +34,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from culturegan.grid import column_grid, style_grid
+from culturegan.inference import sample_seeds
 from culturegan.web import reports
 from culturegan.web.jobs import (
     DONE,
@@ -385,9 +386,7 @@ def create_app(settings: StudioSettings, *, registry: ModelRegistry | None = Non
             references = await read_images(form, "reference", limit=1, required=False)
             reference = references[0][0] if references else None
             photos = await read_images(form, "file", limit=MAX_FILES)
-            if seed is None and samples > 1:  # one average style; several renderings: 0, 1, ..
-                seed = 0
-            seeds = [None if seed is None else seed + k for k in range(samples)]
+            seeds = sample_seeds(seed, samples)
             for k_seed in seeds:  # every option checked before anything is queued
                 try:
                     request_ = stylizer.check_inputs(seed=k_seed, reference=reference, **options)
