@@ -184,6 +184,13 @@ CANDIDATES: dict[str, dict[str, Any]] = {
         "ablation": "session 8: the fewshot_structure preset with content 1 (session 6's weight) "
         "for long budgets",
     },
+    "fewshot_structure_clean batch6": {
+        "preset": "fewshot_structure",
+        "overrides": {"train.batch_size": 6},
+        "multi_domain": False,
+        "ablation": "session 9: the fewshot_structure preset with 6 photos a step: a 30-minute "
+        "budget spent on about as many updates as its 4-minute default, each on more images",
+    },
     "multidomain_fewshot": {
         "preset": "multidomain_fewshot",
         "overrides": {},
@@ -195,6 +202,18 @@ CANDIDATES: dict[str, dict[str, Any]] = {
         "overrides": {},
         "multi_domain": True,
         "ablation": "new: one model, fewshot_structure's losses, style-modulated mobile U-Net G",
+    },
+    "multidomain_structure +decoder_branch": {
+        "preset": "multidomain_structure",
+        "overrides": {"model.domain_branch": "decoder"},
+        "multi_domain": True,
+        "ablation": "session 9: the generator's way up to RGB once per culture (shared encoder)",
+    },
+    "multidomain_structure +blocks_branch": {
+        "preset": "multidomain_structure",
+        "overrides": {"model.domain_branch": "blocks"},
+        "multi_domain": True,
+        "ablation": "session 9: the style blocks and the way up once per culture",
     },
 }
 

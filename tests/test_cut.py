@@ -256,6 +256,15 @@ def test_presets_carry_the_paper_settings(preset, lambda_nce, nce_idt, flip):
     assert cfg.loss.lambda_nce == lambda_nce and cfg.loss.nce_idt == nce_idt
 
 
+def test_the_long_structure_preset_differs_from_the_short_one_in_batch_and_steps_only():
+    short = yaml.safe_load((PRESETS / "fewshot_structure.yaml").read_text())
+    long = yaml.safe_load((PRESETS / "fewshot_structure_long.yaml").read_text())
+    assert (long["train"].pop("batch_size"), short["train"].pop("batch_size")) == (6, 1)
+    assert long["train"].pop("steps") > short["train"].pop("steps")
+    assert long == short
+    load_config("fewshot_structure_long").validate()
+
+
 def test_the_training_loop_runs_resumes_exactly_and_exports(cut_cfg):
     from culturegan.checkpoint import load_training_state
     from culturegan.training import loop

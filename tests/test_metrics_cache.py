@@ -84,6 +84,21 @@ def test_unreadable_files_are_skipped_and_counted(folders, tmp_path):
     assert stats.n == 5 and stats.skipped == 1
 
 
+def test_a_cache_hit_names_the_files_that_could_not_be_read_again(folders, tmp_path, caplog):
+    a, _ = folders
+    whole = (a / "000.png").read_bytes()
+    (a / "truncated.png").write_bytes(whole[: len(whole) // 2])  # a valid header, half the data
+    backbone = get_backbone("lite0")
+    for expect_hit in (False, True):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="culturegan"):
+            stats, hit = folder_stats(a, backbone, cache_dir=tmp_path / "cache")
+        assert hit == expect_hit and stats.n == 5 and stats.skipped == 1
+        warned = "\n".join(r.getMessage() for r in caplog.records)
+        assert "truncated.png" in warned and "skipped 1 unreadable images of 6" in warned
+        assert ("from the cache" in warned) == expect_hit
+
+
 def test_fd_of_a_folder_with_itself_is_zero_and_records_name_and_hash(folders, tmp_path):
     a, b = folders
     cache = tmp_path / "cache"

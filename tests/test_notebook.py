@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import re
 import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from culturegan.culture.analysis import analyze_cultures
 from culturegan.culture.compare import CompareSettings
 from culturegan.data.splits import load_splits
 from culturegan.data.synthetic import build_demo_dataset, make_art_image
-from culturegan.inference import Stylizer
+from culturegan.inference import Stylizer, StylizeResult
 from culturegan.metrics.evaluate import EvaluationResult, evaluate_model
 
 FAST = CompareSettings(n_boot=50, n_perm=50, n_perm_distance=10, folds=3)
@@ -154,3 +157,20 @@ def test_progress_bars_are_tqdm_auto():
         if re.search(r"^\s*(from tqdm import|import tqdm\b)", path.read_text(), re.M)
     ]
     assert plain == []
+
+
+def test_stylize_result_shows_its_images_as_thumbnails_named_by_input():
+    big = Image.new("RGB", (640, 320), (200, 30, 30))
+    small = Image.new("RGB", (40, 60), (10, 200, 10))
+    result = StylizeResult(
+        images=[big, small], direction="photo->ukiyoe", sources=[f"/data/{HOSTILE}.jpg", ""]
+    )
+    page = result._repr_html_()
+    assert HOSTILE not in page and "&lt;img src=x" in page and "image 1" in page
+    assert "photo-&gt;ukiyoe" in page
+    shown = [
+        Image.open(io.BytesIO(base64.b64decode(data)))
+        for data in re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    ]
+    assert [im.size for im in shown] == [(256, 128), (40, 60)]  # longest side at most 256
+    assert shown[0].getpixel((10, 10)) == (200, 30, 30)

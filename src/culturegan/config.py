@@ -53,6 +53,10 @@ class ModelConfig:
     pad_mode: str = "zeros"
     icnr: bool = False
     output_tent: bool = False
+    # multi-domain mobile_style_* generators: none | decoder | blocks: the way up to RGB (decoder)
+    # or also the style blocks at 1/8 (blocks) once per domain, each item drawn by its target
+    # domain's branch; the encoder stays shared (the photo is read once, drawn per culture)
+    domain_branch: str = "none"
     discriminator: str = "patchgan"  # name in culturegan.models.DISCRIMINATORS
     ndf: int = 64  # discriminator width
     d_layers: int = 3  # PatchGAN stride-2 layers (3 = the 70x70 receptive field)
@@ -210,6 +214,17 @@ class RunConfig:
             raise ValueError(
                 "model.pad_mode, model.icnr and model.output_tent apply to the mobile_* "
                 f"generators, not {m.generator}"
+            )
+        if m.domain_branch not in ("none", "decoder", "blocks"):
+            raise ValueError(
+                f"model.domain_branch must be none, decoder or blocks, got {m.domain_branch!r}"
+            )
+        if m.domain_branch != "none" and not (
+            self.train.recipe == "multidomain" and m.generator.startswith("mobile_style_")
+        ):
+            raise ValueError(
+                "model.domain_branch applies to the multidomain recipe's mobile_style_* "
+                f"generators, not {self.train.recipe} / {m.generator}"
             )
         loss = self.loss
         style_and_content = {

@@ -59,6 +59,16 @@ class StylizeResult:
     direction: str  # "source->target"
     sources: list[str] = field(default_factory=list)  # file paths, or "" for in-memory images
 
+    def _repr_html_(self) -> str:
+        """Jupyter shows the outputs as thumbnails, each named by its input file."""
+        from culturegan.notebook import html_images
+
+        labels = [
+            Path(src).name if src else f"image {i}"
+            for i, src in enumerate(self.sources or [""] * len(self.images))
+        ]
+        return html_images(self.images, labels, caption=self.direction)
+
 
 def sample_seeds(seed: int | None, samples: int) -> list[int | None]:
     """The seeds of ``samples`` renderings: one without a seed is the average style (None),
@@ -584,21 +594,40 @@ class MultiDomainStylizer(_NetworkStylizer):
             self._average_styles[name] = self.mapping(z, label).mean(0, keepdim=True)
         return self._average_styles[name]
 
+    def _domain_weights(self, weights: dict[str, float]) -> torch.Tensor:
+        """(1, K) weights over the model's domains."""
+        w = torch.zeros(1, len(self.domains), device=self.device)
+        for name, value in weights.items():
+            w[0, self.domains.index(name)] += value
+        return w
+
     def _stylize(self, pils: list[Image.Image], request: Request) -> list[Image.Image]:
         code = self.style_code(request)
-        own = []  # non-residual generators: interpolate from each input's own style code
+        # Generators with a branch per domain draw with the target's branch (a mix blends the
+        # branches as it blends the codes).
+        branched = getattr(self.generator, "branches", None) is not None
+        target = self._domain_weights(request.mix or {request.target: 1.0})
+        own, own_domain = [], []  # non-residual generators: from each input's own style
         if request.strength < 1.0 and not self.generator.residual:
             for pil in pils:
                 x = self._for_encoder(pil)
                 name = request.source or self.domains[int(self.style_encoder.classify(x).argmax())]
                 own.append(self.style_encoder(x, self._label(name)))
+                own_domain.append(self._domain_weights({name: 1.0}))
 
         def run(batch: torch.Tensor, indices: list[int]) -> torch.Tensor:
             s = code.expand(len(batch), -1)
+            domain = target.expand(len(batch), -1)
             if own:
                 mixed = torch.lerp(torch.cat([own[i] for i in indices]), s, request.strength)
-                return self.generator(batch, mixed)
-            return self.generator(batch, s, request.strength)
+                if not branched:
+                    return self.generator(batch, mixed)
+                start = torch.cat([own_domain[i] for i in indices])
+                between = torch.lerp(start, domain, request.strength)
+                return self.generator(batch, mixed, domain=between)
+            if not branched:
+                return self.generator(batch, s, request.strength)
+            return self.generator(batch, s, request.strength, domain=domain)
 
         return self._run(pils, run, request, network=self.generator)
 

@@ -1,7 +1,8 @@
 """What the result objects share to show themselves in Jupyter and to become pandas tables.
 
 Result objects (:class:`culturegan.culture.AnalysisResult`,
-:class:`culturegan.metrics.evaluate.EvaluationResult`) define ``_repr_html_``, which Jupyter
+:class:`culturegan.metrics.evaluate.EvaluationResult`, :class:`culturegan.inference.StylizeResult`)
+define ``_repr_html_``, which Jupyter
 calls to display them, and ``to_pandas()``. Every string that comes from outside (culture and
 domain names, paths, warnings) is escaped here, so a folder called ``<script>`` shows as text.
 pandas is optional: ``to_pandas()`` raises an ImportError that says how to install it.
@@ -14,7 +15,9 @@ Usage::
 
 from __future__ import annotations
 
+import base64
 import html
+import io
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -72,3 +75,27 @@ def require_pandas(caller: str) -> Any:
             "(the rest of culturegan works without it)"
         ) from exc
     return pandas
+
+
+THUMBNAIL_SIDE = 256  # longest side of an image shown in a notebook
+
+
+def html_images(images: Sequence[Any], labels: Sequence[str], *, caption: str = "") -> str:
+    """PIL images side by side as inline PNG thumbnails (longest side at most
+    ``THUMBNAIL_SIDE``), each over its escaped label: the notebook holds no file paths."""
+    out = ['<div style="font-size:12px">']
+    if caption:
+        out.append(f'<div style="font-weight:bold">{esc(caption)}</div>')
+    for image, label in zip(images, labels, strict=True):
+        thumb = image.copy()
+        thumb.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+        buffer = io.BytesIO()
+        thumb.save(buffer, format="PNG")
+        data = base64.b64encode(buffer.getvalue()).decode("ascii")
+        out.append(
+            '<figure style="display:inline-block;margin:4px;text-align:center">'
+            f'<img src="data:image/png;base64,{data}" alt="{esc(label)}">'
+            f"<figcaption>{esc(label)}</figcaption></figure>"
+        )
+    out.append("</div>")
+    return "".join(out)

@@ -127,6 +127,19 @@ def compute_stats(
     desc: str = "features",
 ) -> FeatureStats:
     """Feature statistics of every image in ``source`` (no cache)."""
+    return _compute(source, backbone, batch_size, max_kd_rows, seed, progress, desc)[0]
+
+
+def _compute(
+    source: Source,
+    backbone: Backbone,
+    batch_size: int,
+    max_kd_rows: int,
+    seed: int,
+    progress: bool,
+    desc: str,
+) -> tuple[FeatureStats, list[tuple[Path, str]]]:
+    """compute_stats, and the files it could not read with why (logged here)."""
     stats = FeatureStats(backbone.dim, max_kd_rows=max_kd_rows, seed=seed)
     skipped: list[tuple[Path, str]] = []
     total = source_size(source)
@@ -135,14 +148,19 @@ def compute_stats(
             stats.update(backbone.features(batch))
             bar.update(len(batch))
     stats.skipped = len(skipped)
+    _warn_skipped(skipped, total)
+    return stats, skipped
+
+
+def _warn_skipped(skipped: Sequence[tuple[Path, str]], total: int, note: str = "") -> None:
     if skipped:  # each named with why, up to a screenful, then counted
         log.warning(
-            "skipped %d unreadable images of %d:\n%s",
+            "skipped %d unreadable images of %d%s:\n%s",
             len(skipped),
             total,
+            note,
             "\n".join(skipped_lines(skipped, SKIPPED_SHOWN)),
         )
-    return stats
 
 
 def files_digest(files: Sequence[str | os.PathLike]) -> str:
@@ -170,10 +188,13 @@ def stats_cache_key(digest: str, backbone: Backbone, *, max_kd_rows: int, seed: 
     return hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()
 
 
-def _read_cache(path: Path) -> FeatureStats | None:
+def _read_cache(path: Path) -> tuple[FeatureStats, dict[str, Any]] | None:
+    """The cached statistics and their metadata, or None (logged) if the file is unreadable."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            return FeatureStats.from_arrays({k: data[k] for k in data.files})
+            stats = FeatureStats.from_arrays({k: data[k] for k in data.files})
+            meta = json.loads(str(data["meta"])) if "meta" in data.files else {}
+            return stats, meta
     except (OSError, ValueError, KeyError) as exc:
         log.warning("ignoring unreadable statistics cache '%s' (%s)", path, exc)
         return None
@@ -213,9 +234,9 @@ def folder_stats(
         raise ValueError("folder_stats takes a folder or a list of image files")
     if not files:
         raise ValueError("no image files given")
-    options = {"batch_size": batch_size, "progress": progress, "desc": desc}
     if not use_cache:
-        return compute_stats(files, backbone, max_kd_rows=max_kd_rows, seed=seed, **options), False
+        stats, _ = _compute(files, backbone, batch_size, max_kd_rows, seed, progress, desc)
+        return stats, False
     digest = files_digest(files)
     key = stats_cache_key(digest, backbone, max_kd_rows=max_kd_rows, seed=seed)
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -224,8 +245,13 @@ def folder_stats(
         cached = _read_cache(path)
         if cached is not None:
             log.debug("statistics cache hit: %s", path)
-            return cached, True
-    stats = compute_stats(files, backbone, max_kd_rows=max_kd_rows, seed=seed, **options)
+            stats, meta = cached
+            # The files are the same bytes as when cached: they still cannot be read, and the
+            # user hears so on every run, not only the first.
+            skipped = [(Path(name), reason) for name, reason in meta.get("skipped", [])]
+            _warn_skipped(skipped, len(files), " (statistics from the cache)")
+            return stats, True
+    stats, skipped = _compute(files, backbone, batch_size, max_kd_rows, seed, progress, desc)
     meta = {
         "format": STATS_FORMAT,
         "backbone": backbone.info(),
@@ -233,6 +259,7 @@ def folder_stats(
         "num_files": len(files),
         "max_kd_rows": max_kd_rows,
         "seed": seed,
+        "skipped": [[str(name), reason] for name, reason in skipped],
     }
     if stats.n >= 2:
         _write_cache(path, stats, meta)

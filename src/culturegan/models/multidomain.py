@@ -28,6 +28,7 @@ Usage::
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -238,6 +239,11 @@ class MobileStyleGenerator(nn.Module):
     back up with U-Net skips at 1/4 and 1/2, sub-pixel output), with every norm after the
     encoder an AdaIN of the style code: the encoder reads the photo, the style code decides how
     it is drawn. A 128 px image costs about a twentieth of ``StyleGenerator``'s convolutions.
+
+    ``domain_branch`` "decoder" gives every domain its own way up to RGB, "blocks" its own
+    style blocks too (ours, not StarGAN v2's): one shared decoder, steered by norm modulation
+    alone, drew the same strokes for every culture (docs/quality.md). Each item then costs what
+    it cost before, and ``forward`` takes the domain that draws it.
     """
 
     size_multiple = 8
@@ -253,9 +259,17 @@ class MobileStyleGenerator(nn.Module):
         pad_mode: str = "zeros",  # of the stride-2 convolutions (fast.downsampling_conv)
         icnr: bool = False,  # sub-pixel output layer initialised without a 2 x 2 pattern
         output_tent: bool = False,  # no pattern of period 2 can be drawn (fast.TentFilter)
+        domain_branch: str = "none",  # none | decoder | blocks: that part once per domain
+        num_domains: int = 0,  # the number of branches (domain_branch other than none)
     ) -> None:
         super().__init__()
         check_pad_mode(pad_mode)
+        if domain_branch not in DOMAIN_BRANCHES:
+            raise ValueError(
+                f"domain_branch must be one of {', '.join(DOMAIN_BRANCHES)}, got {domain_branch!r}"
+            )
+        if domain_branch != "none" and num_domains < 2:
+            raise ValueError(f"domain_branch {domain_branch!r} needs num_domains >= 2")
         self.config: dict[str, Any] = {
             "name": "mobile_style_generator",
             "ngf": ngf,
@@ -268,6 +282,8 @@ class MobileStyleGenerator(nn.Module):
             self.config["pad_mode"] = pad_mode
         if output_tent:
             self.config["output_tent"] = True
+        if domain_branch != "none":
+            self.config.update(domain_branch=domain_branch, num_domains=num_domains)
         self.tent = TentFilter() if output_tent else None
         self.residual = residual
         self.stem = nn.Sequential(
@@ -285,15 +301,24 @@ class MobileStyleGenerator(nn.Module):
             )
             for c in (ngf, 2 * ngf)
         )
-        self.blocks = nn.ModuleList(
-            _StyledSeparable(4 * ngf, expansion, style_dim) for _ in range(n_blocks)
-        )
-        self.up = nn.ModuleList(
-            [_StyledSkipUp(4 * ngf, 2 * ngf, style_dim), _StyledSkipUp(2 * ngf, ngf, style_dim)]
-        )
-        self.to_rgb = nn.Sequential(
-            nn.ReflectionPad2d(1), nn.Conv2d(ngf, 12, 3), nn.PixelShuffle(2)
-        )
+
+        def blocks() -> nn.ModuleList:
+            return nn.ModuleList(
+                _StyledSeparable(4 * ngf, expansion, style_dim) for _ in range(n_blocks)
+            )
+
+        def decoder() -> _StyledDecoder:
+            return _StyledDecoder(ngf, style_dim, blocks() if domain_branch == "blocks" else None)
+
+        self.blocks = blocks() if domain_branch != "blocks" else nn.ModuleList()
+        # The decoder's modules sit on the generator itself when shared (the state-dict keys of
+        # the model folders written before branches existed), in ``branches`` otherwise.
+        self.branches: nn.ModuleList | None = None
+        if domain_branch == "none":
+            shared = decoder()
+            self.up, self.to_rgb = shared.up, shared.to_rgb
+        else:
+            self.branches = nn.ModuleList(decoder() for _ in range(num_domains))
         # PyTorch's default initialisation (as the two-domain mobile generators, which train
         # well in minutes), except the AdaINs: small random weights, so that each domain's
         # style code starts with its own mild modulation (about 0.25 for a code of norm 13).
@@ -302,10 +327,21 @@ class MobileStyleGenerator(nn.Module):
                 nn.init.normal_(module.fc.weight, std=ADAIN_INIT_STD)
                 nn.init.zeros_(module.fc.bias)
         if icnr:
-            icnr_(self.to_rgb[1])
+            for decoder_ in self.branches if self.branches is not None else [self]:
+                icnr_(decoder_.to_rgb[1])
 
-    def forward(self, x: torch.Tensor, s: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
-        """``strength`` (residual generators) scales the predicted change: 0 returns x."""
+    def forward(
+        self,
+        x: torch.Tensor,
+        s: torch.Tensor,
+        strength: float = 1.0,
+        domain: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``strength`` (residual generators) scales the predicted change: 0 returns x.
+
+        ``domain`` (generators with per-domain branches, required there): (B,) indices of the
+        branch that draws each item, or (B, num_domains) weights blending the branches' outputs
+        before the final tanh (cultures mixed, or the way from the input's own domain)."""
         h = self.stem(x)
         skips = [h]  # H/2, then H/4
         for i, block in enumerate(self.down):
@@ -314,12 +350,88 @@ class MobileStyleGenerator(nn.Module):
                 skips.append(h)
         for block in self.blocks:
             h = block(h, s)
-        for block in self.up:
-            h = block(h, skips.pop(), s)
-        out = self.to_rgb(h)
+        if self.branches is None:
+            out = _decode((), self.up, self.to_rgb, h, skips, s)
+        else:
+            out = self._branched(h, skips, s, self.domain_weights(domain, len(x)))
         if self.tent is not None:
             out = self.tent(out)
         return _tanh_residual(out, x, strength) if self.residual else torch.tanh(out)
+
+    def domain_weights(self, domain: torch.Tensor | None, batch: int) -> torch.Tensor:
+        """(batch, num_domains) branch weights from indices or weights, checked."""
+        k = len(self.branches) if self.branches is not None else 0
+        if domain is None:
+            raise ValueError(
+                f"this generator draws with one branch per domain ({k}): pass domain= "
+                "(the target domain's index per item, or weights over the domains)"
+            )
+        if domain.dtype in (torch.int64, torch.int32):
+            if domain.shape != (batch,) or not bool(((domain >= 0) & (domain < k)).all()):
+                raise ValueError(f"domain: expected {batch} indices in [0, {k}), got {domain}")
+            return F.one_hot(domain.long(), k).float()
+        if domain.shape != (batch, k):
+            raise ValueError(
+                f"domain weights: expected shape ({batch}, {k}), got {tuple(domain.shape)}"
+            )
+        return domain
+
+    def _branched(
+        self, h: torch.Tensor, skips: list[torch.Tensor], s: torch.Tensor, weights: torch.Tensor
+    ) -> torch.Tensor:
+        """Each item through the branches it weighs on (one branch per item in training: the
+        cost of the shared decoder), the outputs summed by weight."""
+        out: torch.Tensor | None = None
+        assert self.branches is not None
+        for d, branch in enumerate(self.branches):
+            rows = weights[:, d].nonzero().squeeze(1)
+            if len(rows) == 0:
+                continue
+            part = branch(h[rows], [k[rows] for k in skips], s[rows])
+            part = part * weights[rows, d].to(part.dtype)[:, None, None, None]
+            if out is None:
+                out = h.new_zeros((len(h), *part.shape[1:]))
+            out = out.index_add(0, rows, part)
+        if out is None:
+            raise ValueError("domain weights: every item has weight 0 on every branch")
+        return out
+
+
+class _StyledDecoder(nn.Module):
+    """The part of ``MobileStyleGenerator`` after the shared encoder: optionally the blocks at
+    1/8, then the U-Net way up and the sub-pixel output (pre-activation, 3 channels)."""
+
+    def __init__(self, ngf: int, style_dim: int, blocks: nn.ModuleList | None) -> None:
+        super().__init__()
+        self.blocks = blocks if blocks is not None else nn.ModuleList()
+        self.up = nn.ModuleList(
+            [_StyledSkipUp(4 * ngf, 2 * ngf, style_dim), _StyledSkipUp(2 * ngf, ngf, style_dim)]
+        )
+        self.to_rgb = nn.Sequential(
+            nn.ReflectionPad2d(1), nn.Conv2d(ngf, 12, 3), nn.PixelShuffle(2)
+        )
+
+    def forward(self, h: torch.Tensor, skips: list[torch.Tensor], s: torch.Tensor) -> torch.Tensor:
+        return _decode(self.blocks, self.up, self.to_rgb, h, skips, s)
+
+
+def _decode(
+    blocks: Iterable[nn.Module],
+    up: nn.ModuleList,
+    to_rgb: nn.Module,
+    h: torch.Tensor,
+    skips: list[torch.Tensor],
+    s: torch.Tensor,
+) -> torch.Tensor:
+    """Style blocks at 1/8, then up with the encoder's skips (last first), then to RGB."""
+    for block in blocks:
+        h = block(h, s)
+    for block, skip in zip(up, reversed(skips), strict=True):
+        h = block(h, skip, s)
+    return to_rgb(h)
+
+
+DOMAIN_BRANCHES = ("none", "decoder", "blocks")
 
 
 class MappingNetwork(nn.Module):

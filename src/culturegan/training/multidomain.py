@@ -82,9 +82,10 @@ def domain_mask(y: torch.Tensor, ids: list[int]) -> torch.Tensor:
     return (y.unsqueeze(1) == torch.tensor(ids, device=y.device)).any(dim=1)
 
 
-def build_style_generator(cfg: RunConfig) -> nn.Module:
+def build_style_generator(cfg: RunConfig, num_domains: int) -> nn.Module:
     """G(x, s): ``model.generator`` ``mobile_style_<N>blocks`` is the CPU generator with N
-    style-modulated blocks; any other name, StarGAN v2's ``StyleGenerator`` (the default)."""
+    style-modulated blocks (``model.domain_branch``: part of it once per domain); any other
+    name, StarGAN v2's ``StyleGenerator`` (the default)."""
     m = cfg.model
     name = m.generator
     if name.startswith("mobile_style_"):
@@ -94,6 +95,8 @@ def build_style_generator(cfg: RunConfig) -> nn.Module:
         return MobileStyleGenerator(
             ngf=m.ngf, style_dim=m.style_dim, n_blocks=int(blocks), residual=m.residual,
             pad_mode=m.pad_mode, icnr=m.icnr, output_tent=m.output_tent,
+            domain_branch=m.domain_branch,
+            num_domains=num_domains if m.domain_branch != "none" else 0,
         )  # fmt: skip
     return StyleGenerator(
         ngf=m.ngf,
@@ -116,7 +119,8 @@ class MultiDomainRecipe(Recipe):
             raise ValueError(f"multi-domain training needs at least two domains, got {domains}")
         self.cfg, self.device, self.domains = cfg, device, tuple(domains)
         m, k = cfg.model, len(domains)
-        self.generator = build_style_generator(cfg).to(device)
+        self.generator = build_style_generator(cfg, k).to(device)
+        self.branched = m.domain_branch != "none"
         self.mapping = MappingNetwork(
             num_domains=k, latent_dim=m.latent_dim, style_dim=m.style_dim, hidden=m.mapping_hidden
         ).to(device)
@@ -224,7 +228,7 @@ class MultiDomainRecipe(Recipe):
             self._discriminators_trainable(True)
             with torch.no_grad():
                 s_trg = self._target_style(batch, z1, "x_ref" if reference else None)
-                x_fake = self.generator(x, s_trg)
+                x_fake = self._generate(x, s_trg, y_trg)
             x_real = x.detach().requires_grad_(True)
             real_logits = self.discriminator(aug(x_real), y)
             fake_logits = self.discriminator(aug(x_fake), y_trg)
@@ -247,7 +251,7 @@ class MultiDomainRecipe(Recipe):
         # Phase 2: generator, mapping network and style encoder; discriminators frozen.
         self._discriminators_trainable(False)
         s_trg = self._target_style(batch, z1, "x_ref" if reference else None)
-        x_fake = self.generator(x, s_trg)
+        x_fake = self._generate(x, s_trg, y_trg)
         loss_adv = x.new_zeros(())
         if lambda_gan > 0:
             loss_adv = self.adv.generator(self.discriminator(aug(x_fake), y_trg))
@@ -260,14 +264,14 @@ class MultiDomainRecipe(Recipe):
         if lambda_ds > 0:
             with torch.no_grad():
                 s_trg2 = self._target_style(batch, z2, "x_ref2" if reference else None)
-                x_fake2 = self.generator(x, s_trg2)
+                x_fake2 = self._generate(x, s_trg2, y_trg)
             loss_ds = (x_fake - x_fake2).abs().mean()
         if loss_cfg.lambda_cycle > 0 or loss_cfg.lambda_own_style > 0:
             s_own = self.style_encoder(x, y)
             if loss_cfg.lambda_cycle > 0:
-                loss_cyc = (self.generator(x_fake, s_own) - x).abs().mean()
+                loss_cyc = (self._generate(x_fake, s_own, y) - x).abs().mean()
             if loss_cfg.lambda_own_style > 0:
-                loss_own = (self.generator(x, s_own) - x).abs().mean()
+                loss_own = (self._generate(x, s_own, y) - x).abs().mean()
         if loss_cfg.lambda_domain_cls > 0:
             loss_cls = F.cross_entropy(self.style_encoder.classify(x), y) + F.cross_entropy(
                 self.style_encoder.classify(batch["x_ref"]), y_trg
@@ -312,6 +316,13 @@ class MultiDomainRecipe(Recipe):
             }
         )
         return self.check_finite(losses, step, "lower optim.lr or raise loss.lambda_r1")
+
+    def _generate(
+        self, x: torch.Tensor, s: torch.Tensor, y: torch.Tensor, generator: nn.Module | None = None
+    ) -> torch.Tensor:
+        """G(x, s) drawn as domains ``y`` (the branch of each item's domain, if any)."""
+        generator = generator if generator is not None else self.generator
+        return generator(x, s, domain=y) if self.branched else generator(x, s)
 
     def _frozen_classify(self, images: torch.Tensor) -> torch.Tensor:
         """The style encoder's domain logits with its weights as constants: the gradient reaches
@@ -383,7 +394,7 @@ class MultiDomainRecipe(Recipe):
         columns = [inputs]
         for t in range(k):
             y = torch.full((len(inputs),), t, device=self.device, dtype=torch.long)
-            columns.append(g(inputs, f(z, y)))
+            columns.append(self._generate(inputs, f(z, y), y, g))
         rows = torch.stack(columns, dim=1).flatten(0, 1)  # row-major: input, domain 0, ...
         return make_grid(rows.cpu(), rows=len(inputs))
 
