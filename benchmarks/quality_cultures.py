@@ -201,13 +201,14 @@ CANDIDATES: dict[str, dict[str, Any]] = {
         "preset": "multidomain_structure",
         "overrides": {},
         "multi_domain": True,
-        "ablation": "new: one model, fewshot_structure's losses, style-modulated mobile U-Net G",
+        "ablation": "new: one model, fewshot_structure's losses, style-modulated mobile U-Net G "
+        "with the way up to RGB once per culture",
     },
-    "multidomain_structure +decoder_branch": {
+    "multidomain_structure -decoder_branch": {
         "preset": "multidomain_structure",
-        "overrides": {"model.domain_branch": "decoder"},
+        "overrides": {"model.domain_branch": "none"},
         "multi_domain": True,
-        "ablation": "session 9: the generator's way up to RGB once per culture (shared encoder)",
+        "ablation": "ablation: one decoder shared by every culture (the preset before session 9)",
     },
     "multidomain_structure +blocks_branch": {
         "preset": "multidomain_structure",
