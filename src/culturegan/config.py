@@ -215,9 +215,12 @@ class RunConfig:
                 "model.pad_mode, model.icnr and model.output_tent apply to the mobile_* "
                 f"generators, not {m.generator}"
             )
-        if m.domain_branch not in ("none", "decoder", "blocks"):
+        from culturegan.models.multidomain import DOMAIN_BRANCHES
+
+        if m.domain_branch not in DOMAIN_BRANCHES:
             raise ValueError(
-                f"model.domain_branch must be none, decoder or blocks, got {m.domain_branch!r}"
+                f"model.domain_branch must be one of {', '.join(DOMAIN_BRANCHES)}, "
+                f"got {m.domain_branch!r}"
             )
         if m.domain_branch != "none" and not (
             self.train.recipe == "multidomain" and m.generator.startswith("mobile_style_")

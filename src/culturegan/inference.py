@@ -615,19 +615,21 @@ class MultiDomainStylizer(_NetworkStylizer):
                 own.append(self.style_encoder(x, self._label(name)))
                 own_domain.append(self._domain_weights({name: 1.0}))
 
+        def draw(
+            batch: torch.Tensor, s: torch.Tensor, strength: float, domain: torch.Tensor
+        ) -> torch.Tensor:
+            if branched:
+                return self.generator(batch, s, strength, domain=domain)
+            return self.generator(batch, s, strength)
+
         def run(batch: torch.Tensor, indices: list[int]) -> torch.Tensor:
             s = code.expand(len(batch), -1)
             domain = target.expand(len(batch), -1)
-            if own:
-                mixed = torch.lerp(torch.cat([own[i] for i in indices]), s, request.strength)
-                if not branched:
-                    return self.generator(batch, mixed)
-                start = torch.cat([own_domain[i] for i in indices])
-                between = torch.lerp(start, domain, request.strength)
-                return self.generator(batch, mixed, domain=between)
-            if not branched:
-                return self.generator(batch, s, request.strength)
-            return self.generator(batch, s, request.strength, domain=domain)
+            if not own:
+                return draw(batch, s, request.strength, domain)
+            mixed = torch.lerp(torch.cat([own[i] for i in indices]), s, request.strength)
+            start = torch.cat([own_domain[i] for i in indices])
+            return draw(batch, mixed, 1.0, torch.lerp(start, domain, request.strength))
 
         return self._run(pils, run, request, network=self.generator)
 
