@@ -12,13 +12,9 @@ Usage::
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
-import math
-import secrets
 import shutil
 import tempfile
-import zipfile
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,17 +24,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from PIL import Image
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from culturegan.grid import column_grid, style_grid
 from culturegan.inference import sample_seeds
-from culturegan.web import reports
+from culturegan.web import forms, reports
+from culturegan.web.forms import StudioError, number, result_response, text
 from culturegan.web.jobs import (
-    DONE,
-    FAILED,
     FINISHED,
     Job,
     JobCancelled,
@@ -50,9 +44,7 @@ from culturegan.web.sources import (
     ModelOpenError,
     ModelRegistry,
     UploadError,
-    decode_upload,
     png_bytes,
-    safe_label,
     sample_names,
     sample_png,
     video_upload,
@@ -64,7 +56,6 @@ TOKEN_COOKIE = "culturegan_studio_token"
 MAX_FILES = 16  # photos per request
 MAX_SAMPLES = 8  # renderings per photo
 WAIT_SECONDS = 600.0  # longest a synchronous API call waits for its job
-RESULT_TYPES = {"png": "image/png", "mp4": "video/mp4"}
 
 
 @dataclass
@@ -86,15 +77,6 @@ class StudioSettings:
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
-
-
-class StudioError(Exception):
-    """A refusal with an HTTP status and a message for the user."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def _wants_json(request: Request) -> bool:
@@ -155,26 +137,11 @@ def create_app(settings: StudioSettings, *, registry: ModelRegistry | None = Non
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
-        if settings.allowed_hosts is not None:
-            host = request.headers.get("host", "")
-            if host.count(":") == 1 or "]:" in host:
-                host = host.rsplit(":", 1)[0]
-            if host.lower() not in settings.allowed_hosts:
-                return error_response(request, 400, f"this studio does not answer to host '{host}'")
-        if settings.token is not None:
-            given = (
-                request.headers.get("x-studio-token")
-                or request.query_params.get("token")
-                or request.cookies.get(TOKEN_COOKIE)
-            )
-            auth = request.headers.get("authorization", "")
-            if auth.lower().startswith("bearer "):
-                given = auth[7:].strip()
-            if not given or not secrets.compare_digest(given.encode(), settings.token.encode()):
-                return error_response(
-                    request, 401, "this studio needs its token (?token=..., or the "
-                    "X-Studio-Token header)"
-                )  # fmt: skip
+        refusal = forms.access_refusal(
+            request, allowed_hosts=settings.allowed_hosts, token=settings.token, cookie=TOKEN_COOKIE
+        )
+        if refusal is not None:
+            return error_response(request, *refusal)
         length = request.headers.get("content-length")
         limit = settings.max_upload_bytes * (MAX_FILES + 1) + 1024 * 1024
         if length is not None and length.isdigit() and int(length) > limit:
@@ -190,62 +157,11 @@ def create_app(settings: StudioSettings, *, registry: ModelRegistry | None = Non
     def pool() -> JobPool:
         return app.state.pool
 
-    async def read_images(
-        form, name: str, *, limit: int, required: bool = True
-    ) -> list[tuple[Image.Image, str]]:
-        """The form's files under ``name`` (or packaged ``sample``), decoded and checked."""
-        uploads = [f for f in form.getlist(name) if isinstance(f, UploadFile)]
-        uploads = [f for f in uploads if f.filename or (f.size or 0) > 0]
-        if len(uploads) > limit:
-            raise StudioError(400, f"at most {limit} file(s) in '{name}', got {len(uploads)}")
-        images = []
-        for index, upload in enumerate(uploads, start=1):
-            data = await upload.read(settings.max_upload_bytes + 1)
-            await upload.close()
-            what = f"{name} #{index}"
-            if len(data) > settings.max_upload_bytes:
-                raise StudioError(413, f"{what} is larger than {settings.max_upload_mb:g} MB")
-            try:
-                image = await run_in_threadpool(
-                    decode_upload,
-                    data,
-                    what=what,
-                    tmp_dir=app.state.tmp_dir,
-                    max_pixels=settings.max_pixels,
-                )
-            except UploadError as exc:
-                raise StudioError(exc.status, str(exc)) from None
-            images.append((image, f"photo{index}"))
-        sample = form.get("sample") if name == "file" else None
-        if isinstance(sample, str) and sample:
-            if uploads:
-                raise StudioError(400, "give either uploaded photos or a sample photo, not both")
-            try:
-                data = sample_png(sample)
-            except KeyError as exc:
-                raise StudioError(404, exc.args[0]) from None
-            images.append((Image.open(io.BytesIO(data)).convert("RGB"), safe_label(sample)))
-        if required and not images:
-            raise StudioError(400, "no photo: upload one as 'file' or name a 'sample' photo")
-        return images
-
-    def text(form, name: str) -> str | None:
-        value = form.get(name)
-        if isinstance(value, UploadFile):
-            raise StudioError(400, f"'{name}' must be a form field, not a file")
-        return value.strip() or None if isinstance(value, str) else None
-
-    def number(form, name: str, kind: type, default):
-        raw = text(form, name)
-        if raw is None:
-            return default
-        try:
-            value = kind(raw)
-        except ValueError:
-            raise StudioError(400, f"'{name}' must be a {kind.__name__}, got '{raw}'") from None
-        if isinstance(value, float) and not math.isfinite(value):
-            raise StudioError(400, f"'{name}' must be finite, got '{raw}'")
-        return value
+    async def read_images(form, name: str, *, limit: int, required: bool = True):
+        return await forms.read_images(
+            form, name, limit=limit, required=required, max_mb=settings.max_upload_mb,
+            max_pixels=settings.max_pixels, tmp_dir=app.state.tmp_dir,
+        )  # fmt: skip
 
     def model_stylizer(model_id: str | None):
         if not model_id:
@@ -267,19 +183,6 @@ def create_app(settings: StudioSettings, *, registry: ModelRegistry | None = Non
                 raise StudioError(504, "the job did not finish in time")
             await asyncio.sleep(0.02)
         return job
-
-    def png_response(job: Job, download: bool, ext: str = "png") -> Response:
-        if job.state == FAILED:
-            raise StudioError(422, job.error or "the job failed")
-        if job.state != DONE or job.result is None:
-            raise StudioError(409, f"job {job.id} is {job.state}; poll GET /api/jobs/{job.id}")
-        if RESULT_TYPES.get(ext) != job.media_type:
-            raise StudioError(404, f"job {job.id} gives {job.media_type}, not .{ext}")
-        headers = {}
-        if download:
-            name = f"{safe_label(job.label)}.{ext}"
-            headers["Content-Disposition"] = f'attachment; filename="{name}"'
-        return Response(job.result, media_type=job.media_type, headers=headers)
 
     def known_job(job_id: str) -> Job:
         job = pool().get(job_id)
@@ -417,7 +320,7 @@ def create_app(settings: StudioSettings, *, registry: ModelRegistry | None = Non
         if len(jobs) == 1 and text(form, "async") not in ("1", "true", "yes"):
             job = await finished(jobs[0])
             pool().forget(job.id)  # answered in full: nothing kept
-            return png_response(job, download=False)
+            return result_response(job, download=False)
         return JSONResponse(
             {"jobs": [pool().status(j.id) for j in jobs], "target": target}, status_code=202
         )
@@ -474,7 +377,7 @@ def create_app(settings: StudioSettings, *, registry: ModelRegistry | None = Non
             return JSONResponse({"jobs": [pool().status(job.id)]}, status_code=202)
         job = await finished(job)
         pool().forget(job.id)
-        return png_response(job, download=False)
+        return result_response(job, download=False)
 
     @app.post("/api/video")
     async def api_video(request: Request):
@@ -561,7 +464,7 @@ def create_app(settings: StudioSettings, *, registry: ModelRegistry | None = Non
 
     @app.get("/api/jobs/{job_id}/result.{ext}")
     async def api_result(job_id: str, ext: str, download: int = 0):
-        return png_response(known_job(job_id), download=bool(download), ext=ext)
+        return result_response(known_job(job_id), download=bool(download), ext=ext)
 
     @app.get("/api/jobs/{job_id}/partial.png")
     async def api_partial(job_id: str):
@@ -580,15 +483,7 @@ def create_app(settings: StudioSettings, *, registry: ModelRegistry | None = Non
         jobs = [known_job(i) for i in ids.split(",") if i]
         if not jobs or len(jobs) > 256:
             raise StudioError(400, "give 1 to 256 job ids: /api/zip?ids=ID,ID,...")
-        ready = [j for j in jobs if j.state == DONE and j.result is not None]
-        if not ready:
-            raise StudioError(409, "none of these jobs has a result yet")
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
-            for job in ready:
-                archive.writestr(f"{safe_label(job.label)}-{job.id[:6]}.png", job.result)
-        headers = {"Content-Disposition": 'attachment; filename="culturegan-studio.zip"'}
-        return Response(buffer.getvalue(), media_type="application/zip", headers=headers)
+        return forms.zip_response(jobs)
 
     @app.get("/api/health")
     async def api_health():
