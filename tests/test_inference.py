@@ -121,3 +121,23 @@ def test_future_or_broken_model_folders_are_refused(trained, tmp_path):
     (model / "model.safetensors").write_bytes(b"\x00" * 16)
     with pytest.raises(CheckpointError, match="model.safetensors"):
         Stylizer.from_pretrained(model)
+
+
+def test_a_folder_half_written_by_a_killed_save_is_refused(trained, tmp_path):
+    """A save killed between its two renames leaves new weights beside the old config.json."""
+    import shutil
+
+    from safetensors.torch import save_file
+
+    model = tmp_path / "model"
+    shutil.copytree(trained.run_dir / "model", model)
+    config, tensors = load_pretrained(model)
+    assert len(config["weights_sha256"]) == 64
+    # Another model's weights of the same architecture: every shape matches, only the hash tells.
+    save_file({k: v + 1 for k, v in tensors.items()}, str(model / "model.safetensors"))
+    with pytest.raises(CheckpointError, match="save was interrupted"):
+        Stylizer.from_pretrained(model)
+    # A folder written before the hash existed still loads.
+    del config["weights_sha256"]
+    (model / "config.json").write_text(json.dumps(config))
+    assert Stylizer.from_pretrained(model)(Image.new("RGB", (32, 32)), target="art").images

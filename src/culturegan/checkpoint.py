@@ -20,12 +20,13 @@ Usage::
 from __future__ import annotations
 
 import json
+from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file
+from safetensors.torch import load
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
@@ -33,6 +34,7 @@ from culturegan.fileio import atomic_write, write_json
 
 FORMAT_VERSION = 1
 WEIGHTS_NAME = "model.safetensors"
+WEIGHTS_HASH = "weights_sha256"  # config.json key: the SHA-256 of the weights file
 CONFIG_NAME = "config.json"
 
 
@@ -71,16 +73,22 @@ def load_training_state(path: str | Path, map_location: str | torch.device = "cp
 def save_pretrained(
     out_dir: str | Path, modules: dict[str, nn.Module], config: dict[str, Any]
 ) -> Path:
-    """Write ``modules`` (name -> network) as one safetensors file plus ``config.json``."""
+    """Write ``modules`` (name -> network) as one safetensors file plus ``config.json``.
+
+    Each file is replaced atomically, the weights first; the config records the weights' SHA-256
+    so that a folder left half-written (a save killed between the two renames over an older
+    model) is refused by :func:`load_pretrained` instead of pairing one model's config with
+    another's weights.
+    """
     out_dir = Path(out_dir)
     tensors = {}
     for name, module in modules.items():
         for key, value in module.state_dict().items():
             tensors[f"{name}.{key}"] = value.detach().cpu().contiguous()
-    config = {"format_version": FORMAT_VERSION, **config}
     # Serialised in memory, written by Python: a failed write is an OSError (safetensors' own
     # writer reports it as a SafetensorError with the errno inside the text).
     data = safetensors_bytes(tensors)
+    config = {"format_version": FORMAT_VERSION, **config, WEIGHTS_HASH: sha256(data).hexdigest()}
     atomic_write(out_dir / WEIGHTS_NAME, lambda tmp: tmp.write_bytes(data))
     write_json(out_dir / CONFIG_NAME, config)
     return out_dir
@@ -257,7 +265,15 @@ def load_pretrained(model_dir: str | Path) -> tuple[dict[str, Any], dict[str, to
     if config.get("kind", "two_domain") in KINDS:  # judges and classifiers check their own
         validate_config(config, config_path)
     try:
-        tensors = load_file(str(weights_path))
+        data = weights_path.read_bytes()
+        expected = config.get(WEIGHTS_HASH)
+        if expected is not None and sha256(data).hexdigest() != expected:
+            raise CheckpointError(
+                f"'{weights_path}' is not the weights '{config_path}' was saved with (their "
+                "SHA-256 differs): a save was interrupted between the two files, or one was "
+                "changed; save or export the model again"
+            )
+        tensors = load(data)
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"cannot read weights '{weights_path}': {exc}") from None
     check_finite_weights(tensors, str(weights_path))
