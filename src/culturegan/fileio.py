@@ -4,7 +4,9 @@ The content goes to a temporary file in the same folder, which is flushed and fs
 renamed over the target (``os.replace`` is atomic on POSIX and Windows); the folder is fsynced
 so the rename survives a power cut. Any failure (disk full, read-only folder, an output path
 that is a folder or lies under a file) leaves the old file as it was, removes the temporary
-file and raises :class:`WriteError` naming the output and the reason.
+file and raises :class:`WriteError` naming the output and the reason. A write killed outright
+(SIGKILL, power cut) leaves its hidden temporary file, which the next write of the same path
+removes once its writer is gone.
 
 Usage::
 
@@ -18,6 +20,7 @@ import errno
 import json
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -82,7 +85,9 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     path = Path(path)
     _prepare_folder(path)
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent
+        )
     except OSError as exc:
         raise WriteError(path, exc.strerror or str(exc), exc.errno) from exc
     os.close(fd)
@@ -109,7 +114,49 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
             os.close(dir_fd)
     except OSError:
         pass  # not supported on every platform/filesystem; the rename is still atomic
+    _remove_stale_temporaries(path)
     return path
+
+
+STALE_SECONDS = 60.0  # a temporary file this old whose writer is dead is a killed write's
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete the temporary files that killed writes of ``path`` left beside it.
+
+    A temporary file's name carries its writer's PID (``.NAME.PID.RANDOM.tmp``); it is removed
+    when that process no longer exists here and the file has not changed for a minute (a PID
+    from another machine or container sharing the folder is never current here, so the age
+    keeps a live remote writer's file). Best effort: a file that cannot be removed stays hidden.
+    """
+    prefix = f".{path.name}."
+    try:
+        names = [n for n in os.listdir(path.parent) if n.startswith(prefix) and n.endswith(".tmp")]
+    except OSError:
+        return
+    now = time.time()
+    for name in names:
+        pid = name[len(prefix) :].split(".", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+            continue
+        stale = path.parent / name
+        try:
+            if now - stale.stat().st_mtime > STALE_SECONDS:
+                stale.unlink()
+        except OSError:
+            pass
+
+
+def _alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill(pid, 0) would terminate the process there
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it exists, owned by someone else
+        return True
+    return True
 
 
 def write_json(path: str | Path, data: Any) -> Path:

@@ -8,11 +8,13 @@ it. k and the part written are drawn at random (seeded, shown on failure).
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import subprocess
 import sys
 import threading
+import time
 
 from PIL import Image
 
@@ -121,12 +123,19 @@ def test_sigkill_mid_write_leaves_no_partial_file_under_the_final_name(trained_r
     # export: the folder holds the previous export's files, byte for byte.
     assert {k: v for k, v in digest(exported).items() if not k.startswith(".")} == old_export
 
-    # Running again completes; the leftover temporary files are hidden and never read back.
+    # Running again completes; the leftover temporary files are hidden and never read back,
+    # and the next write of the same file removes them once they are a minute old.
+    leftovers = [*stylized.glob(".*.tmp"), *exported.glob(".*.tmp")]
+    assert leftovers, where
+    for leftover in leftovers:
+        os.utime(leftover, (time.time() - 120, time.time() - 120))
     photos_before = digest(photos)
     assert main(["stylize", str(photos), "--model", str(model), "--out", str(stylized)]) == 0
     assert [p.name for p in visible(stylized)] == ["p0.png", "p1.png", "p2.png"], where
+    assert not list(stylized.glob(".*.tmp")), where
     for path in visible(stylized):
         assert Image.open(path).size == (32, 24)
     assert digest(photos) == photos_before
     assert main(["export", str(trained_run), "--out", str(exported)]) == 0
+    assert not list(exported.glob(".*.tmp")), where
     Stylizer.from_pretrained(exported)
