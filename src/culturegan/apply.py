@@ -13,6 +13,7 @@ Usage::
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,17 @@ class StylizeSummary:
             lines.append(f"skipped {len(self.skipped)} unreadable inputs:")
             lines += [f"  {path}: {reason}" for path, reason in self.skipped]
         return "\n".join(lines)
+
+
+def remove_empty_folders(root: Path) -> None:
+    """Remove ``root`` and the folders under it that hold no file (best effort)."""
+    if not root.is_dir():
+        return
+    for folder in sorted((p for p in root.rglob("*") if p.is_dir()), reverse=True):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+    with contextlib.suppress(OSError):
+        root.rmdir()
 
 
 def expand_inputs(
@@ -137,21 +149,27 @@ def stylize_paths(
     request = stylizer.check_inputs(seed=seeds[0], **options)
     pairs, skipped = expand_inputs(inputs, out_dir)
     out_dir = Path(out_dir)
+    fresh = not out_dir.exists()  # made by this call: not left behind empty if it fails
     rel_of = dict(pairs)
     written: list[Path] = []
-    with tqdm(total=len(pairs), disable=not progress, unit="img", desc=verb) as bar:
-        files = [path for path, _ in pairs]
-        for chunk, images in iter_image_batches(
-            files, batch_size, skipped=skipped, keep_alpha=keep_alpha
-        ):
-            for k, sample_seed in enumerate(seeds):
-                result = stylizer(images, seed=sample_seed, **options)
-                for path, image in zip(chunk, result.images, strict=True):
-                    rel = rel_of[path]
-                    name = rel if len(seeds) == 1 else rel.with_name(f"{rel.stem}_s{k}.png")
-                    out = out_dir / name
-                    # A kill mid-write leaves no truncated PNG under the final name.
-                    atomic_write(out, lambda tmp, im=image: im.save(tmp, format="PNG"))
-                    written.append(out)
-            bar.update(len(chunk))
+    try:
+        with tqdm(total=len(pairs), disable=not progress, unit="img", desc=verb) as bar:
+            files = [path for path, _ in pairs]
+            for chunk, images in iter_image_batches(
+                files, batch_size, skipped=skipped, keep_alpha=keep_alpha
+            ):
+                for k, sample_seed in enumerate(seeds):
+                    result = stylizer(images, seed=sample_seed, **options)
+                    for path, image in zip(chunk, result.images, strict=True):
+                        rel = rel_of[path]
+                        name = rel if len(seeds) == 1 else rel.with_name(f"{rel.stem}_s{k}.png")
+                        out = out_dir / name
+                        # A kill mid-write leaves no truncated PNG under the final name.
+                        atomic_write(out, lambda tmp, im=image: im.save(tmp, format="PNG"))
+                        written.append(out)
+                bar.update(len(chunk))
+    except BaseException:
+        if fresh:
+            remove_empty_folders(out_dir)
+        raise
     return StylizeSummary(written=written, skipped=skipped, direction=request.direction, verb=verb)

@@ -66,6 +66,27 @@ def test_a_full_disk_during_stylize_keeps_the_old_output(tmp_path, capsys, monke
     assert digest(out) == before and digest(photos) == inputs and not temp_files(out)
 
 
+def test_a_full_disk_on_the_first_image_leaves_no_empty_output_folder(tmp_path, capsys,
+                                                                     monkeypatch):  # fmt: skip
+    model, photos = save_tiny_model(tmp_path / "model"), write_photos(tmp_path / "photos")
+    (photos / "sub").mkdir()
+    (photos / "p0.png").rename(photos / "sub" / "p0.png")  # its output folder is out/sub
+
+    def full_disk(self, fp, format=None, **params):
+        raise OSError(errno.ENOSPC, NO_SPACE)
+
+    monkeypatch.setattr(Image.Image, "save", full_disk)
+    out = tmp_path / "new" / "out"
+    assert main(["stylize", str(photos), "--model", str(model), "--out", str(out)]) == 2
+    one_clear_line(capsys.readouterr().err, NO_SPACE, ".png")
+    assert not out.exists() and (tmp_path / "new").is_dir()
+    # An output folder that existed before stays, and so does what it held.
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    assert main(["stylize", str(photos), "--model", str(model), "--out", str(out)]) == 2
+    assert sorted(p.name for p in out.rglob("*")) == ["keep.txt"]
+
+
 def test_a_full_disk_during_a_checkpoint_keeps_the_old_one(trained_run, tmp_path, capsys,
                                                           monkeypatch):  # fmt: skip
     run = shutil.copytree(trained_run, tmp_path / "run")
