@@ -280,3 +280,54 @@ def test_domain_branch_preset_trains_mixes_and_resumes_exactly(synthetic_root, t
         bad_cfg = small_cfg(synthetic_root, tmp_path, 2, **overrides)
         with pytest.raises(ValueError, match="domain_branch"):
             bad_cfg.validate()
+
+
+def test_domain_weights_change_the_terms_of_one_cultures_items_only(synthetic_root, tmp_path):
+    from culturegan.training.base import PERCEPTUAL_TERMS, DomainPerceptualTerms
+
+    domains = ("ink_wash", "photo", "woodblock")
+    gen = torch.Generator().manual_seed(5)
+    fake, source, style = (torch.rand(4, 3, 32, 32, generator=gen) * 2 - 1 for _ in range(3))
+    target = torch.tensor([0, 2, 0, 2])  # two items aimed at ink_wash, two at woodblock
+
+    def score(*weights):
+        cfg = small_cfg(synthetic_root, tmp_path, 2, **{"loss.domain_weights": list(weights)})
+        return DomainPerceptualTerms(cfg.validate(), domains)(fake, source, style, target, step=3)
+
+    base, base_logs = score()
+    # The preset's own weights spelled out per culture: the same total, now summed over the
+    # two groups of two instead of over four items (float32 means over ~1e4 values each: a
+    # relative difference of order 1e-6; 1e-4 leaves room for other kernels' summation order).
+    cfg = small_cfg(synthetic_root, tmp_path, 2)
+    same = [f"{d}:{t}={getattr(cfg.loss, f'lambda_{t}')}" for d in ("ink_wash", "woodblock")
+            for t in PERCEPTUAL_TERMS]  # fmt: skip
+    total, logs = score(*same)
+    assert torch.allclose(total, base, rtol=1e-4)
+    assert logs.keys() == base_logs.keys()
+    # Every term off for woodblock: half the batch, scored as the ink_wash items alone.
+    total, logs = score(*[f"woodblock:{t}=0" for t in PERCEPTUAL_TERMS])
+    ink = (target == 0).nonzero().squeeze(1)
+    alone, alone_logs = DomainPerceptualTerms(cfg, domains).default(
+        fake[ink], source[ink], style[ink], step=3
+    )
+    assert torch.allclose(total, 0.5 * alone, rtol=1e-4) and total < base
+    assert logs["loss/content"] == pytest.approx(alone_logs["loss/content"], rel=1e-4)
+    # A term the defaults leave off weighs for one culture only.
+    assert "loss/patch" not in base_logs and "loss/patch" in score("woodblock:patch=1")[1]
+
+    for bad, message in [
+        ("woodblock-content=1", "not DOMAIN:TERM=WEIGHT"),
+        ("woodblock:colour=1", "unknown term 'colour'"),
+        ("woodblock:content=-1", "must be a number >= 0"),
+        ("woodblock:content=much", "must be a number >= 0"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            score(bad)
+    with pytest.raises(ValueError, match="the domain 'ukiyoe'"):
+        score("ukiyoe:content=1")
+    with pytest.raises(ValueError, match="applies to the multidomain recipe"):
+        load_config("fewshot_structure", {"loss.domain_weights": ["art:content=1"]}).validate()
+    # In training: the step runs and logs the terms of its culture's weights.
+    cfg = small_cfg(synthetic_root, tmp_path, 2, **{"loss.domain_weights": ["ink_wash:patch=1"]})
+    recipe = MultiDomainRecipe(cfg, device=torch.device("cpu"), domains=("ink_wash", "photo"))
+    assert recipe.train_step(photo_to_ink_batch(), 0)["loss/patch"] > 0

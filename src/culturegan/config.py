@@ -122,6 +122,10 @@ class LossConfig:
     lambda_patch: float = 0.0  # the art's 5x5 colour patches at 3 scales: sliced Wasserstein
     lambda_structure: float = 0.0  # the photo's drawing: 1 - grey SSIM of output vs input
     perceptual_size: int = 0  # Lite0 terms see images enlarged (nearest) to this side; 0 = as is
+    # multidomain: content / style weights for the items aimed at one culture, as
+    # "DOMAIN:TERM=WEIGHT" (TERM: content, style_stats, style_swd, palette, patch, structure);
+    # the other items keep the lambda_* above
+    domain_weights: list[str] = field(default_factory=list)
     gan_start: int = 0  # cut, multidomain: steps before the adversarial term (and D) start
     gan_ramp: int = 0  # then lambda_gan grows linearly from 0 over this many steps
 
@@ -252,6 +256,13 @@ class RunConfig:
         if self.train.recipe == "pix2pix" and not (loss.lambda_gan or loss.lambda_l1):
             raise ValueError("nothing trains the generator: loss.lambda_gan and loss.lambda_l1 "
                              "are both 0")  # fmt: skip
+        if loss.domain_weights:
+            from culturegan.training.base import parse_domain_weights
+
+            if self.train.recipe != "multidomain":
+                raise ValueError("loss.domain_weights applies to the multidomain recipe, not to "
+                                 f"{self.train.recipe}")  # fmt: skip
+            parse_domain_weights(loss.domain_weights)
         if loss.gan_start < 0 or loss.gan_ramp < 0:
             raise ValueError("loss.gan_start and loss.gan_ramp must be >= 0")
         if (loss.gan_start or loss.gan_ramp) and self.train.recipe not in ("cut", "multidomain"):

@@ -232,3 +232,85 @@ class PerceptualTerms:
         return torch.stack(
             [loss_fn(pick(out, i), pick(ref, i), seed=seed) for i in range(n)]
         ).mean()
+
+
+PERCEPTUAL_TERMS = ("content", "style_stats", "style_swd", "palette", "patch", "structure")
+
+
+def parse_domain_weights(items: Sequence[str]) -> dict[str, dict[str, float]]:
+    """``["ink:content=0.5", "ink:structure=2"]`` -> ``{"ink": {"content": 0.5, "structure": 2}}``.
+
+    Errors name the item and what is wrong with it (format, term, weight).
+    """
+    weights: dict[str, dict[str, float]] = {}
+    for item in items:
+        domain, colon, setting = str(item).partition(":")
+        term, equals, value = setting.partition("=")
+        domain, term = domain.strip(), term.strip()
+        if not (colon and equals and domain and term):
+            raise ValueError(f"loss.domain_weights: '{item}' is not DOMAIN:TERM=WEIGHT")
+        if term not in PERCEPTUAL_TERMS:
+            raise ValueError(f"loss.domain_weights: '{item}': unknown term '{term}' (terms: "
+                             f"{', '.join(PERCEPTUAL_TERMS)})")  # fmt: skip
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = float("nan")
+        if not weight >= 0 or weight == float("inf"):  # NaN fails too
+            raise ValueError(f"loss.domain_weights: '{item}': the weight must be a number >= 0")
+        weights.setdefault(domain, {})[term] = weight
+    return weights
+
+
+class DomainPerceptualTerms:
+    """:class:`PerceptualTerms` with other weights for the items aimed at some domains.
+
+    ``__call__(fake, source, style, target, step=)``: the items are grouped by ``target`` (domain
+    indices); each group is scored by its domain's terms and weighted by its share of the batch,
+    so that with every domain at the default weights the total equals ``PerceptualTerms`` on
+    the whole batch (each term is a mean over items). The logged values are the item-weighted
+    means over the groups in which a term weighs.
+    """
+
+    def __init__(self, cfg: RunConfig, domains: Sequence[str]) -> None:
+        self.default = PerceptualTerms(cfg, paired=True)
+        self.by_domain: dict[int, PerceptualTerms] = {}
+        for name, weights in parse_domain_weights(cfg.loss.domain_weights).items():
+            if name not in domains:
+                raise ValueError(f"loss.domain_weights names the domain '{name}', which the "
+                                 f"data does not have ({', '.join(domains)})")  # fmt: skip
+            terms = PerceptualTerms(cfg, paired=True)
+            for term, weight in weights.items():
+                setattr(terms, f"lambda_{term}", weight)
+            self.by_domain[list(domains).index(name)] = terms
+
+    @property
+    def enabled(self) -> bool:
+        return self.default.enabled or any(t.enabled for t in self.by_domain.values())
+
+    def __call__(
+        self,
+        fake: torch.Tensor,
+        source: torch.Tensor,
+        style: torch.Tensor,
+        target: torch.Tensor,
+        *,
+        step: int = 0,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        if not self.by_domain:
+            return self.default(fake, source, style, step=step)
+        total = fake.new_zeros(())
+        sums: dict[str, float] = {}
+        shares: dict[str, float] = {}
+        for domain in torch.unique(target).tolist():
+            index = (target == domain).nonzero().squeeze(1)
+            terms = self.by_domain.get(domain, self.default)
+            if not terms.enabled:
+                continue
+            share = len(index) / len(target)
+            value, logs = terms(fake[index], source[index], style[index], step=step)
+            total = total + share * value
+            for key, logged in logs.items():
+                sums[key] = sums.get(key, 0.0) + share * logged
+                shares[key] = shares.get(key, 0.0) + share
+        return total, {key: sums[key] / shares[key] for key in sums}

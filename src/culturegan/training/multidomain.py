@@ -48,7 +48,7 @@ from culturegan.models.multidomain import (
 )
 from culturegan.priors import DomainStats, edge_loss, ink_view
 from culturegan.training.base import (
-    PerceptualTerms,
+    DomainPerceptualTerms,
     Recipe,
     build_augment,
     discriminator_kwargs,
@@ -139,7 +139,7 @@ class MultiDomainRecipe(Recipe):
         self.discriminator.to(device)
         # Before the discriminator, real and fake alike; its own seeded stream.
         self.augment = build_augment(cfg, seed=cfg.train.seed * 2 + 5)
-        self.perceptual = PerceptualTerms(cfg, paired=True)
+        self.perceptual = DomainPerceptualTerms(cfg, self.domains)
         loss = cfg.loss
         self.prior_ids = {
             prior: self._domain_ids(getattr(loss, f"{prior}_domains"), prior)
@@ -289,7 +289,7 @@ class MultiDomainRecipe(Recipe):
         )
         total_g = total_g + self._prior_losses(x, x_fake, y_trg, losses, adversarial=lambda_gan > 0)
         if self.perceptual.enabled:  # x_ref is an artwork of each item's target domain
-            terms, logs = self.perceptual(x_fake, x, batch["x_ref"], step=step)
+            terms, logs = self.perceptual(x_fake, x, batch["x_ref"], y_trg, step=step)
             total_g = total_g + terms
             losses.update(logs)
         self.opt_g.zero_grad(set_to_none=True)
