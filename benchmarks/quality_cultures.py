@@ -204,6 +204,13 @@ CANDIDATES: dict[str, dict[str, Any]] = {
         "ablation": "new: one model, fewshot_structure's losses, style-modulated mobile U-Net G "
         "with the way up to RGB once per culture",
     },
+    "multidomain_cultures": {
+        "preset": "multidomain_cultures",
+        "overrides": {},
+        "multi_domain": True,
+        "ablation": "session 10: multidomain_structure with each culture's own content / "
+        "structure weights (loss.domain_weights)",
+    },
     "multidomain_structure -decoder_branch": {
         "preset": "multidomain_structure",
         "overrides": {"model.domain_branch": "none"},

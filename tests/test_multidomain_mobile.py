@@ -22,9 +22,9 @@ from culturegan.models.multidomain import (
 from culturegan.training.multidomain import MultiDomainRecipe
 
 
-def small_cfg(root, runs, steps, **extra):
+def small_cfg(root, runs, steps, preset="multidomain_structure", **extra):
     return load_config(
-        "multidomain_structure",
+        preset,
         {
             "data.root": str(root),
             "data.load_size": 36,
@@ -331,3 +331,19 @@ def test_domain_weights_change_the_terms_of_one_cultures_items_only(synthetic_ro
     cfg = small_cfg(synthetic_root, tmp_path, 2, **{"loss.domain_weights": ["ink_wash:patch=1"]})
     recipe = MultiDomainRecipe(cfg, device=torch.device("cpu"), domains=("ink_wash", "photo"))
     assert recipe.train_step(photo_to_ink_batch(), 0)["loss/patch"] > 0
+
+
+def test_the_cultures_preset_weighs_each_culture_and_names_a_missing_one(synthetic_root, tmp_path):
+    cfg = small_cfg(synthetic_root, tmp_path, 2, preset="multidomain_cultures").validate()
+    cultures = ("chinese_ink", "impressionism_monet", "photo", "ukiyoe")
+    recipe = MultiDomainRecipe(cfg, device=torch.device("cpu"), domains=cultures)
+    ink = recipe.perceptual.by_domain[cultures.index("chinese_ink")]
+    assert (ink.lambda_content, ink.lambda_structure) == (0.5, 2.0)
+    assert cultures.index("photo") not in recipe.perceptual.by_domain  # the preset's defaults
+    batch = photo_to_ink_batch()
+    batch["y"] = torch.full((4,), cultures.index("photo"))
+    batch["y_trg"] = torch.tensor([0, 1, 3, 3])
+    losses = recipe.train_step(batch, 0)
+    assert losses["loss/content"] > 0 and losses["loss/structure"] > 0
+    with pytest.raises(ValueError, match="the domain 'ukiyoe'"):
+        MultiDomainRecipe(cfg, device=torch.device("cpu"), domains=("chinese_ink", "photo"))
