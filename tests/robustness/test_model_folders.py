@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import json
 import math
 import time
@@ -35,6 +36,17 @@ def folder_with(tmp_path, good, config_text: str):
     (out / "model.safetensors").write_bytes((src / "model.safetensors").read_bytes())
     (out / "config.json").write_text(config_text)
     return out
+
+
+def save_weights(folder, tensors) -> None:
+    """Replace the folder's weights and record their hash in its config, as a save would: the
+    checks after the hash (values, names, shapes) are then the ones that must refuse them."""
+    save_file(tensors, str(folder / "model.safetensors"))
+    config = json.loads((folder / "config.json").read_text())
+    config["weights_sha256"] = hashlib.sha256(
+        (folder / "model.safetensors").read_bytes()
+    ).hexdigest()
+    (folder / "config.json").write_text(json.dumps(config))
 
 
 def edited(config: dict, path: str, value) -> dict:
@@ -100,7 +112,7 @@ def test_weights_with_nan_are_refused(tmp_path, good):
     key = sorted(k for k, v in tensors.items() if v.is_floating_point())[0]
     tensors[key] = tensors[key].clone()
     tensors[key].view(-1)[0] = float("nan")
-    save_file(tensors, str(folder / "model.safetensors"))
+    save_weights(folder, tensors)
     with pytest.raises(CheckpointError, match=f"weight '{key}' holds NaN"):
         Stylizer.from_pretrained(folder)
 
@@ -109,7 +121,7 @@ def test_missing_or_extra_weights_are_refused(tmp_path, good):
     folder = folder_with(tmp_path, good, json.dumps(good[1]))
     tensors = load_file(str(folder / "model.safetensors"))
     extra = dict(tensors, **{"g_ab.model.99.weight": torch.zeros(3)})
-    save_file(extra, str(folder / "model.safetensors"))
+    save_weights(folder, extra)
     with pytest.raises(CheckpointError, match="do not fit"):
         Stylizer.from_pretrained(folder)
 
