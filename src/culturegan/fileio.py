@@ -5,8 +5,8 @@ renamed over the target (``os.replace`` is atomic on POSIX and Windows); the fol
 so the rename survives a power cut. Any failure (disk full, read-only folder, an output path
 that is a folder or lies under a file) leaves the old file as it was, removes the temporary
 file and raises :class:`WriteError` naming the output and the reason. A write killed outright
-(SIGKILL, power cut) leaves its hidden temporary file, which the next write of the same path
-removes once its writer is gone.
+(SIGKILL, power cut) leaves its hidden temporary file, which the first write of a later process
+into the same folder removes once its writer is gone.
 
 Usage::
 
@@ -119,27 +119,35 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
 
 
 STALE_SECONDS = 60.0  # a temporary file this old whose writer is dead is a killed write's
+_swept: set[str] = set()  # folders this process has cleared of killed writes' leftovers
 
 
 def _remove_stale_temporaries(path: Path) -> None:
-    """Delete the temporary files that killed writes of ``path`` left beside it.
+    """Delete the temporary files that killed writes left in ``path``'s folder, once per folder
+    and process (not on every write: a folder of 10^5 outputs would be listed 10^5 times).
 
     A temporary file's name carries its writer's PID (``.NAME.PID.RANDOM.tmp``); it is removed
     when that process no longer exists here and the file has not changed for a minute (a PID
     from another machine or container sharing the folder is never current here, so the age
     keeps a live remote writer's file). Best effort: a file that cannot be removed stays hidden.
     """
-    prefix = f".{path.name}."
+    folder = str(path.parent.resolve())
+    if folder in _swept:
+        return
+    _swept.add(folder)
     try:
-        names = [n for n in os.listdir(path.parent) if n.startswith(prefix) and n.endswith(".tmp")]
+        names = [n for n in os.listdir(folder) if n.startswith(".") and n.endswith(".tmp")]
     except OSError:
         return
     now = time.time()
     for name in names:
-        pid = name[len(prefix) :].split(".", 1)[0]
-        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+        parts = name[: -len(".tmp")].rsplit(".", 2)  # ".NAME", PID, RANDOM (mkstemp: no dots)
+        if len(parts) != 3 or not parts[1].isdigit():
             continue
-        stale = path.parent / name
+        pid = int(parts[1])
+        if pid == os.getpid() or _alive(pid):
+            continue
+        stale = Path(folder) / name
         try:
             if now - stale.stat().st_mtime > STALE_SECONDS:
                 stale.unlink()

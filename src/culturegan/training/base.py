@@ -255,8 +255,8 @@ def parse_domain_weights(items: Sequence[str]) -> dict[str, dict[str, float]]:
         try:
             weight = float(value)
         except ValueError:
-            weight = float("nan")
-        if not weight >= 0 or weight == float("inf"):  # NaN fails too
+            weight = -1.0
+        if not (math.isfinite(weight) and weight >= 0):
             raise ValueError(f"loss.domain_weights: '{item}': the weight must be a number >= 0")
         weights.setdefault(domain, {})[term] = weight
     return weights
