@@ -208,8 +208,8 @@ CANDIDATES: dict[str, dict[str, Any]] = {
         "preset": "multidomain_cultures",
         "overrides": {},
         "multi_domain": True,
-        "ablation": "session 10: multidomain_structure with each culture's own content / "
-        "structure weights (loss.domain_weights)",
+        "ablation": "sessions 10-11: multidomain_structure with each culture's own loss "
+        "weights (loss.domain_weights; ukiyo-e's palette 10)",
     },
     "multidomain_structure -decoder_branch": {
         "preset": "multidomain_structure",

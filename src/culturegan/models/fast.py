@@ -30,6 +30,7 @@ Usage::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -56,6 +57,27 @@ def downsampling_conv(cin: int, cout: int, pad_mode: str = "zeros") -> nn.Conv2d
     band down the left edge of ukiyo-e outputs). ``reflect`` pads with the image itself.
     """
     return nn.Conv2d(cin, cout, 3, stride=2, padding=1, padding_mode=pad_mode, bias=False)
+
+
+def mobile_stem(in_channels: int, ngf: int, norm: Callable[[int], nn.Module]) -> list[nn.Module]:
+    """The mobile generators' first layers: lossless pixel unshuffle to half resolution, then
+    a 3x3 convolution to ``ngf`` channels, ``norm`` and ReLU."""
+    return [
+        nn.PixelUnshuffle(2),  # (B, C, H, W) -> (B, 4C, H/2, W/2), nothing lost
+        nn.ReflectionPad2d(1),
+        nn.Conv2d(4 * in_channels, ngf, kernel_size=3, bias=False),
+        norm(ngf),
+        nn.ReLU(inplace=True),
+    ]
+
+
+def mobile_down(channels: int, pad_mode: str, norm: Callable[[int], nn.Module]) -> list[nn.Module]:
+    """One stride-2 stage of the mobile generators: ``channels`` -> twice as many, half the side."""
+    return [
+        downsampling_conv(channels, 2 * channels, pad_mode),
+        norm(2 * channels),
+        nn.ReLU(inplace=True),
+    ]
 
 
 def icnr_(conv: nn.Conv2d, scale: int = 2) -> None:
@@ -186,20 +208,10 @@ class MobileResnetGenerator(nn.Module):
         if output_tent:
             self.config["output_tent"] = True
         drawn = palette or out_channels  # channels of the last convolution's output
-        layers: list[nn.Module] = [
-            nn.PixelUnshuffle(2),  # (B, C, H, W) -> (B, 4C, H/2, W/2), nothing lost
-            nn.ReflectionPad2d(1),
-            nn.Conv2d(4 * in_channels, ngf, kernel_size=3, bias=False),
-            instance_norm(ngf),
-            nn.ReLU(inplace=True),
-        ]
+        layers = mobile_stem(in_channels, ngf, instance_norm)
         ch = ngf
         for _ in range(2):  # H/2 -> H/8
-            layers += [
-                downsampling_conv(ch, ch * 2, pad_mode),
-                instance_norm(ch * 2),
-                nn.ReLU(inplace=True),
-            ]
+            layers += mobile_down(ch, pad_mode, instance_norm)
             ch *= 2
         first_block = len(layers)
         layers += [InvertedResidual(ch, expansion) for _ in range(n_blocks)]

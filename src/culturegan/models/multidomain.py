@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from culturegan.models.fast import TentFilter, check_pad_mode, downsampling_conv, icnr_
+from culturegan.models.fast import TentFilter, check_pad_mode, icnr_, mobile_down, mobile_stem
 
 
 class AdaIN(nn.Module):
@@ -184,6 +184,10 @@ class StyleGenerator(nn.Module):
 ADAIN_INIT_STD = 0.02  # MobileStyleGenerator's AdaIN weights at initialisation
 
 
+def _affine_norm(channels: int) -> nn.Module:
+    return nn.InstanceNorm2d(channels, affine=True)
+
+
 def _tanh_residual(out: torch.Tensor, x: torch.Tensor, strength: float) -> torch.Tensor:
     """The predicted change ``out`` added to the input in tanh's pre-image, scaled by
     ``strength``: every pixel moves monotonically from the input (0) to the rendering (1)."""
@@ -286,20 +290,10 @@ class MobileStyleGenerator(nn.Module):
             self.config.update(domain_branch=domain_branch, num_domains=num_domains)
         self.tent = TentFilter() if output_tent else None
         self.residual = residual
-        self.stem = nn.Sequential(
-            nn.PixelUnshuffle(2),  # (B, 3, H, W) -> (B, 12, H/2, W/2), nothing lost
-            nn.ReflectionPad2d(1),
-            nn.Conv2d(12, ngf, 3, bias=False),
-            nn.InstanceNorm2d(ngf, affine=True),
-            nn.ReLU(),
-        )
+        # The encoder of fast.MobileUNetGenerator, its norms with learned scale and shift.
+        self.stem = nn.Sequential(*mobile_stem(3, ngf, _affine_norm))
         self.down = nn.ModuleList(
-            nn.Sequential(
-                downsampling_conv(c, 2 * c, pad_mode),
-                nn.InstanceNorm2d(2 * c, affine=True),
-                nn.ReLU(),
-            )
-            for c in (ngf, 2 * ngf)
+            nn.Sequential(*mobile_down(c, pad_mode, _affine_norm)) for c in (ngf, 2 * ngf)
         )
 
         def blocks() -> nn.ModuleList:
