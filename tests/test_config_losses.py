@@ -64,6 +64,32 @@ def test_bad_yaml_and_missing_preset(tmp_path):
         load_config("no_such_preset")
 
 
+def test_a_config_starts_from_its_base_and_overrides_it(tmp_path):
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("base: cyclegan_tiny\ntrain:\n  steps: 7\n")
+    cfg, tiny = load_config(str(mine)), load_config("cyclegan_tiny")
+    assert cfg.train.steps == 7 and tiny.train.steps != 7
+    assert cfg.model == tiny.model and cfg.data == tiny.data  # the rest from the base
+    # A base beside the file, by its path; the shipped multidomain_cultures is built this way.
+    (tmp_path / "child.yaml").write_text("base: mine.yaml\ndata:\n  flip: false\n")
+    child = load_config(str(tmp_path / "child.yaml"))
+    assert (child.train.steps, child.data.flip, child.model) == (7, False, tiny.model)
+    cultures = load_config("multidomain_cultures")
+    assert cultures.model == load_config("multidomain_structure").model
+    assert "ukiyoe:palette=10" in cultures.loss.domain_weights
+    # Loops and bases that are not names are refused, naming the file.
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(ValueError, match="a.yaml': its bases form a loop"):
+        load_config(str(tmp_path / "a.yaml"))
+    (tmp_path / "odd.yaml").write_text("base: [cyclegan]\n")
+    with pytest.raises(ValueError, match="odd.yaml': base must be a preset name"):
+        load_config(str(tmp_path / "odd.yaml"))
+    (tmp_path / "gone.yaml").write_text("base: no_such_preset\n")
+    with pytest.raises(FileNotFoundError, match="no_such_preset"):
+        load_config(str(tmp_path / "gone.yaml"))
+
+
 def test_adversarial_losses_closed_forms():
     ones, zeros = torch.ones(4), torch.zeros(4)
     lsgan = AdversarialLoss("lsgan")

@@ -1,10 +1,11 @@
 """Run configuration: nested dataclasses, YAML presets, and command-line overrides.
 
 A run is described by one :class:`RunConfig`. Presets are YAML files (``configs/*.yaml``, also
-shipped inside the package) holding any subset of its fields; every field can be overridden on
-the command line as ``--section.field VALUE`` (e.g. ``--train.steps 2000``). The resolved config
-is printed by ``culturegan train --dry-run`` and written as ``config.json`` in the run folder
-before step 0, so a run can always be rebuilt from its folder.
+shipped inside the package) holding any subset of its fields, optionally over another preset
+(``base: NAME``); every field can be overridden on the command line as ``--section.field
+VALUE`` (e.g. ``--train.steps 2000``). The resolved config is printed by ``culturegan train
+--dry-run`` and written as ``config.json`` in the run folder before step 0, so a run can always
+be rebuilt from its folder.
 
 Usage::
 
@@ -367,20 +368,38 @@ def list_presets() -> list[str]:
 
 
 def load_config(preset: str | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """Defaults, then the preset's values, then ``{"section.field": value}`` overrides."""
+    """Defaults, then the preset's values, then ``{"section.field": value}`` overrides.
+
+    A preset may start from another: a top-level ``base: NAME`` (a shipped preset, or a YAML
+    path relative to the file) is applied first, then the file's own sections over it.
+    """
     cfg = RunConfig()
     if preset:
-        path = resolve_preset(preset)
-        try:
-            values = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ValueError(f"config '{path}' is not valid YAML: {exc}") from None
-        if not isinstance(values, dict):
-            raise ValueError(f"config '{path}' must be a mapping of sections")
-        apply_nested(cfg, values, source=str(path))
+        _apply_preset(cfg, resolve_preset(preset), [])
     for dotted, value in (overrides or {}).items():
         set_field(cfg, dotted, value)
     return cfg
+
+
+def _apply_preset(cfg: RunConfig, path: Path, chain: list[Path]) -> None:
+    if path.resolve() in chain:
+        names = " -> ".join(str(p) for p in [*chain, path.resolve()])
+        raise ValueError(f"config '{path}': its bases form a loop ({names})")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"config '{path}' is not valid YAML: {exc}") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"config '{path}' must be a mapping of sections")
+    base = values.pop("base", None)
+    if base is not None:
+        if not isinstance(base, str) or not base:
+            raise ValueError(f"config '{path}': base must be a preset name or a YAML path")
+        relative = path.parent / base
+        _apply_preset(
+            cfg, relative if relative.is_file() else resolve_preset(base), [*chain, path.resolve()]
+        )
+    apply_nested(cfg, values, source=str(path))
 
 
 def add_override_arguments(parser: argparse.ArgumentParser) -> None:
