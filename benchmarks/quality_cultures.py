@@ -191,6 +191,13 @@ CANDIDATES: dict[str, dict[str, Any]] = {
         "ablation": "session 9: the fewshot_structure preset with 6 photos a step: a 30-minute "
         "budget spent on about as many updates as its 4-minute default, each on more images",
     },
+    "fewshot_structure_long structure1.5": {
+        "preset": "fewshot_structure_long",
+        "overrides": {"loss.lambda_structure": 1.5},
+        "multi_domain": False,
+        "ablation": "session 12: fewshot_structure_long with the grey-SSIM structure term at 1.5 "
+        "(was 1): ukiyo-e's 30-minute SSIM was 0.005 under the target",
+    },
     "multidomain_fewshot": {
         "preset": "multidomain_fewshot",
         "overrides": {},

@@ -162,6 +162,43 @@ def test_terms_of_weight_zero_cost_no_generator_pass(synthetic_root, tmp_path):
     assert len(calls) == 2 and recipe.train_step(batch, 4)["loss/cycle"] > 0
 
 
+def test_the_style_encoder_reads_each_image_once_and_scores_as_separate_passes(
+    synthetic_root, tmp_path
+):
+    import copy
+
+    cfg = small_cfg(synthetic_root, tmp_path, 2, **{"loss.lambda_cycle": 1.0})
+    assert cfg.loss.lambda_style > 0 and cfg.loss.lambda_domain_cls > 0
+    torch.manual_seed(0)
+    recipe = MultiDomainRecipe(cfg, device=torch.device("cpu"), domains=("ink_wash", "photo"))
+    batch = photo_to_ink_batch()
+    seen = []
+    recipe.style_encoder.body.register_forward_hook(lambda _m, args, _o: seen.append(args))
+    for step in (0, 1):  # a latent-guided step, then a reference-guided one
+        before = copy.deepcopy(recipe)
+        seen.clear()
+        torch.manual_seed(7)
+        losses = recipe.train_step(batch, step)
+        # One trunk pass over [output, photo, reference] (reference steps: the reference first,
+        # for the style code), each image read once.
+        assert [len(a[0]) for a in seen] == ([12] if step == 0 else [4, 8])
+        # The same values as the encoder's own calls, one image set at a time, before the step.
+        torch.manual_seed(7)
+        z1 = torch.randn(4, cfg.model.latent_dim)
+        enc = before.style_encoder
+        x, y, y_trg, ref = batch["x"], batch["y"], batch["y_trg"], batch["x_ref"]
+        s_trg = enc(ref, y_trg) if step else before.mapping(z1, y_trg)
+        fake = before._generate(x, s_trg, y_trg)
+        expect = {
+            "loss/style": (enc(fake, y_trg) - s_trg).abs().mean(),
+            "loss/domain_cls": F.cross_entropy(enc.classify(x), y)
+            + F.cross_entropy(enc.classify(ref), y_trg),
+            "loss/cycle": (before._generate(fake, enc(x, y), y) - x).abs().mean(),
+        }
+        for key, value in expect.items():  # float32 sums in another order: ~1e-6 relative
+            assert losses[key] == pytest.approx(value.item(), rel=1e-4), key
+
+
 def test_fake_classification_trains_the_generator_not_the_classifier(synthetic_root, tmp_path):
     batch = photo_to_ink_batch()
     cfg = small_cfg(synthetic_root, tmp_path, 2, **{"loss.lambda_fake_cls": 1.0})
@@ -312,6 +349,19 @@ def test_domain_weights_change_the_terms_of_one_cultures_items_only(synthetic_ro
     )
     assert torch.allclose(total, 0.5 * alone, rtol=1e-4) and total < base
     assert logs["loss/content"] == pytest.approx(alone_logs["loss/content"], rel=1e-4)
+    # Lite0 reads the whole batch once and each culture takes its items' maps: the gradient
+    # reaching each item is the one its group alone gives (the woodblock items get none).
+    both = fake.clone().requires_grad_(True)
+    cfg_off = small_cfg(synthetic_root, tmp_path, 2, **{
+        "loss.domain_weights": [f"woodblock:{t}=0" for t in PERCEPTUAL_TERMS]})  # fmt: skip
+    DomainPerceptualTerms(cfg_off.validate(), domains)(both, source, style, target, step=3)[
+        0
+    ].backward()
+    part = fake[ink].clone().requires_grad_(True)
+    DomainPerceptualTerms(cfg, domains).default(part, source[ink], style[ink], step=3)[0].backward()
+    assert both.grad[target == 2].abs().max() == 0
+    scale = part.grad.abs().max()
+    assert torch.allclose(both.grad[ink], 0.5 * part.grad, rtol=1e-3, atol=1e-4 * scale)
     # A term the defaults leave off weighs for one culture only.
     assert "loss/patch" not in base_logs and "loss/patch" in score("woodblock:patch=1")[1]
 

@@ -513,7 +513,10 @@ class StyleEncoder(nn.Module):
         self.classifier = nn.Linear(c, num_domains)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        h = self.body(x)
+        return self.style_of(self.body(x), y)
+
+    def style_of(self, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The styles read from trunk features ``h = body(x)`` (B, C) as domains ``y``."""
         styles = torch.stack([head(h) for head in self.heads], dim=1)  # (B, K, style_dim)
         return styles[torch.arange(len(y), device=y.device), y]
 

@@ -14,6 +14,7 @@ Usage::
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -132,6 +133,25 @@ def build_augment(cfg: RunConfig, *, seed: int) -> DiffAugment:
     )
 
 
+@dataclasses.dataclass
+class LiteFeatures:
+    """Lite0 maps of one batch: ``fake`` by block, ``source`` at CONTENT_TAPS, ``style`` at
+    STYLE_TAPS (None where no term reads them)."""
+
+    fake: dict[int, torch.Tensor]
+    source: list[torch.Tensor] | None
+    style: list[torch.Tensor] | None
+
+    def select(self, index: torch.Tensor) -> LiteFeatures:
+        """The maps of the items ``index`` (gradients flow back to the whole batch's)."""
+
+        def pick(maps: list[torch.Tensor] | None) -> list[torch.Tensor] | None:
+            return None if maps is None else [m[index] for m in maps]
+
+        fake = {t: m[index] for t, m in self.fake.items()}
+        return LiteFeatures(fake, pick(self.source), pick(self.style))
+
+
 class PerceptualTerms:
     """The optional content and collection-style losses, read through the frozen Lite0.
 
@@ -139,7 +159,9 @@ class PerceptualTerms:
     content term compares ``fake`` with the ``source`` it was made from, the style terms compare
     it with ``style``, a batch of real images of the target domain (feature statistics, feature
     distributions, colours). All weights 0: nothing runs. ``step`` seeds the sliced Wasserstein
-    directions, so a resumed run draws the same ones.
+    directions, so a resumed run draws the same ones. ``features``: the Lite0 maps of these
+    images already read (:meth:`features`, then :meth:`LiteFeatures.select` for a part of a
+    batch), so that several sets of weights can score parts of one batch read once.
     """
 
     def __init__(self, cfg: RunConfig, *, paired: bool = False) -> None:
@@ -167,19 +189,19 @@ class PerceptualTerms:
         *,
         step: int = 0,
         suffix: str = "",
+        features: LiteFeatures | None = None,
     ) -> tuple[torch.Tensor, dict[str, float]]:
         total = fake.new_zeros(())
         logs: dict[str, float] = {}
         if not self.enabled:
             return total, logs
-        styled = self.lambda_style_stats > 0 or self.lambda_style_swd > 0
-        taps = sorted(set(CONTENT_TAPS if self.lambda_content > 0 else ())
-                      | set(STYLE_TAPS if styled else ()))  # fmt: skip
-        out = dict(zip(taps, self._maps(fake, taps), strict=True)) if taps else {}
+        styled = self.styled
+        if features is None:
+            features = self.features(fake, source, style)
+        out = features.fake
         seed = (self.seed * 1_000_003 + step) % 2**62
         if self.lambda_content > 0:
-            with torch.no_grad():
-                ref = self._maps(source, CONTENT_TAPS)
+            ref = features.source
             value = content_loss([out[t] for t in CONTENT_TAPS], ref)
             total = total + self.lambda_content * value
             logs[f"loss/content{suffix}"] = value.item()
@@ -193,8 +215,7 @@ class PerceptualTerms:
             ("structure", self.lambda_structure, lambda: structure_loss(fake, source)),
         ]
         if styled:
-            with torch.no_grad():
-                ref = self._maps(style, STYLE_TAPS)
+            ref = features.style
             maps = [out[t] for t in STYLE_TAPS]
             terms += [
                 ("style_stats", self.lambda_style_stats,
@@ -208,6 +229,38 @@ class PerceptualTerms:
                 total = total + weight * value
                 logs[f"loss/{name}{suffix}"] = value.item()
         return total, logs
+
+    @property
+    def styled(self) -> bool:
+        return self.lambda_style_stats > 0 or self.lambda_style_swd > 0
+
+    def fake_taps(self) -> set[int]:
+        """The Lite0 blocks these terms read of the generated images."""
+        return set(CONTENT_TAPS if self.lambda_content > 0 else ()) | set(
+            STYLE_TAPS if self.styled else ()
+        )
+
+    def features(
+        self,
+        fake: torch.Tensor,
+        source: torch.Tensor,
+        style: torch.Tensor,
+        *,
+        fake_taps: set[int] | None = None,
+        content: bool | None = None,
+        styled: bool | None = None,
+    ) -> LiteFeatures:
+        """The Lite0 maps the terms need: of ``fake`` (differentiable), of ``source`` at
+        CONTENT_TAPS and of ``style`` at STYLE_TAPS (constants). The keywords ask for more
+        than these terms use (:class:`DomainPerceptualTerms` reads one batch for several)."""
+        taps = sorted(self.fake_taps() if fake_taps is None else fake_taps)
+        content = self.lambda_content > 0 if content is None else content
+        styled = self.styled if styled is None else styled
+        out = dict(zip(taps, self._maps(fake, taps), strict=True)) if taps else {}
+        with torch.no_grad():
+            src = self._maps(source, CONTENT_TAPS) if content else None
+            sty = self._maps(style, STYLE_TAPS) if styled else None
+        return LiteFeatures(out, src, sty)
 
     def _maps(self, images: torch.Tensor, taps: Sequence[int]) -> list[torch.Tensor]:
         """Lite0 maps of ``images``, first enlarged to ``loss.perceptual_size`` when smaller.
@@ -302,13 +355,25 @@ class DomainPerceptualTerms:
         total = fake.new_zeros(())
         sums: dict[str, float] = {}
         shares: dict[str, float] = {}
+        groups = []
         for domain in torch.unique(target).tolist():
-            index = (target == domain).nonzero().squeeze(1)
             terms = self.by_domain.get(domain, self.default)
-            if not terms.enabled:
-                continue
+            if terms.enabled:
+                groups.append(((target == domain).nonzero().squeeze(1), terms))
+        # Lite0 reads the whole batch once (three passes of B items, not three per culture:
+        # small batches waste most of a CPU's time); each culture's terms take their items.
+        features = self.default.features(
+            fake,
+            source,
+            style,
+            fake_taps=set().union(*(terms.fake_taps() for _, terms in groups)),
+            content=any(terms.lambda_content > 0 for _, terms in groups),
+            styled=any(terms.styled for _, terms in groups),
+        )
+        for index, terms in groups:
             share = len(index) / len(target)
-            value, logs = terms(fake[index], source[index], style[index], step=step)
+            value, logs = terms(fake[index], source[index], style[index], step=step,
+                                features=features.select(index))  # fmt: skip
             total = total + share * value
             for key, logged in logs.items():
                 sums[key] = sums.get(key, 0.0) + share * logged

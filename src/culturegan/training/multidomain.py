@@ -250,7 +250,13 @@ class MultiDomainRecipe(Recipe):
 
         # Phase 2: generator, mapping network and style encoder; discriminators frozen.
         self._discriminators_trainable(False)
-        s_trg = self._target_style(batch, z1, "x_ref" if reference else None)
+        encoder = self.style_encoder
+        h: dict[str, torch.Tensor] = {}  # style-encoder trunk features, read once per image
+        if reference:
+            h["ref"] = encoder.body(batch["x_ref"])
+            s_trg = encoder.style_of(h["ref"], y_trg)
+        else:
+            s_trg = self._target_style(batch, z1, None)
         x_fake = self._generate(x, s_trg, y_trg)
         loss_adv = x.new_zeros(())
         if lambda_gan > 0:
@@ -258,23 +264,36 @@ class MultiDomainRecipe(Recipe):
         # Each term below costs generator or encoder passes: computed only while it weighs.
         zero = x.new_zeros(())
         loss_sty = loss_ds = loss_cyc = loss_own = loss_cls = loss_fake_cls = zero
+        # The terms that read images through the style encoder share one pass of its trunk over
+        # the images they need (no norm layers: each item's features are its own).
+        read: dict[str, torch.Tensor] = {}
         if loss_cfg.lambda_style > 0:
-            loss_sty = (self.style_encoder(x_fake, y_trg) - s_trg).abs().mean()
+            read["fake"] = x_fake
+        cycled = loss_cfg.lambda_cycle > 0 or loss_cfg.lambda_own_style > 0
+        if cycled or loss_cfg.lambda_domain_cls > 0:
+            read["x"] = x
+        if loss_cfg.lambda_domain_cls > 0 and "ref" not in h:
+            read["ref"] = batch["x_ref"]
+        if read:
+            trunk = encoder.body(torch.cat(list(read.values()))).split(len(x))
+            h.update(zip(read, trunk, strict=True))
+        if loss_cfg.lambda_style > 0:
+            loss_sty = (encoder.style_of(h["fake"], y_trg) - s_trg).abs().mean()
         lambda_ds = loss_cfg.lambda_ds * max(0.0, 1.0 - step / self.ds_decay_steps)
         if lambda_ds > 0:
             with torch.no_grad():
                 s_trg2 = self._target_style(batch, z2, "x_ref2" if reference else None)
                 x_fake2 = self._generate(x, s_trg2, y_trg)
             loss_ds = (x_fake - x_fake2).abs().mean()
-        if loss_cfg.lambda_cycle > 0 or loss_cfg.lambda_own_style > 0:
-            s_own = self.style_encoder(x, y)
+        if cycled:
+            s_own = encoder.style_of(h["x"], y)
             if loss_cfg.lambda_cycle > 0:
                 loss_cyc = (self._generate(x_fake, s_own, y) - x).abs().mean()
             if loss_cfg.lambda_own_style > 0:
                 loss_own = (self._generate(x, s_own, y) - x).abs().mean()
         if loss_cfg.lambda_domain_cls > 0:
-            loss_cls = F.cross_entropy(self.style_encoder.classify(x), y) + F.cross_entropy(
-                self.style_encoder.classify(batch["x_ref"]), y_trg
+            loss_cls = F.cross_entropy(encoder.classifier(h["x"]), y) + F.cross_entropy(
+                encoder.classifier(h["ref"]), y_trg
             )
         if loss_cfg.lambda_fake_cls > 0:
             loss_fake_cls = F.cross_entropy(self._frozen_classify(x_fake), y_trg)
