@@ -195,7 +195,6 @@ class PerceptualTerms:
         logs: dict[str, float] = {}
         if not self.enabled:
             return total, logs
-        styled = self.styled
         if features is None:
             features = self.features(fake, source, style)
         out = features.fake
@@ -214,7 +213,7 @@ class PerceptualTerms:
             ("patch", self.lambda_patch, lambda: self._per_item(patch_swd_loss, fake, style, seed)),
             ("structure", self.lambda_structure, lambda: structure_loss(fake, source)),
         ]
-        if styled:
+        if self.styled:
             ref = features.style
             maps = [out[t] for t in STYLE_TAPS]
             terms += [
@@ -246,16 +245,15 @@ class PerceptualTerms:
         source: torch.Tensor,
         style: torch.Tensor,
         *,
-        fake_taps: set[int] | None = None,
-        content: bool | None = None,
-        styled: bool | None = None,
+        also: Iterable[PerceptualTerms] = (),
     ) -> LiteFeatures:
-        """The Lite0 maps the terms need: of ``fake`` (differentiable), of ``source`` at
-        CONTENT_TAPS and of ``style`` at STYLE_TAPS (constants). The keywords ask for more
-        than these terms use (:class:`DomainPerceptualTerms` reads one batch for several)."""
-        taps = sorted(self.fake_taps() if fake_taps is None else fake_taps)
-        content = self.lambda_content > 0 if content is None else content
-        styled = self.styled if styled is None else styled
+        """The Lite0 maps these terms and those in ``also`` read: of ``fake`` (differentiable),
+        of ``source`` at CONTENT_TAPS and of ``style`` at STYLE_TAPS (constants).
+        :class:`DomainPerceptualTerms` reads one batch once for several sets of weights."""
+        every = [self, *also]
+        taps = sorted(set().union(*(terms.fake_taps() for terms in every)))
+        content = any(terms.lambda_content > 0 for terms in every)
+        styled = any(terms.styled for terms in every)
         out = dict(zip(taps, self._maps(fake, taps), strict=True)) if taps else {}
         with torch.no_grad():
             src = self._maps(source, CONTENT_TAPS) if content else None
@@ -360,16 +358,12 @@ class DomainPerceptualTerms:
             terms = self.by_domain.get(domain, self.default)
             if terms.enabled:
                 groups.append(((target == domain).nonzero().squeeze(1), terms))
+        if not groups:
+            return total, {}
         # Lite0 reads the whole batch once (three passes of B items, not three per culture:
         # small batches waste most of a CPU's time); each culture's terms take their items.
-        features = self.default.features(
-            fake,
-            source,
-            style,
-            fake_taps=set().union(*(terms.fake_taps() for _, terms in groups)),
-            content=any(terms.lambda_content > 0 for _, terms in groups),
-            styled=any(terms.styled for _, terms in groups),
-        )
+        first, *others = (terms for _, terms in groups)
+        features = first.features(fake, source, style, also=others)
         for index, terms in groups:
             share = len(index) / len(target)
             value, logs = terms(fake[index], source[index], style[index], step=step,
