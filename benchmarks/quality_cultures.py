@@ -218,6 +218,13 @@ CANDIDATES: dict[str, dict[str, Any]] = {
         "ablation": "sessions 10-11: multidomain_structure with each culture's own loss "
         "weights (loss.domain_weights; ukiyo-e's palette 10)",
     },
+    "multidomain_cultures style64": {
+        "preset": "multidomain_cultures",
+        "overrides": {"model.style_read_size": 64},
+        "multi_domain": True,
+        "ablation": "session 13: multidomain_cultures with the style encoder reading each image "
+        "at 64 px (a third less time a step: more photos per culture in the budget)",
+    },
     "multidomain_structure -decoder_branch": {
         "preset": "multidomain_structure",
         "overrides": {"model.domain_branch": "none"},

@@ -16,6 +16,7 @@ from culturegan.data.synthetic import build_demo_dataset
 from culturegan.inference import MultiDomainStylizer, Stylizer
 from culturegan.models.multidomain import (
     MobileStyleGenerator,
+    StyleEncoder,
     StyleGenerator,
     multidomain_from_config,
 )
@@ -132,6 +133,51 @@ def test_source_domains_restrict_what_is_translated():
         MultiDomainBatchSampler([5, 7], batch_size=2, seed=0, sources=[2])
 
 
+def test_target_weights_share_the_steps_between_cultures(synthetic_root, tmp_path, capsys):
+    # Photos (domain 0) into three cultures, the first drawn twice as often as each other one.
+    sizes, weights = [9, 5, 7, 6], [1.0, 2.0, 1.0, 1.0]
+    sampler = MultiDomainBatchSampler(sizes, batch_size=50, seed=3, sources=[0],
+                                      target_weights=weights)  # fmt: skip
+    items = [item for step in range(60) for item in sampler.global_batch(step)]
+    targets = np.bincount([trg for _, _, trg, *_ in items], minlength=4) / len(items)
+    # 3000 draws: each share's standard error is under 0.01; 0.04 is four of them.
+    np.testing.assert_allclose(targets, [0.0, 0.5, 0.25, 0.25], atol=0.04)
+    assert all(r < sizes[trg] and q < sizes[trg] for _, _, trg, r, q, _ in items)
+    again = MultiDomainBatchSampler(sizes, batch_size=50, seed=3, sources=[0],
+                                    target_weights=weights, start_step=7)  # fmt: skip
+    assert next(iter(again)) == sampler.global_batch(7)  # a pure function of (seed, step)
+    assert {trg for _, _, trg, *_ in MultiDomainBatchSampler(
+        sizes, batch_size=40, seed=0, sources=[0], target_weights=[1, 0, 0, 3]
+    ).global_batch(0)} == {3}  # fmt: skip
+    with pytest.raises(ValueError, match="no target"):
+        MultiDomainBatchSampler(sizes, batch_size=2, seed=0, target_weights=[0, 0, 0, 1])
+    with pytest.raises(ValueError, match="one weight >= 0 per domain"):
+        MultiDomainBatchSampler(sizes, batch_size=2, seed=0, target_weights=[1, 1])
+
+    # From the config: an unknown culture or a malformed item is refused before anything is
+    # written, naming it; the weights reach the run's loader.
+    runs = tmp_path / "runs"
+    for bad, message in (("woodcut=2", "woodcut"), ("woodblock", "NAME=WEIGHT"),
+                         ("woodblock=-1", "woodblock=-1")):  # fmt: skip
+        code = main(["train", "--config", "multidomain_structure", "--data.root",
+                     str(synthetic_root), "--data.target_weights", bad,
+                     "--train.runs_dir", str(runs)])  # fmt: skip
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and "target_weights" in err, err
+    assert not runs.exists() or not any(runs.iterdir())
+    with pytest.raises(ValueError, match="applies to the multidomain recipe"):
+        load_config("fewshot_structure", {"data.target_weights": ["art=2"]}).validate()
+    from culturegan.training.loop import build_loader, prepare_splits, select_domains
+
+    cfg = small_cfg(
+        synthetic_root, runs, 2, **{"data.target_weights": ["woodblock=0", "impasto=0"]}
+    )
+    splits = prepare_splits(cfg)
+    domains = select_domains(cfg, splits)
+    loader = build_loader(cfg, splits, domains, start_step=0)
+    assert domains.index("ink_wash") == int(next(iter(loader))["y_trg"].unique())
+
+
 def test_unknown_source_domain_is_refused_before_anything_is_written(
     synthetic_root, tmp_path, capsys
 ):
@@ -197,6 +243,42 @@ def test_the_style_encoder_reads_each_image_once_and_scores_as_separate_passes(
         }
         for key, value in expect.items():  # float32 sums in another order: ~1e-6 relative
             assert losses[key] == pytest.approx(value.item(), rel=1e-4), key
+
+
+def test_the_style_encoder_reads_images_at_its_read_size(synthetic_root, tmp_path):
+    torch.manual_seed(0)
+    sizes = {"num_domains": 3, "style_dim": 16, "ndf": 8, "n_down": 3, "max_channels": 32}
+    halved, plain = StyleEncoder(**sizes, read_size=16), StyleEncoder(**sizes)
+    plain.load_state_dict(halved.state_dict())
+    x = (torch.rand(2, 3, 32, 48) * 2 - 1).requires_grad_(True)  # shorter side 32 -> 16 x 24
+    y = torch.tensor([0, 2])
+    # Area-averaging by 2 is the mean of each 2 x 2 block: four terms per pixel, summed in
+    # another order than avg_pool2d's at most, so the styles agree to float32 rounding.
+    torch.testing.assert_close(halved(x, y), plain(F.avg_pool2d(x, 2), y), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(halved.classify(x), plain.classify(F.avg_pool2d(x, 2)))
+    halved(x, y).square().sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0  # the style loss reaches the image
+    small = torch.rand(2, 3, 16, 20)  # already at or under the read size: read as given
+    assert torch.equal(halved(small, y), plain(small, y))
+    assert multidomain_from_config(halved.config).read_size == 16
+    assert "read_size" not in plain.config  # model folders from before read as 0
+    assert multidomain_from_config(plain.config).read_size == 0
+
+    # A run with model.style_read_size trains on (and resumes, and exports) the smaller reads.
+    cfg = small_cfg(synthetic_root, tmp_path / "runs", 4, **{"model.style_read_size": 16})
+    torch.manual_seed(0)
+    recipe = MultiDomainRecipe(cfg, device=torch.device("cpu"), domains=("ink_wash", "photo"))
+    seen = []
+    recipe.style_encoder.body.register_forward_hook(lambda _m, a, _o: seen.append(a[0].shape))
+    recipe.train_step(photo_to_ink_batch(), 1)
+    assert seen and all(shape[-2:] == (16, 16) for shape in seen)
+    straight = assert_resumes_exactly(cfg, ("generator", "mapping", "style_encoder"))
+    stylizer = Stylizer.from_pretrained(straight.run_dir / "model")
+    assert stylizer.style_encoder.read_size == 16
+    photos = sorted((synthetic_root / "photo").glob("*.png"))
+    art = sorted((synthetic_root / "woodblock").glob("*.png"))[0]
+    out = stylizer(photos[0], reference=art).images[0]
+    assert out.size == (32, 32) and stylizer.classify(art) in stylizer.domains
 
 
 def test_fake_classification_trains_the_generator_not_the_classifier(synthetic_root, tmp_path):

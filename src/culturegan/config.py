@@ -40,6 +40,9 @@ class DataConfig:
     # multi-domain: the domains translated *from* (empty = every domain, as in StarGAN v2);
     # [photo] spends every step on photo -> culture
     source_domains: list[str] = field(default_factory=list)
+    # multi-domain: how often each domain is drawn as a target, "NAME=WEIGHT" relative to the
+    # others' 1 (e.g. ["ukiyoe=2"]: a harder culture gets more of each step); empty = uniform
+    target_weights: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -71,6 +74,9 @@ class ModelConfig:
     # of the pix2pix U-Net generator)
     mapping_hidden: int = 256  # width of the mapping network's MLP
     d_down: int = 4  # downsamplings of the multi-domain discriminator and style encoder
+    # multi-domain: the style encoder reads images area-averaged to this shorter side (0: as
+    # given); 64 for 128 px crops reads each image at a quarter of the cost
+    style_read_size: int = 0
     residual: bool = True  # multi-domain and pix2pix U-Net generators predict a change to the input
     skips: bool = False  # multi-domain generator: U-Net skips from encoder to decoder
     # distill recipe
@@ -257,6 +263,13 @@ class RunConfig:
         if self.train.recipe == "pix2pix" and not (loss.lambda_gan or loss.lambda_l1):
             raise ValueError("nothing trains the generator: loss.lambda_gan and loss.lambda_l1 "
                              "are both 0")  # fmt: skip
+        if self.data.target_weights:
+            from culturegan.data.datasets import parse_target_weights
+
+            if self.train.recipe != "multidomain":
+                raise ValueError("data.target_weights applies to the multidomain recipe, not to "
+                                 f"{self.train.recipe}")  # fmt: skip
+            parse_target_weights(self.data.target_weights)
         if loss.domain_weights:
             from culturegan.training.base import parse_domain_weights
 

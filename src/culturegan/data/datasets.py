@@ -17,6 +17,7 @@ Usage::
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -214,12 +215,39 @@ class MultiDomainDataset(Dataset):
         }
 
 
+def parse_target_weights(items: Sequence[str]) -> dict[str, float]:
+    """``["ukiyoe=2", "ink=0.5"]`` -> ``{"ukiyoe": 2.0, "ink": 0.5}``; errors name the item."""
+    weights: dict[str, float] = {}
+    for item in items:
+        name, equals, value = str(item).partition("=")
+        name = name.strip()
+        try:
+            weight = float(value) if equals and name else -1.0
+        except ValueError:
+            weight = -1.0
+        if not (math.isfinite(weight) and weight >= 0):
+            raise ValueError(f"data.target_weights: '{item}' is not NAME=WEIGHT with a weight >= 0")
+        weights[name] = weight
+    return weights
+
+
+def target_weight_list(items: Sequence[str], domains: Sequence[str]) -> list[float]:
+    """Per-domain target weights (1 for a domain not named); an unknown name is refused."""
+    weights = parse_target_weights(items)
+    unknown = sorted(set(weights) - set(domains))
+    if unknown:
+        raise ValueError(f"data.target_weights names {unknown}, which are not domains of this "
+                         f"run ({', '.join(domains)})")  # fmt: skip
+    return [weights.get(name, 1.0) for name in domains] if weights else []
+
+
 class MultiDomainBatchSampler(Sampler):
     """Endless class-balanced batches, a pure function of (seed, step).
 
     Each item draws its source domain uniformly (so a domain with 40 images is seen as often as
     one with 4,000; only among ``sources`` when given), a random image of it, a target domain
-    uniformly among the *other* domains, and two random reference images of the target.
+    uniformly among the *other* domains (or in proportion to ``target_weights``, one per
+    domain), and two random reference images of the target.
     ``rank`` / ``world_size`` split global batches between data-parallel processes as in
     :class:`UnpairedBatchSampler`.
     """
@@ -234,6 +262,7 @@ class MultiDomainBatchSampler(Sampler):
         rank: int = 0,
         world_size: int = 1,
         sources: Sequence[int] = (),  # domain indices translated from (empty: all)
+        target_weights: Sequence[float] = (),  # per domain (empty: uniform)
     ) -> None:
         if len(sizes) < 2 or min(sizes) < 1:
             raise ValueError("multi-domain training needs at least two non-empty domains")
@@ -241,6 +270,18 @@ class MultiDomainBatchSampler(Sampler):
         self.sources = sorted(set(sources))
         if any(not 0 <= i < len(sizes) for i in self.sources):
             raise ValueError(f"source domain indices {list(sources)} out of range")
+        self.target_weights = None
+        if target_weights:
+            if len(target_weights) != len(sizes) or min(target_weights) < 0:
+                raise ValueError(f"target_weights {list(target_weights)}: one weight >= 0 per "
+                                 f"domain ({len(sizes)})")  # fmt: skip
+            self.target_weights = torch.tensor([float(w) for w in target_weights])
+            for src in self.sources or range(len(sizes)):
+                others = self.target_weights.clone()
+                others[src] = 0
+                if others.sum() <= 0:
+                    raise ValueError(f"target_weights {list(target_weights)} leave domain "
+                                     f"{src} no target to translate into")  # fmt: skip
         self.batch_size, self.seed, self.start_step = batch_size, seed, start_step
         self.rank, self.world_size = rank, world_size
 
@@ -254,7 +295,12 @@ class MultiDomainBatchSampler(Sampler):
                 src = self.sources[int(torch.randint(len(self.sources), (), generator=g))]
             else:
                 src = int(torch.randint(k, (), generator=g))
-            trg = (src + 1 + int(torch.randint(k - 1, (), generator=g))) % k
+            if self.target_weights is None:
+                trg = (src + 1 + int(torch.randint(k - 1, (), generator=g))) % k
+            else:
+                others = self.target_weights.clone()
+                others[src] = 0
+                trg = int(torch.multinomial(others, 1, generator=g))
             i = int(torch.randint(self.sizes[src], (), generator=g))
             r1, r2 = torch.randint(self.sizes[trg], (2,), generator=g).tolist()
             item_seed = (self.seed * 1_000_003 + step * size + j) * 3

@@ -497,6 +497,7 @@ class StyleEncoder(nn.Module):
         ndf: int = 16,
         n_down: int = 4,
         max_channels: int = 256,
+        read_size: int = 0,
     ) -> None:
         super().__init__()
         self.config = {
@@ -507,13 +508,27 @@ class StyleEncoder(nn.Module):
             "n_down": n_down,
             "max_channels": max_channels,
         }
+        if read_size:  # written only when set: model folders from before read as 0
+            self.config["read_size"] = read_size
+        self.read_size = read_size
         self.body = _ConvBody(ndf, n_down, max_channels)
         c = self.body.out_channels
         self.heads = nn.ModuleList([nn.Linear(c, style_dim) for _ in range(num_domains)])
         self.classifier = nn.Linear(c, num_domains)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.style_of(self.body(x), y)
+        return self.style_of(self.trunk(x), y)
+
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C) trunk features of images x, read at ``read_size`` when it is set: an image whose
+        shorter side is longer is first area-averaged down to it (differentiable, and a style is
+        a global statistic: a quarter of the pixels reads it at a quarter of the cost)."""
+        short = min(x.shape[-2:])
+        if self.read_size and short > self.read_size:
+            scale = self.read_size / short
+            size = (max(1, round(x.shape[-2] * scale)), max(1, round(x.shape[-1] * scale)))
+            x = F.interpolate(x, size=size, mode="area")
+        return self.body(x)
 
     def style_of(self, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The styles read from trunk features ``h = body(x)`` (B, C) as domains ``y``."""
@@ -522,7 +537,7 @@ class StyleEncoder(nn.Module):
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         """(B, num_domains) logits of which domain x belongs to."""
-        return self.classifier(self.body(x))
+        return self.classifier(self.trunk(x))
 
 
 class MultiDomainDiscriminator(nn.Module):

@@ -41,6 +41,7 @@ from culturegan.data.datasets import (
     UnpairedBatchSampler,
     UnpairedDataset,
     load_eval_batch,
+    target_weight_list,
 )
 from culturegan.data.splits import DatasetSplits, load_splits
 from culturegan.fileio import folder_lock, write_json
@@ -95,6 +96,7 @@ def select_domains(cfg: RunConfig, splits: DatasetSplits) -> tuple[str, ...]:
             raise ValueError(f"recipe '{cfg.train.recipe}' needs at least two domains")
         for name in cfg.data.source_domains:
             source_index(names, name)  # names the culprit before anything is written
+        target_weight_list(cfg.data.target_weights, names)
         return names
     if len(names) != needed:
         which = "SOURCE,TARGET" if needed == 2 else "SOURCE"
@@ -143,7 +145,10 @@ def build_loader(
     if RECIPES[cfg.train.recipe].multi_domain:
         dataset = MultiDomainDataset(files, **transform)
         sources = [source_index(domains, d) for d in cfg.data.source_domains]
-        sampler = MultiDomainBatchSampler([len(f) for f in files], sources=sources, **sampling)
+        weights = target_weight_list(cfg.data.target_weights, domains)
+        sampler = MultiDomainBatchSampler(
+            [len(f) for f in files], sources=sources, target_weights=weights, **sampling
+        )
     else:  # one-domain recipes (distill) get their domain's images on both sides
         dataset = UnpairedDataset(files[0], files[-1], **transform)
         sampler = UnpairedBatchSampler(len(files[0]), len(files[-1]), **sampling)

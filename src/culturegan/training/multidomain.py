@@ -126,7 +126,7 @@ class MultiDomainRecipe(Recipe):
         ).to(device)
         self.style_encoder = StyleEncoder(
             num_domains=k, style_dim=m.style_dim, ndf=m.ndf, n_down=m.d_down,
-            max_channels=m.max_channels,
+            max_channels=m.max_channels, read_size=m.style_read_size,
         ).to(device)  # fmt: skip
         if m.discriminator == "patchgan":  # the default: StarGAN v2's discriminator
             self.discriminator = MultiDomainDiscriminator(
@@ -253,7 +253,7 @@ class MultiDomainRecipe(Recipe):
         encoder = self.style_encoder
         h: dict[str, torch.Tensor] = {}  # style-encoder trunk features, read once per image
         if reference:
-            h["ref"] = encoder.body(batch["x_ref"])
+            h["ref"] = encoder.trunk(batch["x_ref"])
             s_trg = encoder.style_of(h["ref"], y_trg)
         else:
             s_trg = self._target_style(batch, z1, None)
@@ -275,7 +275,7 @@ class MultiDomainRecipe(Recipe):
         if loss_cfg.lambda_domain_cls > 0 and "ref" not in h:
             read["ref"] = batch["x_ref"]
         if read:
-            trunk = encoder.body(torch.cat(list(read.values()))).split(len(x))
+            trunk = encoder.trunk(torch.cat(list(read.values()))).split(len(x))
             h.update(zip(read, trunk, strict=True))
         if loss_cfg.lambda_style > 0:
             loss_sty = (encoder.style_of(h["fake"], y_trg) - s_trg).abs().mean()
