@@ -270,16 +270,16 @@ class MultiDomainBatchSampler(Sampler):
         self.sources = sorted(set(sources))
         if any(not 0 <= i < len(sizes) for i in self.sources):
             raise ValueError(f"source domain indices {list(sources)} out of range")
-        self.target_weights = None
+        # Row src: the weights of the targets an item from domain src may take (not itself).
+        self.target_rows = None
         if target_weights:
             if len(target_weights) != len(sizes) or min(target_weights) < 0:
                 raise ValueError(f"target_weights {list(target_weights)}: one weight >= 0 per "
                                  f"domain ({len(sizes)})")  # fmt: skip
-            self.target_weights = torch.tensor([float(w) for w in target_weights])
+            weights = torch.tensor([float(w) for w in target_weights])
+            self.target_rows = weights.repeat(len(sizes), 1).fill_diagonal_(0)
             for src in self.sources or range(len(sizes)):
-                others = self.target_weights.clone()
-                others[src] = 0
-                if others.sum() <= 0:
+                if self.target_rows[src].sum() <= 0:
                     raise ValueError(f"target_weights {list(target_weights)} leave domain "
                                      f"{src} no target to translate into")  # fmt: skip
         self.batch_size, self.seed, self.start_step = batch_size, seed, start_step
@@ -295,12 +295,10 @@ class MultiDomainBatchSampler(Sampler):
                 src = self.sources[int(torch.randint(len(self.sources), (), generator=g))]
             else:
                 src = int(torch.randint(k, (), generator=g))
-            if self.target_weights is None:
+            if self.target_rows is None:
                 trg = (src + 1 + int(torch.randint(k - 1, (), generator=g))) % k
             else:
-                others = self.target_weights.clone()
-                others[src] = 0
-                trg = int(torch.multinomial(others, 1, generator=g))
+                trg = int(torch.multinomial(self.target_rows[src], 1, generator=g))
             i = int(torch.randint(self.sizes[src], (), generator=g))
             r1, r2 = torch.randint(self.sizes[trg], (2,), generator=g).tolist()
             item_seed = (self.seed * 1_000_003 + step * size + j) * 3

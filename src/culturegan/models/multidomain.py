@@ -531,7 +531,7 @@ class StyleEncoder(nn.Module):
         return self.body(x)
 
     def style_of(self, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The styles read from trunk features ``h = body(x)`` (B, C) as domains ``y``."""
+        """The styles read from trunk features ``h = trunk(x)`` (B, C) as domains ``y``."""
         styles = torch.stack([head(h) for head in self.heads], dim=1)  # (B, K, style_dim)
         return styles[torch.arange(len(y), device=y.device), y]
 
