@@ -18,8 +18,12 @@ from culturegan.losses import (
     AdversarialLoss,
     content_loss,
     feature_stats,
+    flat_loss,
     palette_loss,
     patch_swd_loss,
+    photo_regions,
+    region_interior,
+    region_means,
     sliced_wasserstein,
     structure_loss,
     style_stats_loss,
@@ -298,6 +302,72 @@ def test_structure_loss_guards_the_border_as_much_as_the_middle():
     assert structure_loss(top, photo) > 0.5 * structure_loss(band(31), photo)
 
 
+def two_tone_photo(size: int = 48) -> torch.Tensor:
+    """(2, 3, size, size): left half dark blue, right half pale yellow; the second image
+    split the other way (top / bottom), with a little noise so that no region is perfectly
+    flat."""
+    photo = torch.empty(2, 3, size, size)
+    half = size // 2
+    blue, yellow = torch.tensor([-0.8, -0.6, 0.4]), torch.tensor([0.8, 0.7, -0.2])
+    photo[0, :, :, :half], photo[0, :, :, half:] = blue.view(3, 1, 1), yellow.view(3, 1, 1)
+    photo[1, :, :half, :], photo[1, :, half:, :] = blue.view(3, 1, 1), yellow.view(3, 1, 1)
+    gen = torch.Generator().manual_seed(0)
+    return photo + 0.02 * torch.randn(photo.shape, generator=gen)
+
+
+def test_region_means_paint_each_region_with_its_mean_colour():
+    x = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).view(2, 3, 4, 4)
+    labels = torch.zeros(2, 4, 4, dtype=torch.int64)
+    labels[0, :, 2:] = 1  # image 0: left / right halves; image 1: one region
+    means = region_means(x, labels)
+    assert torch.allclose(means[0, :, :, :2], x[0, :, :, :2].mean((1, 2), keepdim=True).expand(
+        3, 4, 2))  # fmt: skip
+    assert torch.allclose(means[0, :, :, 2:], x[0, :, :, 2:].mean((1, 2), keepdim=True).expand(
+        3, 4, 2))  # fmt: skip
+    assert torch.allclose(means[1], x[1].mean((1, 2), keepdim=True).expand(3, 4, 4))
+    # Weighted: the mean of region 1 of image 0 over its last column only.
+    weight = torch.zeros(2, 4, 4)
+    weight[0, :, 3] = 1
+    weighted = region_means(x, labels, weight)
+    assert torch.allclose(weighted[0, :, :, 2:], x[0, :, :, 3:].mean((1, 2), keepdim=True).expand(
+        3, 4, 2))  # fmt: skip
+    assert torch.equal(weighted[1], x[1])  # no pixel weighs: the region keeps its own pixels
+    # The interior leaves out the column on each side of the boundary, nothing else.
+    inside = region_interior(labels)
+    assert inside[0, 0].tolist() == [1, 0, 0, 1] and bool(inside[1].all())
+    labels8 = torch.zeros(1, 8, 8, dtype=torch.int64)
+    labels8[0, :, 4:] = 1
+    assert region_interior(labels8)[0, 0].tolist() == [1, 1, 1, 0, 0, 1, 1, 1]
+
+
+def test_flat_loss_asks_for_flat_colour_inside_the_photos_regions():
+    photo = two_tone_photo()
+    labels = photo_regions(photo, segments=4)
+    # The colour edge separates regions: no region spans both halves.
+    left, right = labels[0, :, :20].unique(), labels[0, :, 28:].unique()
+    top, bottom = labels[1, :20].unique(), labels[1, 28:].unique()
+    assert not set(left.tolist()) & set(right.tolist())
+    assert not set(top.tolist()) & set(bottom.tolist())
+    # Any two flat colours on the photo's halves cost (almost) nothing, whatever the colours
+    # and however dark a line along the boundary; noise, or flat halves split elsewhere, cost.
+    painted = torch.empty_like(photo)
+    painted[0, :, :, :24], painted[0, :, :, 24:] = 0.3, -0.5
+    painted[1, :, :24], painted[1, :, 24:] = -0.9, 0.1
+    outlined = painted.clone()
+    outlined[0, :, :, 23:25] = -1
+    elsewhere = painted.roll(12, dims=-1)
+    elsewhere[1] = painted[1].roll(12, dims=-2)
+    noise = torch.rand(photo.shape, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    # "Nothing": a float32 region mean of ~500 values is off by up to ~500 ulp (3e-5).
+    assert flat_loss(painted, photo, segments=4).item() < 1e-4
+    assert flat_loss(outlined, photo, segments=4).item() < 1e-4
+    assert flat_loss(elsewhere, photo, segments=4).item() > 0.2
+    assert flat_loss(noise, photo, segments=4).item() > 0.3
+    x = noise.clone().requires_grad_(True)
+    flat_loss(x, photo, segments=4).backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
 def test_palette_head_draws_only_mixtures_of_its_colours_and_rebuilds_from_config():
     g = build_generator("mobile_unet_3blocks", ngf=8, palette=4)
     x = images(2, 32, 5)
@@ -328,6 +398,8 @@ FEWSHOT = {
     "loss.lambda_style_swd": 1.0,
     "loss.lambda_palette": 1.0,
     "loss.lambda_structure": 1.0,
+    "loss.lambda_flat": 1.0,
+    "loss.flat_segments": 8,
 }
 
 
@@ -355,7 +427,8 @@ def test_resume_is_exact_with_projected_d_diffaugment_and_perceptual_terms(tiny_
     assert not different, f"resumed run differs in {different[:5]}"
     assert trunk_digest() == before
     logged = (straight.run_dir / "log.jsonl").read_text()
-    terms = ("loss/content", "loss/style_stats", "loss/style_swd", "loss/palette", "loss/structure")
+    terms = ("loss/content", "loss/style_stats", "loss/style_swd", "loss/palette", "loss/structure",
+             "loss/flat")  # fmt: skip
     for term in terms:
         assert term in logged
 
@@ -382,6 +455,8 @@ def test_bad_few_shot_settings_are_refused_before_training(tiny_cfg):
         ("loss.lambda_style_stats", float("nan"), "loss.lambda_style_stats=nan"),
         ("loss.diffaugment_p", 1.5, "diffaugment_p must be in"),
         ("loss.perceptual_size", 16, "perceptual_size must be 0"),
+        ("loss.flat_segments", 1, "flat_segments must be 2-10000"),
+        ("loss.lambda_flat", -0.5, "loss.lambda_flat=-0.5"),
     ]:
         set_field(tiny_cfg, key, value)
         with pytest.raises(ValueError, match=message):

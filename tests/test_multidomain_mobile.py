@@ -460,9 +460,11 @@ def test_domain_weights_change_the_terms_of_one_cultures_items_only(synthetic_ro
     with pytest.raises(ValueError, match="applies to the multidomain recipe"):
         load_config("fewshot_structure", {"loss.domain_weights": ["art:content=1"]}).validate()
     # In training: the step runs and logs the terms of its culture's weights.
-    cfg = small_cfg(synthetic_root, tmp_path, 2, **{"loss.domain_weights": ["ink_wash:patch=1"]})
+    weights = ["ink_wash:patch=1", "ink_wash:flat=1"]
+    cfg = small_cfg(synthetic_root, tmp_path, 2, **{"loss.domain_weights": weights})
     recipe = MultiDomainRecipe(cfg, device=torch.device("cpu"), domains=("ink_wash", "photo"))
-    assert recipe.train_step(photo_to_ink_batch(), 0)["loss/patch"] > 0
+    losses = recipe.train_step(photo_to_ink_batch(), 0)
+    assert losses["loss/patch"] > 0 and losses["loss/flat"] > 0
 
 
 def test_the_cultures_preset_weighs_each_culture_and_names_a_missing_one(synthetic_root, tmp_path):

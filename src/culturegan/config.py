@@ -128,9 +128,12 @@ class LossConfig:
     lambda_palette: float = 0.0  # the art's colours: sliced Wasserstein on RGB values
     lambda_patch: float = 0.0  # the art's 5x5 colour patches at 3 scales: sliced Wasserstein
     lambda_structure: float = 0.0  # the photo's drawing: 1 - grey SSIM of output vs input
+    lambda_flat: float = 0.0  # flat colour areas: output vs its mean over the photo's regions
+    flat_segments: int = 32  # the photo's regions for lambda_flat: SLIC superpixels per image
     perceptual_size: int = 0  # Lite0 terms see images enlarged (nearest) to this side; 0 = as is
     # multidomain: content / style weights for the items aimed at one culture, as
-    # "DOMAIN:TERM=WEIGHT" (TERM: content, style_stats, style_swd, palette, patch, structure);
+    # "DOMAIN:TERM=WEIGHT" (TERM: content, style_stats, style_swd, palette, patch, structure,
+    # flat);
     # the other items keep the lambda_* above
     domain_weights: list[str] = field(default_factory=list)
     gan_start: int = 0  # cut, multidomain: steps before the adversarial term (and D) start
@@ -248,6 +251,7 @@ class RunConfig:
             "loss.lambda_palette": loss.lambda_palette,
             "loss.lambda_patch": loss.lambda_patch,
             "loss.lambda_structure": loss.lambda_structure,
+            "loss.lambda_flat": loss.lambda_flat,
         }
         weights = {"loss.lambda_gan": loss.lambda_gan, **style_and_content,
                    "loss.ada_target": loss.ada_target,
@@ -287,6 +291,9 @@ class RunConfig:
                 f"loss.perceptual_size must be 0 (images as they are) or at least 32 px, got "
                 f"{loss.perceptual_size}"
             )
+        if not 2 <= loss.flat_segments <= 10_000:
+            raise ValueError(f"loss.flat_segments must be 2-10000 regions, got "
+                             f"{loss.flat_segments}")  # fmt: skip
         if not 0.0 <= loss.diffaugment_p <= 1.0:
             raise ValueError(f"loss.diffaugment_p must be in [0, 1], got {loss.diffaugment_p}")
         from culturegan.augment import parse_policy  # checked before a run folder exists

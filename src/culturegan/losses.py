@@ -10,7 +10,10 @@ Adversarial losses take discriminator logits (any shape, e.g. PatchGAN's (B, 1, 
 Also PatchNCE (Park et al., 2020: contrastive patch correspondence, the content loss of the
 ``cut`` recipe), the cycle-consistency and identity L1 terms of CycleGAN (Zhu et al., 2017,
 eq. 2 and the identity mapping of section 5.2) and the history buffer of generated images
-(Shrivastava et al., 2017) that CycleGAN shows its discriminators.
+(Shrivastava et al., 2017) that CycleGAN shows its discriminators, and the few-shot terms:
+perceptual content and the collection's style statistics on Lite0 features, sliced Wasserstein
+distances on colours, patches and features, the photo's drawing (grey SSIM) and flat colour
+inside the photo's superpixels (after White-box Cartoonization's structure representation).
 
 Usage::
 
@@ -21,6 +24,7 @@ Usage::
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -369,3 +373,70 @@ def structure_loss(
     if not terms:
         raise ValueError(f"images of {tuple(output.shape[-2:])} px are smaller than the window")
     return _mean(terms)
+
+
+def photo_regions(
+    images: torch.Tensor, *, segments: int, compactness: float = 10.0
+) -> torch.Tensor:
+    """(B, 3, H, W) images in [-1, 1] -> (B, H, W) int64 labels of their SLIC superpixels
+    (Achanta et al., TPAMI 2012; scikit-image's implementation, in CIELAB): about ``segments``
+    regions of similar colour per image, numbered from 0 in each image. Deterministic; no
+    gradient (the regions are a constant of the photo). Four k-means iterations instead of
+    scikit-image's ten: about 7 ms instead of 17 for a 128 px image, and the regions of a
+    training crop need not be the best ones."""
+    from skimage.segmentation import slic  # scikit-image: a dependency, imported when used
+
+    rgb = ((images.detach().float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).cpu().numpy()
+    labels = [
+        slic(im, n_segments=segments, compactness=compactness, sigma=0.5, start_label=0,
+             channel_axis=-1, max_num_iter=4)
+        for im in rgb
+    ]  # fmt: skip
+    return torch.from_numpy(np.stack(labels).astype(np.int64)).to(images.device)
+
+
+def region_means(
+    x: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Each pixel of ``x`` (B, C, H, W) replaced by the mean of its region (``labels``, (B, H,
+    W), numbered from 0 in each image), the mean taken over the pixels with ``weight`` (B, H, W)
+    > 0 (all pixels if None; a region without any keeps its own pixels)."""
+    b, c, h, w = x.shape
+    per_image = int(labels.max()) + 1
+    index = (labels + per_image * torch.arange(b, device=x.device).view(b, 1, 1)).reshape(-1)
+    values = x.permute(0, 2, 3, 1).reshape(-1, c)
+    mask = torch.ones_like(index, dtype=x.dtype) if weight is None else weight.reshape(-1).to(
+        x.dtype)  # fmt: skip
+    sums = x.new_zeros(b * per_image, c).index_add_(0, index, values * mask[:, None])
+    counts = x.new_zeros(b * per_image).index_add_(0, index, mask)
+    means = (sums / counts.clamp_min(1e-12)[:, None])[index]
+    means = torch.where(counts[index][:, None] > 0, means, values)
+    return means.view(b, h, w, c).permute(0, 3, 1, 2)
+
+
+def region_interior(labels: torch.Tensor) -> torch.Tensor:
+    """(B, H, W) bool: the pixels whose 3 x 3 neighbourhood lies in one region (not on a
+    boundary between two)."""
+    lab = labels.unsqueeze(1).double()  # exact for any label count a picture has
+    high = F.max_pool2d(F.pad(lab, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    low = -F.max_pool2d(F.pad(-lab, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    return (high == low).squeeze(1)
+
+
+def flat_loss(output: torch.Tensor, source: torch.Tensor, *, segments: int) -> torch.Tensor:
+    """Flat colour areas that follow the photo's shapes: the L1 distance between each output
+    and itself painted with one colour per superpixel of the photo it was made from (about
+    ``segments`` regions, :func:`photo_regions`), inside the regions only.
+
+    After the structure representation of White-box Cartoonization (Wang & Yu, CVPR 2020),
+    which compares an output with its own superpixel-averaged version; here the regions are
+    the photo's (so the areas follow its shapes from the first step), the comparison is in
+    pixels, and the pixels on a region boundary are left out, so the generator may draw an
+    outline there. The averaged image is a constant (detached): the term only asks each
+    region to agree with its own mean colour, whatever colour the other terms choose."""
+    labels = photo_regions(source, segments=segments)
+    inside = region_interior(labels)
+    target = region_means(output.detach(), labels, inside)
+    weight = inside.unsqueeze(1).to(output.dtype)
+    diff = (output - target).abs() * weight
+    return diff.sum() / (weight.sum() * output.shape[1]).clamp_min(1.0)

@@ -27,6 +27,7 @@ from culturegan.augment import DiffAugment
 from culturegan.config import RunConfig
 from culturegan.losses import (
     content_loss,
+    flat_loss,
     palette_loss,
     patch_swd_loss,
     structure_loss,
@@ -171,6 +172,8 @@ class PerceptualTerms:
         self.lambda_palette = cfg.loss.lambda_palette
         self.lambda_patch = cfg.loss.lambda_patch
         self.lambda_structure = cfg.loss.lambda_structure
+        self.lambda_flat = cfg.loss.lambda_flat
+        self.flat_segments = cfg.loss.flat_segments
         self.perceptual_size = cfg.loss.perceptual_size  # checked by RunConfig.validate
         self.seed = cfg.train.seed
         self.paired = paired  # style image i is the target of output i (see style_stats_loss)
@@ -179,7 +182,8 @@ class PerceptualTerms:
     def enabled(self) -> bool:
         return (self.lambda_content > 0 or self.lambda_style_stats > 0
                 or self.lambda_style_swd > 0 or self.lambda_palette > 0
-                or self.lambda_patch > 0 or self.lambda_structure > 0)  # fmt: skip
+                or self.lambda_patch > 0 or self.lambda_structure > 0
+                or self.lambda_flat > 0)  # fmt: skip
 
     def __call__(
         self,
@@ -212,7 +216,9 @@ class PerceptualTerms:
             ),
             ("patch", self.lambda_patch, lambda: self._per_item(patch_swd_loss, fake, style, seed)),
             ("structure", self.lambda_structure, lambda: structure_loss(fake, source)),
-        ]
+            ("flat", self.lambda_flat,
+             lambda: flat_loss(fake, source, segments=self.flat_segments)),
+        ]  # fmt: skip
         if self.styled:
             ref = features.style
             maps = [out[t] for t in STYLE_TAPS]
@@ -285,7 +291,9 @@ class PerceptualTerms:
         ).mean()
 
 
-PERCEPTUAL_TERMS = ("content", "style_stats", "style_swd", "palette", "patch", "structure")
+PERCEPTUAL_TERMS = (
+    "content", "style_stats", "style_swd", "palette", "patch", "structure", "flat"
+)  # fmt: skip
 
 
 def parse_domain_weights(items: Sequence[str]) -> dict[str, dict[str, float]]:
