@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -306,6 +307,24 @@ class RunConfig:
         cfg = cls()
         apply_nested(cfg, values, source="config")
         return cfg
+
+
+def named_weight(setting: str, *, option: str, item: str, form: str) -> tuple[str, float]:
+    """``"NAME=WEIGHT"`` -> ``(NAME, WEIGHT)`` with a finite weight >= 0, for the list options
+    that weigh domains or terms (``data.target_weights``, ``loss.domain_weights``). Errors name
+    the ``option``, the whole ``item`` (of which ``setting`` is the NAME=WEIGHT part) and its
+    expected ``form``."""
+    name, equals, value = str(setting).partition("=")
+    name = name.strip()
+    if not (equals and name):
+        raise ValueError(f"{option}: '{item}' is not {form}")
+    try:
+        weight = float(value)
+    except ValueError:
+        weight = -1.0
+    if not (math.isfinite(weight) and weight >= 0):
+        raise ValueError(f"{option}: '{item}': the weight must be a number >= 0")
+    return name, weight
 
 
 def _sections(cfg: RunConfig) -> dict[str, Any]:

@@ -17,7 +17,6 @@ Usage::
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
+from culturegan.config import named_weight
 from culturegan.data.images import ImageLoadError, load_image, pil_to_tensor
 
 log = logging.getLogger("culturegan.data")
@@ -217,18 +217,10 @@ class MultiDomainDataset(Dataset):
 
 def parse_target_weights(items: Sequence[str]) -> dict[str, float]:
     """``["ukiyoe=2", "ink=0.5"]`` -> ``{"ukiyoe": 2.0, "ink": 0.5}``; errors name the item."""
-    weights: dict[str, float] = {}
-    for item in items:
-        name, equals, value = str(item).partition("=")
-        name = name.strip()
-        try:
-            weight = float(value) if equals and name else -1.0
-        except ValueError:
-            weight = -1.0
-        if not (math.isfinite(weight) and weight >= 0):
-            raise ValueError(f"data.target_weights: '{item}' is not NAME=WEIGHT with a weight >= 0")
-        weights[name] = weight
-    return weights
+    return dict(
+        named_weight(item, option="data.target_weights", item=item, form="NAME=WEIGHT")
+        for item in items
+    )
 
 
 def target_weight_list(items: Sequence[str], domains: Sequence[str]) -> list[float]:

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from culturegan.augment import DiffAugment
-from culturegan.config import RunConfig
+from culturegan.config import RunConfig, named_weight
 from culturegan.losses import (
     content_loss,
     flat_loss,
@@ -302,21 +302,16 @@ def parse_domain_weights(items: Sequence[str]) -> dict[str, dict[str, float]]:
     Errors name the item and what is wrong with it (format, term, weight).
     """
     weights: dict[str, dict[str, float]] = {}
+    form = "DOMAIN:TERM=WEIGHT"
     for item in items:
         domain, colon, setting = str(item).partition(":")
-        term, equals, value = setting.partition("=")
-        domain, term = domain.strip(), term.strip()
-        if not (colon and equals and domain and term):
-            raise ValueError(f"loss.domain_weights: '{item}' is not DOMAIN:TERM=WEIGHT")
+        domain = domain.strip()
+        if not (colon and domain):
+            raise ValueError(f"loss.domain_weights: '{item}' is not {form}")
+        term, weight = named_weight(setting, option="loss.domain_weights", item=item, form=form)
         if term not in PERCEPTUAL_TERMS:
             raise ValueError(f"loss.domain_weights: '{item}': unknown term '{term}' (terms: "
                              f"{', '.join(PERCEPTUAL_TERMS)})")  # fmt: skip
-        try:
-            weight = float(value)
-        except ValueError:
-            weight = -1.0
-        if not (math.isfinite(weight) and weight >= 0):
-            raise ValueError(f"loss.domain_weights: '{item}': the weight must be a number >= 0")
         weights.setdefault(domain, {})[term] = weight
     return weights
 
