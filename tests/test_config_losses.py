@@ -35,6 +35,9 @@ def test_cli_override_flags_are_collected():
     assert overrides == {"train.steps": "7", "data.domains": "photo,ink"}
     cfg = load_config(None, overrides)
     assert cfg.data.domains == ["photo", "ink"]
+    # A list of whole numbers stays one, from the command line's text or from YAML.
+    assert load_config(None, {"loss.style_taps": "0, 2,4"}).loss.style_taps == [0, 2, 4]
+    assert load_config(None, {"loss.style_taps": [7, 2.0]}).loss.style_taps == [7, 2]
 
 
 @pytest.mark.parametrize(
@@ -44,6 +47,8 @@ def test_cli_override_flags_are_collected():
         ({"nope.steps": 1}, "not of the form section.field"),
         ({"train.steps": "many"}, "not a valid int"),
         ({"train.steps": 1.5}, "not a valid int"),
+        ({"loss.style_taps": "0,x"}, "loss.style_taps='0,x' is not a valid list"),
+        ({"loss.style_taps": [0, 2.5]}, "is not a valid list"),
     ],
 )
 def test_bad_overrides_are_named(override, message):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from conftest import flat_state
 from culturegan.augment import DiffAugment
@@ -16,9 +17,11 @@ from culturegan.checkpoint import load_training_state
 from culturegan.config import load_config, set_field
 from culturegan.losses import (
     AdversarialLoss,
+    colour_transfer,
     content_loss,
     feature_stats,
     flat_loss,
+    guide_loss,
     palette_loss,
     patch_swd_loss,
     photo_regions,
@@ -202,6 +205,20 @@ def test_perceptual_size_shows_lite0_the_images_enlarged_without_blur(tiny_cfg):
     assert PerceptualTerms(tiny_cfg)._maps(x, (0,))[0].shape == lite0_maps(x, (0,))[0].shape
 
 
+def test_style_terms_read_the_lite0_blocks_of_loss_style_taps(tiny_cfg):
+    from culturegan.training.base import PerceptualTerms
+
+    x = images(2, 64, 11)
+    set_field(tiny_cfg, "loss.lambda_style_stats", 1.0)
+    set_field(tiny_cfg, "loss.style_taps", [2, 0])
+    terms = PerceptualTerms(tiny_cfg)
+    assert terms.fake_taps() == {0, 2}
+    read = terms.features(x, x, x.flip(0))
+    assert [m.shape for m in read.style] == [m.shape for m in lite0_maps(x, (0, 2))]
+    value, logs = terms(x, x, x.flip(0))
+    assert "loss/style_stats" in logs and value.item() > 0
+
+
 def test_sliced_wasserstein_on_known_distributions():
     # 1-D clouds (one direction): the distance is the mean squared gap of matching quantiles.
     direction = torch.ones(1, 1)
@@ -368,6 +385,33 @@ def test_flat_loss_asks_for_flat_colour_inside_the_photos_regions():
     assert x.grad is not None and x.grad.abs().sum() > 0
 
 
+def test_colour_transfer_gives_the_photo_the_arts_colours_in_the_photos_order():
+    # Photo: a grey ramp, dark on the left, bright on the right. Art: half dark blue, half
+    # cream, in no particular place.
+    ramp = torch.linspace(-0.8, 0.8, 32).view(1, 1, 1, 32).expand(1, 3, 32, 32).clone()
+    blue, cream = torch.tensor([-0.8, -0.6, 0.2]), torch.tensor([0.9, 0.8, 0.5])
+    mask = torch.rand(1, 1, 32, 32, generator=torch.Generator().manual_seed(0)) < 0.5
+    art = torch.where(mask, blue.view(1, 3, 1, 1), cream.view(1, 3, 1, 1))
+    out = colour_transfer(ramp, art, seed=1)
+    assert torch.equal(out, colour_transfer(ramp, art, seed=1))  # seeded: resumable
+    # The dark half took the blue, the bright half the cream (the middle columns, where the
+    # art's two halves meet by rank, are left out; elsewhere the match is exact up to rounding).
+    left, right = out[0, :, :, :14].mean((1, 2)), out[0, :, :, 18:].mean((1, 2))
+    assert (left - blue).abs().max() < 0.05 and (right - cream).abs().max() < 0.05
+    # The guide term: the guide itself costs nothing, any texture that averages out within
+    # the pool costs nothing, the colours swapped over cost. At pool 8 the guide is made at
+    # half resolution.
+    half = colour_transfer(F.avg_pool2d(ramp, 2), art[..., ::2, ::2], seed=5)
+    guide = F.interpolate(half, scale_factor=2, mode="nearest")
+    checker = (torch.arange(32).view(1, 32) + torch.arange(32).view(32, 1)) % 2 * 0.4 - 0.2
+    assert guide_loss(guide, ramp, art, seed=5, pool=8).item() < 1e-6
+    assert guide_loss(guide + checker, ramp, art, seed=5, pool=8).item() < 1e-6
+    assert guide_loss(guide.flip(-1), ramp, art, seed=5, pool=8).item() > 0.5
+    x = torch.zeros(1, 3, 32, 32, requires_grad=True)
+    guide_loss(x, ramp, art, seed=5, pool=8).backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
 def test_palette_head_draws_only_mixtures_of_its_colours_and_rebuilds_from_config():
     g = build_generator("mobile_unet_3blocks", ngf=8, palette=4)
     x = images(2, 32, 5)
@@ -400,6 +444,9 @@ FEWSHOT = {
     "loss.lambda_structure": 1.0,
     "loss.lambda_flat": 1.0,
     "loss.flat_segments": 8,
+    "loss.lambda_guide": 1.0,
+    "loss.guide_pool": 4,
+    "loss.style_taps": [0, 2, 4],
 }
 
 
@@ -457,6 +504,9 @@ def test_bad_few_shot_settings_are_refused_before_training(tiny_cfg):
         ("loss.perceptual_size", 16, "perceptual_size must be 0"),
         ("loss.flat_segments", 1, "flat_segments must be 2-10000"),
         ("loss.lambda_flat", -0.5, "loss.lambda_flat=-0.5"),
+        ("loss.guide_pool", 0, "guide_pool must be 1-64"),
+        ("loss.lambda_guide", -1.0, "loss.lambda_guide=-1.0"),
+        ("loss.style_taps", [4, 16], "style_taps must be distinct Lite0 blocks 0-15"),
     ]:
         set_field(tiny_cfg, key, value)
         with pytest.raises(ValueError, match=message):

@@ -131,10 +131,14 @@ class LossConfig:
     lambda_structure: float = 0.0  # the photo's drawing: 1 - grey SSIM of output vs input
     lambda_flat: float = 0.0  # flat colour areas: output vs its mean over the photo's regions
     flat_segments: int = 32  # the photo's regions for lambda_flat: SLIC superpixels per image
+    lambda_guide: float = 0.0  # the photo recoloured with the art's palette, vs output, low-res
+    guide_pool: int = 8  # lambda_guide compares the images averaged over pool x pool pixels
     perceptual_size: int = 0  # Lite0 terms see images enlarged (nearest) to this side; 0 = as is
+    # Lite0 blocks (0-15) the style terms read: strides 2, 4, 8, 16 by default
+    style_taps: list[int] = field(default_factory=lambda: [0, 2, 4, 7])
     # multidomain: content / style weights for the items aimed at one culture, as
     # "DOMAIN:TERM=WEIGHT" (TERM: content, style_stats, style_swd, palette, patch, structure,
-    # flat);
+    # flat, guide);
     # the other items keep the lambda_* above
     domain_weights: list[str] = field(default_factory=list)
     gan_start: int = 0  # cut, multidomain: steps before the adversarial term (and D) start
@@ -253,6 +257,7 @@ class RunConfig:
             "loss.lambda_patch": loss.lambda_patch,
             "loss.lambda_structure": loss.lambda_structure,
             "loss.lambda_flat": loss.lambda_flat,
+            "loss.lambda_guide": loss.lambda_guide,
         }
         weights = {"loss.lambda_gan": loss.lambda_gan, **style_and_content,
                    "loss.ada_target": loss.ada_target,
@@ -292,6 +297,11 @@ class RunConfig:
                 f"loss.perceptual_size must be 0 (images as they are) or at least 32 px, got "
                 f"{loss.perceptual_size}"
             )
+        taps = loss.style_taps
+        if not taps or len(set(taps)) != len(taps) or not all(0 <= t <= 15 for t in taps):
+            raise ValueError(f"loss.style_taps must be distinct Lite0 blocks 0-15, got {taps}")
+        if not 1 <= loss.guide_pool <= 64:
+            raise ValueError(f"loss.guide_pool must be 1-64 pixels, got {loss.guide_pool}")
         if not 2 <= loss.flat_segments <= 10_000:
             raise ValueError(f"loss.flat_segments must be 2-10000 regions, got "
                              f"{loss.flat_segments}")  # fmt: skip
@@ -378,6 +388,8 @@ def _coerce(value: Any, current: Any, dotted: str, source: str) -> Any:
                 items = list(value)
             if current and isinstance(current[0], float):
                 return [float(v) for v in items]
+            if current and isinstance(current[0], int):
+                return [_integer(v) for v in items]
             return [str(v) for v in items]
         if isinstance(current, int) and isinstance(value, float) and not value.is_integer():
             raise ValueError(value)
@@ -386,6 +398,13 @@ def _coerce(value: Any, current: Any, dotted: str, source: str) -> Any:
         raise ValueError(
             f"{source}: {dotted}={value!r} is not a valid {expected.__name__}"
         ) from None
+
+
+def _integer(value: Any) -> int:
+    """An int from an int, a whole float or its text; anything else is a ValueError."""
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError(value)
+    return int(value)
 
 
 def resolve_preset(name_or_path: str) -> Path:

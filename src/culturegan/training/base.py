@@ -28,6 +28,7 @@ from culturegan.config import RunConfig, named_weight
 from culturegan.losses import (
     content_loss,
     flat_loss,
+    guide_loss,
     palette_loss,
     patch_swd_loss,
     structure_loss,
@@ -100,7 +101,8 @@ class Recipe:
 
 
 # Lite0 blocks read by the perceptual terms: content at strides 16 (blocks 7, 10: objects and
-# their layout), style at strides 2 to 16 (blocks 0, 2, 4, 7: colour, strokes, textures).
+# their layout), style by default at strides 2 to 16 (blocks 0, 2, 4, 7: colour, strokes,
+# textures; loss.style_taps).
 CONTENT_TAPS = (7, 10)
 STYLE_TAPS = (0, 2, 4, 7)
 
@@ -137,7 +139,7 @@ def build_augment(cfg: RunConfig, *, seed: int) -> DiffAugment:
 @dataclasses.dataclass
 class LiteFeatures:
     """Lite0 maps of one batch: ``fake`` by block, ``source`` at CONTENT_TAPS, ``style`` at
-    STYLE_TAPS (None where no term reads them)."""
+    ``loss.style_taps`` (None where no term reads them)."""
 
     fake: dict[int, torch.Tensor]
     source: list[torch.Tensor] | None
@@ -174,7 +176,10 @@ class PerceptualTerms:
         self.lambda_structure = cfg.loss.lambda_structure
         self.lambda_flat = cfg.loss.lambda_flat
         self.flat_segments = cfg.loss.flat_segments
+        self.lambda_guide = cfg.loss.lambda_guide
+        self.guide_pool = cfg.loss.guide_pool
         self.perceptual_size = cfg.loss.perceptual_size  # checked by RunConfig.validate
+        self.style_taps = tuple(sorted(cfg.loss.style_taps))
         self.seed = cfg.train.seed
         self.paired = paired  # style image i is the target of output i (see style_stats_loss)
 
@@ -183,7 +188,7 @@ class PerceptualTerms:
         return (self.lambda_content > 0 or self.lambda_style_stats > 0
                 or self.lambda_style_swd > 0 or self.lambda_palette > 0
                 or self.lambda_patch > 0 or self.lambda_structure > 0
-                or self.lambda_flat > 0)  # fmt: skip
+                or self.lambda_flat > 0 or self.lambda_guide > 0)  # fmt: skip
 
     def __call__(
         self,
@@ -218,10 +223,11 @@ class PerceptualTerms:
             ("structure", self.lambda_structure, lambda: structure_loss(fake, source)),
             ("flat", self.lambda_flat,
              lambda: flat_loss(fake, source, segments=self.flat_segments)),
+            ("guide", self.lambda_guide, lambda: self._guide(fake, source, style, seed)),
         ]  # fmt: skip
         if self.styled:
             ref = features.style
-            maps = [out[t] for t in STYLE_TAPS]
+            maps = [out[t] for t in self.style_taps]
             terms += [
                 ("style_stats", self.lambda_style_stats,
                  lambda: style_stats_loss(maps, ref, paired=self.paired)),
@@ -242,7 +248,7 @@ class PerceptualTerms:
     def fake_taps(self) -> set[int]:
         """The Lite0 blocks these terms read of the generated images."""
         return set(CONTENT_TAPS if self.lambda_content > 0 else ()) | set(
-            STYLE_TAPS if self.styled else ()
+            self.style_taps if self.styled else ()
         )
 
     def features(
@@ -254,7 +260,8 @@ class PerceptualTerms:
         also: Iterable[PerceptualTerms] = (),
     ) -> LiteFeatures:
         """The Lite0 maps these terms and those in ``also`` read: of ``fake`` (differentiable),
-        of ``source`` at CONTENT_TAPS and of ``style`` at STYLE_TAPS (constants).
+        of ``source`` at CONTENT_TAPS and of ``style`` at ``loss.style_taps`` (constants; the
+        same for every set of weights of one run).
         :class:`DomainPerceptualTerms` reads one batch once for several sets of weights."""
         every = [self, *also]
         taps = sorted(set().union(*(terms.fake_taps() for terms in every)))
@@ -263,7 +270,7 @@ class PerceptualTerms:
         out = dict(zip(taps, self._maps(fake, taps), strict=True)) if taps else {}
         with torch.no_grad():
             src = self._maps(source, CONTENT_TAPS) if content else None
-            sty = self._maps(style, STYLE_TAPS) if styled else None
+            sty = self._maps(style, self.style_taps) if styled else None
         return LiteFeatures(out, src, sty)
 
     def _maps(self, images: torch.Tensor, taps: Sequence[int]) -> list[torch.Tensor]:
@@ -279,6 +286,18 @@ class PerceptualTerms:
             images = F.interpolate(images, scale_factor=scale, mode="nearest")
         return lite0_maps(images, taps)
 
+    def _guide(
+        self, fake: torch.Tensor, source: torch.Tensor, style: torch.Tensor, seed: int
+    ) -> torch.Tensor:
+        """:func:`guide_loss` against the pooled batch of art or, ``paired``, item i's own."""
+        if not self.paired:
+            return guide_loss(fake, source, style, seed=seed, pool=self.guide_pool)
+        return torch.stack([
+            guide_loss(fake[i : i + 1], source[i : i + 1], style[i : i + 1], seed=seed,
+                       pool=self.guide_pool)
+            for i in range(fake.shape[0])
+        ]).mean()  # fmt: skip
+
     def _per_item(self, loss_fn: Callable, out: Any, ref: Any, seed: int) -> torch.Tensor:
         """Pooled reference (the collection) or, ``paired``, item i against style image i."""
         if not self.paired:
@@ -292,7 +311,7 @@ class PerceptualTerms:
 
 
 PERCEPTUAL_TERMS = (
-    "content", "style_stats", "style_swd", "palette", "patch", "structure", "flat"
+    "content", "style_stats", "style_swd", "palette", "patch", "structure", "flat", "guide"
 )  # fmt: skip
 
 
