@@ -190,12 +190,14 @@ def test_content_and_style_losses_on_known_cases():
 
 
 def test_perceptual_size_shows_lite0_the_images_enlarged_without_blur(tiny_cfg):
-    from culturegan.training.base import STYLE_TAPS, PerceptualTerms
+    from culturegan.training.base import PerceptualTerms
+
+    taps = tuple(tiny_cfg.loss.style_taps)
 
     x = images(2, 64, 9)
     set_field(tiny_cfg, "loss.perceptual_size", 128)
-    enlarged = PerceptualTerms(tiny_cfg)._maps(x, STYLE_TAPS)
-    by_hand = lite0_maps(x.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3), STYLE_TAPS)
+    enlarged = PerceptualTerms(tiny_cfg)._maps(x, taps)
+    by_hand = lite0_maps(x.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3), taps)
     for a, b in zip(enlarged, by_hand, strict=True):
         assert a.shape == b.shape and torch.equal(a, b)
     # Images already as large as the setting, and the default 0, are read as they are.
@@ -410,6 +412,27 @@ def test_colour_transfer_gives_the_photo_the_arts_colours_in_the_photos_order():
     x = torch.zeros(1, 3, 32, 32, requires_grad=True)
     guide_loss(x, ramp, art, seed=5, pool=8).backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
+    # Any pool: the guide is made at 1/work resolution, work the largest divisor of the pool
+    # up to a quarter of it, and read over the same blocks as the output; the run's random
+    # state is not touched.
+    state = torch.get_rng_state()
+    for pool, work in ((9, 1), (16, 4), (32, 8)):
+        small = F.avg_pool2d(ramp, work) if work > 1 else ramp
+        made = colour_transfer(small, art[..., ::work, ::work], seed=5)
+        own = F.interpolate(made, scale_factor=work, mode="nearest") if work > 1 else made
+        assert guide_loss(own, ramp, art, seed=5, pool=pool).item() < 1e-6
+    assert torch.equal(state, torch.get_rng_state())
+    # Paired (multi-domain reference images): item i against art i alone.
+    from culturegan.training.base import PerceptualTerms
+
+    cfg = load_config(None, {"loss.lambda_guide": 1.0})
+    photos, arts = torch.cat([ramp, ramp.flip(-1)]), torch.cat([art, -art])
+    outs = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    _, logs = PerceptualTerms(cfg, paired=True)(outs, photos, arts, step=3)
+    seed = PerceptualTerms(cfg).seed * 1_000_003 + 3
+    each = [guide_loss(outs[i : i + 1], photos[i : i + 1], arts[i : i + 1], seed=seed, pool=8)
+            for i in range(2)]  # fmt: skip
+    assert logs["loss/guide"] == pytest.approx(sum(e.item() for e in each) / 2, rel=1e-5)
 
 
 def test_palette_head_draws_only_mixtures_of_its_colours_and_rebuilds_from_config():
@@ -445,7 +468,7 @@ FEWSHOT = {
     "loss.lambda_flat": 1.0,
     "loss.flat_segments": 8,
     "loss.lambda_guide": 1.0,
-    "loss.guide_pool": 4,
+    "loss.guide_pool": 12,
     "loss.style_taps": [0, 2, 4],
 }
 
@@ -475,7 +498,7 @@ def test_resume_is_exact_with_projected_d_diffaugment_and_perceptual_terms(tiny_
     assert trunk_digest() == before
     logged = (straight.run_dir / "log.jsonl").read_text()
     terms = ("loss/content", "loss/style_stats", "loss/style_swd", "loss/palette", "loss/structure",
-             "loss/flat")  # fmt: skip
+             "loss/flat", "loss/guide")  # fmt: skip
     for term in terms:
         assert term in logged
 
@@ -505,6 +528,7 @@ def test_bad_few_shot_settings_are_refused_before_training(tiny_cfg):
         ("loss.flat_segments", 1, "flat_segments must be 2-10000"),
         ("loss.lambda_flat", -0.5, "loss.lambda_flat=-0.5"),
         ("loss.guide_pool", 0, "guide_pool must be 1-64"),
+        ("loss.guide_pool", 65, "guide_pool must be 1-64"),
         ("loss.lambda_guide", -1.0, "loss.lambda_guide=-1.0"),
         ("loss.style_taps", [4, 16], "style_taps must be distinct Lite0 blocks 0-15"),
     ]:

@@ -298,10 +298,12 @@ class RunConfig:
                 f"{loss.perceptual_size}"
             )
         taps = loss.style_taps
-        if not taps or len(set(taps)) != len(taps) or not all(0 <= t <= 15 for t in taps):
+        blocks = all(type(t) is int and 0 <= t <= 15 for t in taps)  # no bools, no text
+        if not taps or not blocks or len(set(taps)) != len(taps):
             raise ValueError(f"loss.style_taps must be distinct Lite0 blocks 0-15, got {taps}")
-        if not 1 <= loss.guide_pool <= 64:
-            raise ValueError(f"loss.guide_pool must be 1-64 pixels, got {loss.guide_pool}")
+        if not 1 <= loss.guide_pool <= min(64, self.data.crop_size):
+            raise ValueError(f"loss.guide_pool must be 1-64 pixels and at most data.crop_size "
+                             f"({self.data.crop_size}), got {loss.guide_pool}")  # fmt: skip
         if not 2 <= loss.flat_segments <= 10_000:
             raise ValueError(f"loss.flat_segments must be 2-10000 regions, got "
                              f"{loss.flat_segments}")  # fmt: skip
@@ -401,7 +403,9 @@ def _coerce(value: Any, current: Any, dotted: str, source: str) -> Any:
 
 
 def _integer(value: Any) -> int:
-    """An int from an int, a whole float or its text; anything else is a ValueError."""
+    """An int from an int, a whole float or the text of either; anything else is a ValueError."""
+    if isinstance(value, str):
+        value = float(value)
     if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
         raise ValueError(value)
     return int(value)

@@ -450,12 +450,13 @@ def colour_transfer(
     Kokaram & Dahyot, ICCV 2005). Each iteration turns the colour space by a random rotation
     (drawn with ``seed``) and gives every axis the reference's histogram by 1-D quantile
     matching; the pixels keep their order along each axis, so the photo's brightest area takes
-    the art's brightest colours, its sky the colours that rank like a sky. A constant."""
+    the art's brightest colours, its sky the colours that rank like a sky. The "rotations" are
+    random orthonormal bases (a reflection now and then changes nothing here). A constant."""
     ref = reference.detach().transpose(0, 1).flatten(1)  # (3, M)
     x = source.detach().flatten(2).clone()  # (B, 3, N)
     b, c, n = x.shape
     m = ref.shape[1]
-    index = ((torch.arange(n, device=ref.device) + 0.5) * m / n).long().clamp_(max=m - 1)
+    index = (torch.arange(n, device=ref.device) * 2 + 1) * m // (2 * n)  # x's quantiles in ref
     gen = torch.Generator().manual_seed(seed % 2**63)
     for _ in range(iterations):
         rot = torch.linalg.qr(torch.randn(c, c, generator=gen, dtype=torch.float64))[0]
@@ -477,10 +478,11 @@ def guide_loss(
     colours anywhere, and a generator can meet it with blobs of the missing colour wherever
     they are cheapest; this term places them by the photo's own colours, and being read at low
     resolution it leaves the texture and the outlines to the other terms. The transfer runs on
-    the photo averaged over ``pool // 4`` pixels and on every ``pool // 4``-th pixel of the art
-    (its colours as they are, not mixed): a quarter of the sorting at the default pool 8, and
-    the guide still has four times the resolution it is read at."""
-    work = max(1, pool // 4)
+    the photo averaged over ``work`` x ``work`` pixels and on every ``work``-th pixel of the art
+    (its colours as they are, not mixed), ``work`` the largest divisor of ``pool`` up to a
+    quarter of it: 2 at the default pool 8, a quarter of the sorting, the guide still four times
+    as fine as it is read."""
+    work = max(d for d in range(1, max(1, pool // 4) + 1) if pool % d == 0)
     if work > 1:
         source, style = F.avg_pool2d(source, work), style[..., ::work, ::work]
     guide = colour_transfer(source, style, seed=seed)

@@ -29,9 +29,9 @@ def frozen_lite0() -> nn.Module:
 
     with torch.random.fork_rng(devices=[]):  # building layers must not move the run's RNG
         trunk = load_lite0_trunk(lite0_weights_path(), with_classifier=False)
-    # Channels-last: the depthwise convolutions of a training step's Lite0 reads (forward and
-    # backward, 4 x 64-128 px) take 0.73-0.86 of the time on a 2-core AVX2 CPU, same results to
-    # float rounding (benchmarks/bench_lite0.py).
+    # Channels-last on the CPU: a training step's Lite0 reads (forward and backward, 4 x 64-128
+    # px) take 0.73-0.86 of their contiguous time on a 2-core AVX2 CPU, the same results to
+    # float rounding (benchmarks/bench_lite0.py). Measured on no GPU: there it stays contiguous.
     trunk = trunk.to(memory_format=torch.channels_last)
     return trunk.eval().requires_grad_(False)
 
@@ -50,6 +50,7 @@ def lite0_maps(images: torch.Tensor, taps: Sequence[int]) -> list[torch.Tensor]:
     (pixels - 127) / 128, which is the [-1, 1] image to within 0.4%, so no rescaling.
     """
     trunk = frozen_lite0()
+    fmt = torch.channels_last if images.device.type == "cpu" else torch.contiguous_format
     if next(trunk.parameters()).device != images.device:
-        trunk.to(images.device, memory_format=torch.channels_last)
-    return trunk.maps(images.contiguous(memory_format=torch.channels_last), tuple(taps))
+        trunk.to(images.device, memory_format=fmt)
+    return trunk.maps(images.contiguous(memory_format=fmt), tuple(taps))

@@ -101,10 +101,9 @@ class Recipe:
 
 
 # Lite0 blocks read by the perceptual terms: content at strides 16 (blocks 7, 10: objects and
-# their layout), style by default at strides 2 to 16 (blocks 0, 2, 4, 7: colour, strokes,
-# textures; loss.style_taps).
+# their layout); style: loss.style_taps (by default blocks 0, 2, 4, 7 at strides 2 to 16:
+# colour, strokes, textures).
 CONTENT_TAPS = (7, 10)
-STYLE_TAPS = (0, 2, 4, 7)
 
 
 def generator_kwargs(cfg: RunConfig) -> dict[str, Any]:
