@@ -222,7 +222,8 @@ class PerceptualTerms:
             ("structure", self.lambda_structure, lambda: structure_loss(fake, source)),
             ("flat", self.lambda_flat,
              lambda: flat_loss(fake, source, segments=self.flat_segments)),
-            ("guide", self.lambda_guide, lambda: self._guide(fake, source, style, seed)),
+            ("guide", self.lambda_guide, lambda: self._per_item(
+                self._guide, fake, style, seed, source=source)),
         ]  # fmt: skip
         if self.styled:
             ref = features.style
@@ -286,27 +287,25 @@ class PerceptualTerms:
         return lite0_maps(images, taps)
 
     def _guide(
-        self, fake: torch.Tensor, source: torch.Tensor, style: torch.Tensor, seed: int
+        self, fake: torch.Tensor, style: torch.Tensor, *, seed: int, source: torch.Tensor
     ) -> torch.Tensor:
-        """:func:`guide_loss` against the pooled batch of art or, ``paired``, item i's own."""
-        if not self.paired:
-            return guide_loss(fake, source, style, seed=seed, pool=self.guide_pool)
-        return torch.stack([
-            guide_loss(fake[i : i + 1], source[i : i + 1], style[i : i + 1], seed=seed,
-                       pool=self.guide_pool)
-            for i in range(fake.shape[0])
-        ]).mean()  # fmt: skip
+        return guide_loss(fake, source, style, seed=seed, pool=self.guide_pool)
 
-    def _per_item(self, loss_fn: Callable, out: Any, ref: Any, seed: int) -> torch.Tensor:
-        """Pooled reference (the collection) or, ``paired``, item i against style image i."""
+    def _per_item(
+        self, loss_fn: Callable, out: Any, ref: Any, seed: int, **batches: torch.Tensor
+    ) -> torch.Tensor:
+        """Pooled reference (the collection) or, ``paired``, item i against style image i;
+        ``batches`` (keyword tensors, such as the photos) are split with the items."""
         if not self.paired:
-            return loss_fn(out, ref, seed=seed)
+            return loss_fn(out, ref, seed=seed, **batches)
         pick = (lambda x, i: [m[i : i + 1] for m in x]) if isinstance(out, list) else (
             lambda x, i: x[i : i + 1])  # fmt: skip
         n = out[0].shape[0] if isinstance(out, list) else out.shape[0]
-        return torch.stack(
-            [loss_fn(pick(out, i), pick(ref, i), seed=seed) for i in range(n)]
-        ).mean()
+        return torch.stack([
+            loss_fn(pick(out, i), pick(ref, i), seed=seed,
+                    **{k: v[i : i + 1] for k, v in batches.items()})
+            for i in range(n)
+        ]).mean()  # fmt: skip
 
 
 PERCEPTUAL_TERMS = (
