@@ -56,7 +56,7 @@ REFERENCE = "reference"
 MODELS: dict[str, tuple[str, int, int]] = {
     REFERENCE: ("resnet_9blocks", 64, 64),  # CycleGAN / CUT as published
     "resnet6_ngf32": ("resnet_6blocks", 32, 32),  # the cyclegan_cpu preset
-    "mobile6_ngf32": ("mobile_resnet_6blocks", 32, 32),  # the cyclegan_fast preset
+    "mobile6_ngf32": ("mobile_resnet_6blocks", 32, 32),  # cyclegan_mobile / cyclegan_fast
     "mobile9_ngf32": ("mobile_resnet_9blocks", 32, 32),
 }
 FAST = "mobile6_ngf32"  # the generator the targets are about

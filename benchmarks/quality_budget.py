@@ -44,7 +44,7 @@ MODELS = {  # label -> (preset, overrides)
         "cyclegan",
         {"model.generator": "resnet_9blocks", "model.ngf": 64, "model.ndf": 64},
     ),
-    "fast (mobile_resnet_6blocks ngf 32)": ("cyclegan_fast", {}),
+    "fast (mobile_resnet_6blocks ngf 32)": ("cyclegan_mobile", {}),
 }
 MARK_BEGIN = "<!-- quality:begin -->"
 MARK_END = "<!-- quality:end -->"

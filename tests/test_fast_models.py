@@ -231,3 +231,16 @@ def test_the_cyclegan_fast_preset_builds_the_fast_networks():
     recipe = CycleGANRecipe(cfg, device=torch.device("cpu"), domains=("photo", "art"))
     assert isinstance(recipe.g_ab, MobileResnetGenerator)
     assert recipe.export_config()["size_multiple"] == 8
+    # The tuned losses (docs/quality.md, "Session 16") on cyclegan_mobile's networks, whose
+    # paper losses stay as the baseline.
+    assert recipe.perceptual.enabled and cfg.loss.diffaugment and cfg.loss.lambda_identity == 0
+    plain = load_config("cyclegan_mobile")
+    assert plain.model == cfg.model and plain.data == cfg.data
+    assert (plain.loss.lambda_cycle, plain.loss.lambda_identity, plain.loss.lambda_gan) == (
+        10.0,
+        0.5,
+        1.0,
+    )
+    assert not CycleGANRecipe(
+        plain, device=torch.device("cpu"), domains=("a", "b")
+    ).perceptual.enabled

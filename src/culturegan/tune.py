@@ -11,7 +11,12 @@ of the photos is stylized into each target domain and scored by
     score = mean over targets of (hit rate + mean target probability) / 2
             - 2 * max(0, min_ssim - grey SSIM to the input)
 
-so a trial that wins by destroying the photo is penalised. Optuna's median pruner stops a
+so a trial that wins by destroying the photo is penalised. The judge also knows a reject class
+of generated noise, flat colour, blobs and stripes (``artifact``, as in the quality benchmark),
+and ``--judge-domains`` adds the validation images of further domain folders as classes (other
+cultures): with two domains alone a two-class judge calls anything that is not a photo the
+culture. Trial 0 of a new study is the config's own values (when they lie in the space): the
+baseline, measured in the same run (``--no-baseline`` to skip). Optuna's median pruner stops a
 trial whose score after a part is below the median of earlier trials at the same part. The
 study lives in an SQLite file (``OUT/study.db``): run the same command again and it goes on
 to ``--trials`` in all. ``OUT/report.md`` holds the best settings, the trial table and the
@@ -33,9 +38,11 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import io
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +97,26 @@ def suggest(trial: Any, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return params
 
 
+def baseline_params(cfg: RunConfig, space: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The config's own values of the space's fields, or None if one lies outside the space."""
+    params = {}
+    for name, spec in space.items():
+        section, _, key = name.partition(".")
+        value = getattr(getattr(cfg, section), key)
+        if "choices" in spec:
+            if value not in spec["choices"]:
+                return None
+        else:
+            low, high = spec["float"] if "float" in spec else spec["int"]
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return None
+            if not low <= value <= high or ("int" in spec and value != int(value)):
+                return None
+            value = float(value) if "float" in spec else int(value)
+        params[name] = value
+    return params
+
+
 def combined_score(per_target: dict[str, dict[str, float]], min_ssim: float) -> float:
     """(hit rate + mean target probability) / 2 averaged over targets, minus the SSIM penalty."""
     values = []
@@ -102,15 +129,29 @@ def combined_score(per_target: dict[str, dict[str, float]], min_ssim: float) -> 
 class ValidationScorer:
     """Fits the judge once on the validation split and scores a model folder."""
 
-    def __init__(self, cfg: RunConfig, *, backbone: str, seed: int) -> None:
+    def __init__(
+        self,
+        cfg: RunConfig,
+        *,
+        backbone: str,
+        seed: int,
+        judge_domains: Sequence[str] = (),
+    ) -> None:
         from culturegan.data.images import load_image, pil_to_tensor
-        from culturegan.metrics.judge import fit_judge
+        from culturegan.metrics.judge import ARTIFACT_CLASS, artifact_images, fit_judge
         from culturegan.training.loop import prepare_splits
 
         splits = prepare_splits(cfg)  # the split the trials train on (the same manifest)
         data_root, domains = cfg.data.root, list(cfg.data.domains)
         self.source = domains[0] if domains else splits.names[0]
         names = domains or list(splits.names)
+        extra = [n for n in judge_domains if n not in names]
+        if ARTIFACT_CLASS in extra:
+            raise ValueError(f"--judge-domains: '{ARTIFACT_CLASS}' is the judge's reject class")
+        if extra:  # the same manifest, one split per file: the trained domains' split is kept
+            wider = copy.deepcopy(cfg)
+            wider.data.domains = [*names, *extra]
+            splits = prepare_splits(wider)
         photos = sorted(splits.domain(self.source).val)
         if len(photos) < 4:
             raise ValueError(
@@ -118,11 +159,14 @@ class ValidationScorer:
                 f"(found {len(photos)}); raise data.split_ratios' middle share"
             )
         self.test_photos = photos[1::2]  # stylized and scored
-        judge_files = {n: sorted(splits.domain(n).val) for n in names}
+        judge_files: dict[str, Any] = {n: sorted(splits.domain(n).val) for n in [*names, *extra]}
         judge_files[self.source] = photos[0::2]
         empty = [n for n, files in judge_files.items() if not files]
         if empty:
             raise ValueError(f"no validation images for {', '.join(empty)} under {data_root}")
+        # The reject class: as many as the largest class, at most 60 (the benchmark's count).
+        count = min(60, max(len(files) for files in judge_files.values()))
+        judge_files[ARTIFACT_CLASS] = artifact_images(count, seed=seed)
         self.targets = [n for n in names if n != self.source]
         self.judge = fit_judge(judge_files, backbone=backbone, seed=seed, folds=3)
         # Read once: every rung of every trial stylizes the same photos.
@@ -166,7 +210,10 @@ def run_tune(args: argparse.Namespace, overrides: dict[str, str]) -> Path:
     base = load_config(args.config, overrides)  # fails now, not in trial 1, on a bad flag
     if not base.data.root:
         raise ValueError("tune needs --data.root")
-    scorer = ValidationScorer(base, backbone=args.judge_backbone, seed=args.seed)
+    judge_domains = [d for d in (args.judge_domains or "").split(",") if d]
+    scorer = ValidationScorer(
+        base, backbone=args.judge_backbone, seed=args.seed, judge_domains=judge_domains
+    )
     part = args.minutes_per_trial / args.rungs
 
     def objective(trial: Any) -> float:
@@ -210,16 +257,38 @@ def run_tune(args: argparse.Namespace, overrides: dict[str, str]) -> Path:
         sampler=optuna.samplers.TPESampler(seed=args.seed),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0),
     )
+    if not study.trials and not args.no_baseline:
+        baseline = baseline_params(base, space)
+        if baseline is None:
+            print(f"culturegan tune: {args.config}'s own values lie outside the space; no baseline")
+        else:  # trial 0: the settings the search has to beat
+            study.enqueue_trial(baseline, user_attrs={"baseline": True})
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     done = len([t for t in study.trials if t.state in finished])
     remaining = max(0, args.trials - done)
     if done:
         print(f"culturegan tune: {done} trials already in {storage}; running {remaining} more")
     study.optimize(objective, n_trials=remaining)
-    return write_report(study, out, args, space)
+    return write_report(study, out, args, space, judge=scorer.judge.summary())
 
 
-def write_report(study: Any, out: Path, args: argparse.Namespace, space: dict) -> Path:
+def _cell(value: Any) -> str:
+    """A parameter for the report's table: floats to three significant figures."""
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def last_scores(trial: Any, measures: Sequence[str]) -> list[float | None]:
+    """Each measure's mean over the targets at the trial's last scored part (None if unscored)."""
+    rungs = [int(k[4:]) for k in trial.user_attrs if k.startswith("rung")]
+    per_target = trial.user_attrs[f"rung{max(rungs)}"] if rungs else {}
+    if not per_target:
+        return [None] * len(measures)
+    return [sum(s[m] for s in per_target.values()) / len(per_target) for m in measures]
+
+
+def write_report(
+    study: Any, out: Path, args: argparse.Namespace, space: dict, *, judge: str = ""
+) -> Path:
     import optuna
 
     from culturegan.fileio import atomic_write
@@ -227,7 +296,8 @@ def write_report(study: Any, out: Path, args: argparse.Namespace, space: dict) -
     trials = study.trials
     table = io.StringIO()
     writer = csv.writer(table)
-    writer.writerow(["number", "state", "score", "steps", *space])
+    measures = ("hit_rate", "mean_target_prob", "ssim_grey")
+    writer.writerow(["number", "state", "score", "steps", *measures, *space])
     for t in trials:
         writer.writerow(
             [
@@ -235,6 +305,7 @@ def write_report(study: Any, out: Path, args: argparse.Namespace, space: dict) -
                 t.state.name,
                 t.value,
                 t.user_attrs.get("steps"),
+                *last_scores(t, measures),
                 *[t.params.get(k) for k in space],
             ]
         )
@@ -249,6 +320,8 @@ def write_report(study: Any, out: Path, args: argparse.Namespace, space: dict) -
         f"2 * max(0, {args.min_ssim} - SSIM), on the validation split.",
         "",
     ]
+    if judge:
+        lines += [f"The {judge}.", ""]
     if complete:
         best = study.best_trial
         nested: dict[str, dict[str, Any]] = {}
@@ -266,12 +339,16 @@ def write_report(study: Any, out: Path, args: argparse.Namespace, space: dict) -
                 lines.append("")
             except (RuntimeError, ValueError) as exc:  # e.g. every trial the same value
                 lines += [f"Importance not computed: {exc}", ""]
-    lines += ["| trial | state | score | steps | " + " | ".join(space) + " |"]
-    lines += ["|" + "---|" * (4 + len(space))]
+    lines += ["Hit rate, probability, SSIM: means over the targets at the last scored part.", ""]
+    header = ["trial", "state", "score", "steps", "hit rate", "probability", "SSIM", *space]
+    lines += ["| " + " | ".join(header) + " |"]
+    lines += ["|" + "---|" * (7 + len(space))]
     for t in trials:
         score = "" if t.value is None else f"{t.value:.3f}"
-        cells = [t.number, t.state.name, score, t.user_attrs.get("steps", "")]
-        cells += [t.params.get(k, "") for k in space]
+        name = f"{t.number} (baseline)" if t.user_attrs.get("baseline") else t.number
+        cells = [name, t.state.name, score, t.user_attrs.get("steps", "")]
+        cells += ["" if v is None else f"{v:.3f}" for v in last_scores(t, measures)]
+        cells += [_cell(t.params.get(k, "")) for k in space]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     report = out / "report.md"
     atomic_write(report, lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
@@ -289,6 +366,15 @@ def register(subparsers: argparse._SubParsersAction) -> dict[str, Any]:
     p.add_argument("--rungs", type=int, default=2, help="scored parts per trial (pruning)")
     p.add_argument("--min-ssim", type=float, default=0.3, help="SSIM below this is penalised")
     p.add_argument("--judge-backbone", default="lite1", help="feature network of the judge")
+    p.add_argument(
+        "--judge-domains",
+        default="",
+        help="comma-separated further domain folders whose validation images the judge learns "
+        "as classes (not trained on), e.g. other cultures",
+    )
+    p.add_argument(
+        "--no-baseline", action="store_true", help="do not run the config's own values first"
+    )
     p.add_argument("--study", default="culturegan", help="study name in the storage")
     p.add_argument("--seed", type=int, default=0, help="sampler and judge seed")
     p.add_argument("--out", required=True, help="folder: study.db, trials/, report.md")
