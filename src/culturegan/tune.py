@@ -141,17 +141,21 @@ class ValidationScorer:
         from culturegan.metrics.judge import ARTIFACT_CLASS, artifact_images, fit_judge
         from culturegan.training.loop import prepare_splits
 
-        splits = prepare_splits(cfg)  # the split the trials train on (the same manifest)
         data_root, domains = cfg.data.root, list(cfg.data.domains)
-        self.source = domains[0] if domains else splits.names[0]
-        names = domains or list(splits.names)
-        extra = [n for n in judge_domains if n not in names]
+        extra = [n for n in judge_domains if n not in domains]
         if ARTIFACT_CLASS in extra:
             raise ValueError(f"--judge-domains: '{ARTIFACT_CLASS}' is the judge's reject class")
-        if extra:  # the same manifest, one split per file: the trained domains' split is kept
-            wider = copy.deepcopy(cfg)
-            wider.data.domains = [*names, *extra]
-            splits = prepare_splits(wider)
+        # The split the trials train on (the same manifest, one split per file: loading further
+        # domains beside the trained ones leaves theirs as it is).
+        wider = copy.deepcopy(cfg)
+        if domains:
+            wider.data.domains = [*domains, *extra]
+        splits = prepare_splits(wider)
+        self.source = domains[0] if domains else splits.names[0]
+        names = domains or list(splits.names)
+        extra = [n for n in extra if n not in names]
+        if not domains and extra:  # every folder is trained on: these are not folders
+            raise ValueError(f"--judge-domains: no domain folder {extra} under {data_root}")
         photos = sorted(splits.domain(self.source).val)
         if len(photos) < 4:
             raise ValueError(
@@ -297,6 +301,7 @@ def write_report(
     table = io.StringIO()
     writer = csv.writer(table)
     measures = ("hit_rate", "mean_target_prob", "ssim_grey")
+    scores = {t.number: last_scores(t, measures) for t in trials}
     writer.writerow(["number", "state", "score", "steps", *measures, *space])
     for t in trials:
         writer.writerow(
@@ -305,7 +310,7 @@ def write_report(
                 t.state.name,
                 t.value,
                 t.user_attrs.get("steps"),
-                *last_scores(t, measures),
+                *scores[t.number],
                 *[t.params.get(k) for k in space],
             ]
         )
@@ -347,7 +352,7 @@ def write_report(
         score = "" if t.value is None else f"{t.value:.3f}"
         name = f"{t.number} (baseline)" if t.user_attrs.get("baseline") else t.number
         cells = [name, t.state.name, score, t.user_attrs.get("steps", "")]
-        cells += ["" if v is None else f"{v:.3f}" for v in last_scores(t, measures)]
+        cells += ["" if v is None else f"{v:.3f}" for v in scores[t.number]]
         cells += [_cell(t.params.get(k, "")) for k in space]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     report = out / "report.md"
