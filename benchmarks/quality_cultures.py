@@ -94,11 +94,20 @@ CANDIDATES: dict[str, dict[str, Any]] = {
         "multi_domain": False,
         "ablation": "baseline: FastCUT (PatchNCE, one generator) with the CPU networks",
     },
-    "multidomain_cpu": {
-        "preset": "multidomain_cpu",
+    "multidomain_stargan_cpu": {
+        # The "multidomain_cpu" baseline (named so until session 17).
+        "preset": "multidomain_stargan_cpu",
         "overrides": {},
         "multi_domain": True,
         "ablation": "baseline: one multi-domain model for every culture (StarGAN v2-style)",
+    },
+    "multidomain_cpu": {
+        # multidomain_cultures's settings with its per-culture weights for the folders a dataset
+        # has (docs/quality.md, "Session 17").
+        "preset": "multidomain_cpu",
+        "overrides": {},
+        "multi_domain": True,
+        "ablation": "new: mobile style U-Net, per-culture decoders and weights, no discriminator",
     },
     "fewshot_cpu": {
         "preset": "fewshot_cpu",

@@ -455,8 +455,11 @@ def test_domain_weights_change_the_terms_of_one_cultures_items_only(synthetic_ro
     ]:
         with pytest.raises(ValueError, match=message):
             score(bad)
-    with pytest.raises(ValueError, match="the domain 'ukiyoe'"):
+    with pytest.raises(ValueError, match=r"names \['ukiyoe'\], which are not domains"):
         score("ukiyoe:content=1")
+    # A name ending in '?' weighs only when the data has the domain.
+    assert torch.equal(score("ukiyoe?:content=1")[0], base)
+    assert torch.allclose(score("woodblock?:content=0")[0], score("woodblock:content=0")[0])
     with pytest.raises(ValueError, match="applies to the multidomain recipe"):
         load_config("fewshot_structure", {"loss.domain_weights": ["art:content=1"]}).validate()
     # In training: the step runs and logs the terms of its culture's weights.
@@ -479,5 +482,35 @@ def test_the_cultures_preset_weighs_each_culture_and_names_a_missing_one(synthet
     batch["y_trg"] = torch.tensor([0, 1, 3, 3])
     losses = recipe.train_step(batch, 0)
     assert losses["loss/content"] > 0 and losses["loss/structure"] > 0
-    with pytest.raises(ValueError, match="the domain 'ukiyoe'"):
+    with pytest.raises(ValueError, match=r"names \['impressionism_monet', 'ukiyoe'\]"):
         MultiDomainRecipe(cfg, device=torch.device("cpu"), domains=("chinese_ink", "photo"))
+
+
+def test_the_cpu_preset_weighs_the_cultures_a_dataset_has(synthetic_root, tmp_path):
+    from culturegan.data.datasets import target_weight_list
+    from culturegan.training.base import PERCEPTUAL_TERMS
+
+    # On the three cultures it was measured on, multidomain_cpu is multidomain_cultures.
+    cultures = ("chinese_ink", "impressionism_monet", "photo", "ukiyoe")
+    presets = [small_cfg(synthetic_root, tmp_path, 2, preset=p).validate()
+               for p in ("multidomain_cpu", "multidomain_cultures")]  # fmt: skip
+    (cpu, strict) = (MultiDomainRecipe(c, device=torch.device("cpu"), domains=cultures).perceptual
+                     for c in presets)  # fmt: skip
+    assert cpu.by_domain.keys() == strict.by_domain.keys() == {0, 1, 3}
+    for index, terms in cpu.by_domain.items():
+        assert [getattr(terms, f"lambda_{t}") for t in PERCEPTUAL_TERMS] == [
+            getattr(strict.by_domain[index], f"lambda_{t}") for t in PERCEPTUAL_TERMS
+        ]
+    weights = [target_weight_list(c.data.target_weights, cultures) for c in presets]
+    assert weights[0] == weights[1] == [1.0, 1.0, 1.0, 2.0]
+    # On other folders it trains with the shared weights where the strict preset refuses.
+    cfg = presets[0]
+    assert target_weight_list(cfg.data.target_weights, ("ink_wash", "photo", "ukiyoe")) == [
+        1.0, 1.0, 2.0]  # fmt: skip
+    assert target_weight_list(cfg.data.target_weights, ("ink_wash", "photo")) == []
+    recipe = MultiDomainRecipe(cfg, device=torch.device("cpu"), domains=("ink_wash", "photo"))
+    assert recipe.perceptual.by_domain == {}
+    losses = recipe.train_step(photo_to_ink_batch(), 0)
+    assert losses["loss/content"] > 0 and losses["loss/style_stats"] > 0
+    with pytest.raises(ValueError, match="which are not domains"):
+        MultiDomainRecipe(presets[1], device=torch.device("cpu"), domains=("ink_wash", "photo"))

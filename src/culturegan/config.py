@@ -18,6 +18,7 @@ import argparse
 import dataclasses
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,8 @@ class DataConfig:
     # [photo] spends every step on photo -> culture
     source_domains: list[str] = field(default_factory=list)
     # multi-domain: how often each domain is drawn as a target, "NAME=WEIGHT" relative to the
-    # others' 1 (e.g. ["ukiyoe=2"]: a harder culture gets more of each step); empty = uniform
+    # others' 1 (e.g. ["ukiyoe=2"]: a harder culture gets more of each step; "ukiyoe?=2" only
+    # if the data has ukiyoe); empty = uniform
     target_weights: list[str] = field(default_factory=list)
 
 
@@ -138,8 +140,8 @@ class LossConfig:
     style_taps: list[int] = field(default_factory=lambda: [0, 2, 4, 7])
     # multidomain: content / style weights for the items aimed at one culture, as
     # "DOMAIN:TERM=WEIGHT" (TERM: content, style_stats, style_swd, palette, patch, structure,
-    # flat, guide);
-    # the other items keep the lambda_* above
+    # flat, guide; "DOMAIN?:..." applies only if the data has DOMAIN); the other items keep the
+    # lambda_* above
     domain_weights: list[str] = field(default_factory=list)
     gan_start: int = 0  # cut, multidomain: steps before the adversarial term (and D) start
     gan_ramp: int = 0  # then lambda_gan grows linearly from 0 over this many steps
@@ -337,6 +339,31 @@ def named_weight(setting: str, *, option: str, item: str, form: str) -> tuple[st
     if not (math.isfinite(weight) and weight >= 0):
         raise ValueError(f"{option}: '{item}': the weight must be a number >= 0")
     return name, weight
+
+
+def for_domains(named: dict[str, Any], domains: Sequence[str], *, option: str) -> dict[str, Any]:
+    """The entries of ``named`` (parsed ``data.target_weights`` or ``loss.domain_weights``) for
+    this run's ``domains``. A name ending in ``?`` applies when the data has that domain and is
+    left out otherwise (a preset's weights for cultures a dataset may not have); any other name
+    that is not a domain is refused, naming it and the domains. Dict values of a plain and a
+    ``?`` entry for the same domain are merged."""
+    kept: dict[str, Any] = {}
+    unknown = []
+    for key, value in named.items():
+        name = key[:-1].strip() if key.endswith("?") else key
+        if name not in domains:
+            if not key.endswith("?"):
+                unknown.append(name)
+            continue
+        if isinstance(value, dict):
+            kept.setdefault(name, {}).update(value)
+        else:
+            kept[name] = value
+    if unknown:
+        raise ValueError(f"{option} names {sorted(unknown)}, which are not domains of this run "
+                         f"({', '.join(domains)}; a name ending in '?' applies only when the "
+                         "data has it)")  # fmt: skip
+    return kept
 
 
 def _sections(cfg: RunConfig) -> dict[str, Any]:

@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
-from culturegan.config import named_weight
+from culturegan.config import for_domains, named_weight
 from culturegan.data.images import ImageLoadError, load_image, pil_to_tensor
 
 log = logging.getLogger("culturegan.data")
@@ -224,12 +224,9 @@ def parse_target_weights(items: Sequence[str]) -> dict[str, float]:
 
 
 def target_weight_list(items: Sequence[str], domains: Sequence[str]) -> list[float]:
-    """Per-domain target weights (1 for a domain not named); an unknown name is refused."""
-    weights = parse_target_weights(items)
-    unknown = sorted(set(weights) - set(domains))
-    if unknown:
-        raise ValueError(f"data.target_weights names {unknown}, which are not domains of this "
-                         f"run ({', '.join(domains)})")  # fmt: skip
+    """Per-domain target weights (1 for a domain not named); an unknown name is refused, one
+    ending in ``?`` left out."""
+    weights = for_domains(parse_target_weights(items), domains, option="data.target_weights")
     return [weights.get(name, 1.0) for name in domains] if weights else []
 
 

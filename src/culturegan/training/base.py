@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from culturegan.augment import DiffAugment
-from culturegan.config import RunConfig, named_weight
+from culturegan.config import RunConfig, for_domains, named_weight
 from culturegan.losses import (
     content_loss,
     flat_loss,
@@ -346,10 +346,8 @@ class DomainPerceptualTerms:
     def __init__(self, cfg: RunConfig, domains: Sequence[str]) -> None:
         self.default = PerceptualTerms(cfg, paired=True)
         self.by_domain: dict[int, PerceptualTerms] = {}
-        for name, weights in parse_domain_weights(cfg.loss.domain_weights).items():
-            if name not in domains:
-                raise ValueError(f"loss.domain_weights names the domain '{name}', which the "
-                                 f"data does not have ({', '.join(domains)})")  # fmt: skip
+        named = parse_domain_weights(cfg.loss.domain_weights)
+        for name, weights in for_domains(named, domains, option="loss.domain_weights").items():
             terms = PerceptualTerms(cfg, paired=True)
             for term, weight in weights.items():
                 setattr(terms, f"lambda_{term}", weight)
