@@ -13,7 +13,7 @@ from culturegan.config import load_config
 from culturegan.data.images import pil_to_tensor, tensor_to_pil
 from culturegan.inference import Stylizer
 from culturegan.models import build_generator, list_generators
-from culturegan.models.fast import MobileResnetGenerator
+from culturegan.models.fast import MobileResnetGenerator, MobileUNetGenerator
 from culturegan.models.generators import ResnetGenerator, generator_from_config
 from culturegan.training.cyclegan import CycleGANRecipe
 
@@ -226,16 +226,18 @@ def test_export_then_stylizer_gives_identical_outputs(fast_cfg, tmp_path):
 
 def test_the_cyclegan_fast_preset_builds_the_fast_networks():
     cfg = load_config("cyclegan_fast")
-    assert (cfg.model.generator, cfg.model.ngf, cfg.model.ndf) == ("mobile_resnet_6blocks", 32, 32)
+    assert (cfg.model.generator, cfg.model.ngf, cfg.model.ndf) == ("mobile_unet_6blocks", 32, 32)
     assert cfg.data.crop_size % 8 == 0 and cfg.train.recipe == "cyclegan"
     recipe = CycleGANRecipe(cfg, device=torch.device("cpu"), domains=("photo", "art"))
-    assert isinstance(recipe.g_ab, MobileResnetGenerator)
+    assert isinstance(recipe.g_ab, MobileUNetGenerator)
+    assert recipe.g_ab.config["pad_mode"] == "reflect"
     assert recipe.export_config()["size_multiple"] == 8
-    # The tuned losses (docs/quality.md, "Session 16") on cyclegan_mobile's networks, whose
-    # paper losses stay as the baseline.
+    # The tuned losses (docs/quality.md, "Sessions 16 and 17") on the U-Net generator beside
+    # cyclegan_mobile's discriminator; cyclegan_mobile's paper losses stay as the baseline.
     assert recipe.perceptual.enabled and cfg.loss.diffaugment and cfg.loss.lambda_identity == 0
     plain = load_config("cyclegan_mobile")
-    assert plain.model == cfg.model and plain.data == cfg.data
+    assert plain.model.generator == "mobile_resnet_6blocks" and plain.data == cfg.data
+    assert (plain.model.discriminator, plain.model.ndf) == (cfg.model.discriminator, cfg.model.ndf)
     assert (plain.loss.lambda_cycle, plain.loss.lambda_identity, plain.loss.lambda_gan) == (
         10.0,
         0.5,

@@ -452,6 +452,7 @@ def test_domain_weights_change_the_terms_of_one_cultures_items_only(synthetic_ro
         ("woodblock:colour=1", "unknown term 'colour'"),
         ("woodblock:content=-1", "must be a number >= 0"),
         ("woodblock:content=much", "must be a number >= 0"),
+        ("?:content=1", "'\\?' names no domain"),
     ]:
         with pytest.raises(ValueError, match=message):
             score(bad)

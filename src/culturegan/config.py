@@ -351,6 +351,8 @@ def for_domains(named: dict[str, Any], domains: Sequence[str], *, option: str) -
     unknown = []
     for key, value in named.items():
         name = key[:-1].strip() if key.endswith("?") else key
+        if not name:
+            raise ValueError(f"{option}: '{key}' names no domain")
         if name not in domains:
             if not key.endswith("?"):
                 unknown.append(name)

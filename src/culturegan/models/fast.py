@@ -17,7 +17,7 @@ tensors it writes:
   resolution, bilinear upsampling, a 3x3 depthwise convolution; no transposed convolutions and
   so none of their checkerboard patterns.
 
-With ``ngf=32`` (the ``cyclegan_fast`` preset) a 256 px image costs about 1.4 GFLOP against
+With ``ngf=32`` (the ``cyclegan_mobile`` preset) a 256 px image costs about 1.4 GFLOP against
 99 GFLOP for ``resnet_9blocks`` at ngf 64; ``benchmarks/bench_speed.py`` measures the speed.
 All layers sit in one ``nn.Sequential`` named ``model`` (like ``ResnetGenerator``) so that
 ``culturegan.models.features.encoder_features`` can read intermediate features for PatchNCE.
