@@ -79,30 +79,13 @@ CANDIDATES: dict[str, dict[str, Any]] = {
         "ablation": "baseline: CycleGAN, mobile ResNet generator ngf 32, PatchGAN ndf 32",
     },
     "cyclegan_fast": {
-        # cyclegan_mobile with the losses `culturegan tune` chose (docs/quality.md, "Session 16";
-        # the results of that session call it "cyclegan_fast tuned").
+        # The losses `culturegan tune` chose on the U-Net mobile generator (docs/quality.md,
+        # "Sessions 16 and 17"; their results call it "cyclegan_fast tuned" and
+        # "cyclegan_fast unet", the settings before the preset took them).
         "preset": "cyclegan_fast",
         "overrides": {},
         "multi_domain": False,
-        "ablation": "tuned: cyclegan_mobile + DiffAugment and the perceptual terms",
-    },
-    "cyclegan_fast unet": {
-        # Session 17: the U-Net mobile generator draws without the 1/8-resolution lattice; with
-        # it the tuned losses keep the photo (0.00 at 800 steps), so the style statistics weigh
-        # 3, content 0.5 and the cycle 2 (0.72 at 800 steps), and fewshot_structure's clean
-        # edges take away the frame that zero padding draws.
-        "preset": "cyclegan_fast",
-        "overrides": {
-            "model.generator": "mobile_unet_6blocks",
-            "model.pad_mode": "reflect",
-            "model.icnr": True,
-            "model.output_tent": True,
-            "loss.lambda_style_stats": 3.0,
-            "loss.lambda_content": 0.5,
-            "loss.lambda_cycle": 2.0,
-        },
-        "multi_domain": False,
-        "ablation": "tuning: cyclegan_fast with the U-Net mobile G, clean edges, more style",
+        "ablation": "tuned: U-Net mobile G, clean edges, DiffAugment and the perceptual terms",
     },
     "fastcut": {
         "preset": "fastcut",
