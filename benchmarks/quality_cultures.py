@@ -87,6 +87,14 @@ CANDIDATES: dict[str, dict[str, Any]] = {
         "multi_domain": False,
         "ablation": "tuned: U-Net mobile G, clean edges, DiffAugment and the perceptual terms",
     },
+    "cyclegan_fast outline3": {
+        "preset": "cyclegan_fast",
+        "overrides": {"loss.lambda_outline": 3.0},
+        "multi_domain": False,
+        "directions": ["photo->ukiyoe", "photo->chinese_ink"],
+        "ablation": "session 18: cyclegan_fast with dark lines along the photo's contours "
+        "(loss.lambda_outline 3, as dark as the art's 5 % grey quantile)",
+    },
     "fastcut": {
         "preset": "fastcut",
         # FastCUT's published networks (resnet_9blocks, ngf/ndf 64) train a few steps a minute
@@ -104,11 +112,25 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     },
     "multidomain_cpu": {
         # multidomain_cultures's settings with its per-culture weights for the folders a dataset
-        # has (docs/quality.md, "Session 17").
+        # has (docs/quality.md, "Session 17") and outlines for ukiyo-e and ink ("Session 18").
         "preset": "multidomain_cpu",
         "overrides": {},
         "multi_domain": True,
-        "ablation": "new: mobile style U-Net, per-culture decoders and weights, no discriminator",
+        "ablation": "new: mobile style U-Net, per-culture decoders and weights, outlines, no "
+        "discriminator",
+    },
+    "multidomain_cpu -outline": {
+        "preset": "multidomain_cpu",
+        "overrides": {
+            "loss.domain_weights": [
+                w
+                for w in load_config("multidomain_cpu").loss.domain_weights
+                if ":outline=" not in w
+            ]
+        },  # fmt: skip
+        "multi_domain": True,
+        "ablation": "ablation: multidomain_cpu without its outlines for ukiyo-e and Chinese ink "
+        "(the preset of session 17; session 18's run of the preset is 'multidomain_cpu outline3')",
     },
     "fewshot_cpu": {
         "preset": "fewshot_cpu",

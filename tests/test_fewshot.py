@@ -22,8 +22,10 @@ from culturegan.losses import (
     feature_stats,
     flat_loss,
     guide_loss,
+    outline_loss,
     palette_loss,
     patch_swd_loss,
+    photo_outlines,
     photo_regions,
     region_interior,
     region_means,
@@ -387,6 +389,47 @@ def test_flat_loss_asks_for_flat_colour_inside_the_photos_regions():
     assert x.grad is not None and x.grad.abs().sum() > 0
 
 
+def test_photo_outlines_trace_the_contours_of_the_photo_and_nothing_else():
+    photo = torch.full((2, 3, 48, 48), -0.6)
+    photo[0, :, 12:36, 12:36] = 0.6  # a light square: its border is the only contour
+    photo[1] += torch.linspace(0, 0.4, 48).view(1, 1, 48)  # a gentle sky gradient: none
+    lines = photo_outlines(photo, share=0.05)
+    assert lines.shape == (2, 1, 48, 48) and lines.dtype == torch.bool
+    ys, xs = lines[0, 0].nonzero().unbind(1)
+    near = ((ys - 11.5).abs() <= 1) | ((ys - 35.5).abs() <= 1)
+    near |= ((xs - 11.5).abs() <= 1) | ((xs - 35.5).abs() <= 1)
+    assert len(ys) > 40 and bool(near.all())  # on the square's edges, one pixel either side
+    assert not lines[1].any()  # weaker than the floor everywhere
+    # A larger share keeps more of the same ridges, never a thick band: at most two pixels
+    # across the edge (a step puts the ridge between two pixels of equal magnitude).
+    wide = photo_outlines(photo, share=0.5)
+    assert bool((wide[0, 0, 24] & ~lines[0, 0, 24]).sum() == 0)
+    assert int(wide[0, 0, 24].sum()) <= 4
+
+
+def test_outline_loss_asks_for_lines_as_dark_as_the_art_on_the_contours_only():
+    photo = torch.full((1, 3, 48, 48), -0.6)
+    photo[0, :, 12:36, 12:36] = 0.6
+    lines = photo_outlines(photo, share=0.05).expand(-1, 3, -1, -1)
+    art = torch.full((2, 3, 32, 32), 0.2)
+    art[:, :, :4] = -0.5  # the art's darkest eighth: grey 0.25, its 5 % quantile
+    level = 0.25 * 2 - 1
+    light = torch.full_like(photo, 0.8)
+    drawn = torch.where(lines, torch.full_like(photo, level - 0.05), light)
+    assert outline_loss(drawn, photo, art, share=0.05).item() == 0.0
+    # The excess over the art's level on the line pixels, whatever happens off them.
+    half_drawn = torch.where(lines, torch.full_like(photo, level + 0.2), -light)
+    excess = (level + 0.2 + 1) / 2 - 0.25
+    assert outline_loss(half_drawn, photo, art, share=0.05).item() == pytest.approx(
+        excess, rel=1e-4
+    )
+    # Darker art asks for darker lines.
+    assert outline_loss(drawn, photo, art - 0.3, share=0.05).item() > 0.05
+    x = light.clone().requires_grad_(True)
+    outline_loss(x, photo, art, share=0.05).backward()
+    assert bool((x.grad.abs().sum(1, keepdim=True) > 0).eq(lines[:, :1]).all())
+
+
 def test_colour_transfer_gives_the_photo_the_arts_colours_in_the_photos_order():
     # Photo: a grey ramp, dark on the left, bright on the right. Art: half dark blue, half
     # cream, in no particular place.
@@ -469,6 +512,7 @@ FEWSHOT = {
     "loss.flat_segments": 8,
     "loss.lambda_guide": 1.0,
     "loss.guide_pool": 12,
+    "loss.lambda_outline": 1.0,
     "loss.style_taps": [0, 2, 4],
 }
 
@@ -498,9 +542,36 @@ def test_resume_is_exact_with_projected_d_diffaugment_and_perceptual_terms(tiny_
     assert trunk_digest() == before
     logged = (straight.run_dir / "log.jsonl").read_text()
     terms = ("loss/content", "loss/style_stats", "loss/style_swd", "loss/palette", "loss/structure",
-             "loss/flat", "loss/guide")  # fmt: skip
+             "loss/flat", "loss/guide", "loss/outline")  # fmt: skip
     for term in terms:
         assert term in logged
+
+
+@pytest.mark.parametrize("recipe", ["cyclegan", "cut"])
+def test_domain_weights_give_the_direction_aimed_at_a_domain_its_own_terms(tiny_cfg, recipe):
+    """photo -> art takes art's weights (outlines, no palette); art -> photo the shared ones;
+    a '?' name the data does not have is left out."""
+    settings = {
+        "train.recipe": recipe,
+        "train.steps": 2,
+        "loss.lambda_palette": 1.0,
+        "loss.domain_weights": ["art:outline=2", "art:palette=0", "sketch?:outline=5"],
+    }
+    if recipe == "cut":
+        settings |= {"model.generator": "mobile_resnet_3blocks", "loss.lambda_nce": 0.0}
+    for key, value in settings.items():
+        set_field(tiny_cfg, key, value)
+    run = train(tiny_cfg, progress=False)
+    logged = set().union(*(json.loads(line) for line in
+                           (run.run_dir / "log.jsonl").read_text().splitlines()))  # fmt: skip
+    if recipe == "cyclegan":
+        assert {"loss/outline_ab", "loss/palette_ba"} <= logged
+        assert not {"loss/outline_ba", "loss/palette_ab"} & logged
+    else:
+        assert "loss/outline" in logged and "loss/palette" not in logged
+    set_field(tiny_cfg, "loss.domain_weights", ["sketch:outline=5"])
+    with pytest.raises(ValueError, match="sketch"):
+        train(tiny_cfg, progress=False)
 
 
 def test_cut_holds_the_discriminator_back_until_gan_start(tiny_cfg):
@@ -530,6 +601,9 @@ def test_bad_few_shot_settings_are_refused_before_training(tiny_cfg):
         ("loss.guide_pool", 0, "guide_pool must be 1-64"),
         ("loss.guide_pool", 65, "guide_pool must be 1-64"),
         ("loss.lambda_guide", -1.0, "loss.lambda_guide=-1.0"),
+        ("loss.lambda_outline", -1.0, "loss.lambda_outline=-1.0"),
+        ("loss.outline_share", 0.0, "outline_share must be above 0"),
+        ("loss.outline_share", 0.6, "outline_share must be above 0"),
         ("loss.style_taps", [4, 16], "style_taps must be distinct Lite0 blocks 0-15"),
     ]:
         set_field(tiny_cfg, key, value)

@@ -461,8 +461,8 @@ def test_domain_weights_change_the_terms_of_one_cultures_items_only(synthetic_ro
     # A name ending in '?' weighs only when the data has the domain.
     assert torch.equal(score("ukiyoe?:content=1")[0], base)
     assert torch.allclose(score("woodblock?:content=0")[0], score("woodblock:content=0")[0])
-    with pytest.raises(ValueError, match="applies to the multidomain recipe"):
-        load_config("fewshot_structure", {"loss.domain_weights": ["art:content=1"]}).validate()
+    with pytest.raises(ValueError, match="applies to the multidomain, cyclegan and cut recipes"):
+        load_config("pix2pix_tiny", {"loss.domain_weights": ["art:content=1"]}).validate()
     # In training: the step runs and logs the terms of its culture's weights.
     weights = ["ink_wash:patch=1", "ink_wash:flat=1"]
     cfg = small_cfg(synthetic_root, tmp_path, 2, **{"loss.domain_weights": weights})
@@ -491,17 +491,22 @@ def test_the_cpu_preset_weighs_the_cultures_a_dataset_has(synthetic_root, tmp_pa
     from culturegan.data.datasets import target_weight_list
     from culturegan.training.base import PERCEPTUAL_TERMS
 
-    # On the three cultures it was measured on, multidomain_cpu is multidomain_cultures.
+    # On the three cultures it was measured on, multidomain_cpu is multidomain_cultures with
+    # outlines for ukiyo-e and Chinese ink.
     cultures = ("chinese_ink", "impressionism_monet", "photo", "ukiyoe")
     presets = [small_cfg(synthetic_root, tmp_path, 2, preset=p).validate()
                for p in ("multidomain_cpu", "multidomain_cultures")]  # fmt: skip
     (cpu, strict) = (MultiDomainRecipe(c, device=torch.device("cpu"), domains=cultures).perceptual
                      for c in presets)  # fmt: skip
     assert cpu.by_domain.keys() == strict.by_domain.keys() == {0, 1, 3}
+    others = [t for t in PERCEPTUAL_TERMS if t != "outline"]
     for index, terms in cpu.by_domain.items():
-        assert [getattr(terms, f"lambda_{t}") for t in PERCEPTUAL_TERMS] == [
-            getattr(strict.by_domain[index], f"lambda_{t}") for t in PERCEPTUAL_TERMS
+        assert [getattr(terms, f"lambda_{t}") for t in others] == [
+            getattr(strict.by_domain[index], f"lambda_{t}") for t in others
         ]
+        lines = cultures[index] in ("ukiyoe", "chinese_ink")
+        assert (terms.lambda_outline, strict.by_domain[index].lambda_outline) == (
+            3.0 if lines else 0.0, 0.0)  # fmt: skip
     weights = [target_weight_list(c.data.target_weights, cultures) for c in presets]
     assert weights[0] == weights[1] == [1.0, 1.0, 1.0, 2.0]
     # On other folders it trains with the shared weights where the strict preset refuses.

@@ -135,13 +135,16 @@ class LossConfig:
     flat_segments: int = 32  # the photo's regions for lambda_flat: SLIC superpixels per image
     lambda_guide: float = 0.0  # the photo recoloured with the art's palette, vs output, low-res
     guide_pool: int = 8  # lambda_guide compares the images averaged over pool x pool pixels
+    lambda_outline: float = 0.0  # dark lines along the photo's contours, as dark as the art
+    outline_share: float = 0.05  # the share of the pixels lambda_outline draws as lines
     perceptual_size: int = 0  # Lite0 terms see images enlarged (nearest) to this side; 0 = as is
     # Lite0 blocks (0-15) the style terms read: strides 2, 4, 8, 16 by default
     style_taps: list[int] = field(default_factory=lambda: [0, 2, 4, 7])
-    # multidomain: content / style weights for the items aimed at one culture, as
+    # content / style weights for the items (multidomain) or the direction (cyclegan, cut)
+    # aimed at one domain, as
     # "DOMAIN:TERM=WEIGHT" (TERM: content, style_stats, style_swd, palette, patch, structure,
-    # flat, guide; "DOMAIN?:..." applies only if the data has DOMAIN); the other items keep the
-    # lambda_* above
+    # flat, guide, outline; "DOMAIN?:..." applies only if the data has DOMAIN); the other
+    # items keep the lambda_* above
     domain_weights: list[str] = field(default_factory=list)
     gan_start: int = 0  # cut, multidomain: steps before the adversarial term (and D) start
     gan_ramp: int = 0  # then lambda_gan grows linearly from 0 over this many steps
@@ -260,6 +263,7 @@ class RunConfig:
             "loss.lambda_structure": loss.lambda_structure,
             "loss.lambda_flat": loss.lambda_flat,
             "loss.lambda_guide": loss.lambda_guide,
+            "loss.lambda_outline": loss.lambda_outline,
         }
         weights = {"loss.lambda_gan": loss.lambda_gan, **style_and_content,
                    "loss.ada_target": loss.ada_target,
@@ -285,9 +289,9 @@ class RunConfig:
         if loss.domain_weights:
             from culturegan.training.base import parse_domain_weights
 
-            if self.train.recipe != "multidomain":
-                raise ValueError("loss.domain_weights applies to the multidomain recipe, not to "
-                                 f"{self.train.recipe}")  # fmt: skip
+            if self.train.recipe not in ("multidomain", "cyclegan", "cut"):
+                raise ValueError("loss.domain_weights applies to the multidomain, cyclegan and "
+                                 f"cut recipes, not to {self.train.recipe}")  # fmt: skip
             parse_domain_weights(loss.domain_weights)
         if loss.gan_start < 0 or loss.gan_ramp < 0:
             raise ValueError("loss.gan_start and loss.gan_ramp must be >= 0")
@@ -303,6 +307,9 @@ class RunConfig:
         blocks = all(type(t) is int and 0 <= t <= 15 for t in taps)  # no bools, no text
         if not taps or not blocks or len(set(taps)) != len(taps):
             raise ValueError(f"loss.style_taps must be distinct Lite0 blocks 0-15, got {taps}")
+        if not 0 < loss.outline_share <= 0.5:
+            raise ValueError(f"loss.outline_share must be above 0 and at most 0.5 (a share of "
+                             f"the pixels), got {loss.outline_share}")  # fmt: skip
         if not 1 <= loss.guide_pool <= min(64, self.data.crop_size):
             raise ValueError(f"loss.guide_pool must be 1-64 pixels and at most data.crop_size "
                              f"({self.data.crop_size}), got {loss.guide_pool}")  # fmt: skip

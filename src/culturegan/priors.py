@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-_SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+from culturegan.losses import sobel_gradients
 
 
 def grey(x: torch.Tensor) -> torch.Tensor:
@@ -40,10 +40,7 @@ def grey(x: torch.Tensor) -> torch.Tensor:
 
 def sobel_edges(x: torch.Tensor) -> torch.Tensor:
     """Gradient magnitude of the grey image, (B, 1, H, W), replicate-padded."""
-    g = F.pad(grey(x), (1, 1, 1, 1), mode="replicate")
-    kx = _SOBEL_X.to(x.device, x.dtype).view(1, 1, 3, 3)
-    gx = F.conv2d(g, kx)
-    gy = F.conv2d(g, kx.transpose(2, 3))
+    gx, gy = sobel_gradients(grey(x))
     return torch.sqrt(gx * gx + gy * gy + 1e-8)
 
 

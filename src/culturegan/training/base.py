@@ -29,6 +29,7 @@ from culturegan.losses import (
     content_loss,
     flat_loss,
     guide_loss,
+    outline_loss,
     palette_loss,
     patch_swd_loss,
     structure_loss,
@@ -177,6 +178,8 @@ class PerceptualTerms:
         self.flat_segments = cfg.loss.flat_segments
         self.lambda_guide = cfg.loss.lambda_guide
         self.guide_pool = cfg.loss.guide_pool
+        self.lambda_outline = cfg.loss.lambda_outline
+        self.outline_share = cfg.loss.outline_share
         self.perceptual_size = cfg.loss.perceptual_size  # checked by RunConfig.validate
         self.style_taps = tuple(sorted(cfg.loss.style_taps))
         self.seed = cfg.train.seed
@@ -187,7 +190,8 @@ class PerceptualTerms:
         return (self.lambda_content > 0 or self.lambda_style_stats > 0
                 or self.lambda_style_swd > 0 or self.lambda_palette > 0
                 or self.lambda_patch > 0 or self.lambda_structure > 0
-                or self.lambda_flat > 0 or self.lambda_guide > 0)  # fmt: skip
+                or self.lambda_flat > 0 or self.lambda_guide > 0
+                or self.lambda_outline > 0)  # fmt: skip
 
     def __call__(
         self,
@@ -224,6 +228,8 @@ class PerceptualTerms:
              lambda: flat_loss(fake, source, segments=self.flat_segments)),
             ("guide", self.lambda_guide, lambda: self._per_item(
                 self._guide, fake, style, seed, source=source)),
+            ("outline", self.lambda_outline, lambda: self._per_item(
+                self._outline, fake, style, seed, source=source)),
         ]  # fmt: skip
         if self.styled:
             ref = features.style
@@ -291,6 +297,11 @@ class PerceptualTerms:
     ) -> torch.Tensor:
         return guide_loss(fake, source, style, seed=seed, pool=self.guide_pool)
 
+    def _outline(
+        self, fake: torch.Tensor, style: torch.Tensor, *, seed: int, source: torch.Tensor
+    ) -> torch.Tensor:
+        return outline_loss(fake, source, style, share=self.outline_share)
+
     def _per_item(
         self, loss_fn: Callable, out: Any, ref: Any, seed: int, **batches: torch.Tensor
     ) -> torch.Tensor:
@@ -309,7 +320,8 @@ class PerceptualTerms:
 
 
 PERCEPTUAL_TERMS = (
-    "content", "style_stats", "style_swd", "palette", "patch", "structure", "flat", "guide"
+    "content", "style_stats", "style_swd", "palette", "patch", "structure", "flat", "guide",
+    "outline",
 )  # fmt: skip
 
 
@@ -334,7 +346,9 @@ def parse_domain_weights(items: Sequence[str]) -> dict[str, dict[str, float]]:
 
 
 class DomainPerceptualTerms:
-    """:class:`PerceptualTerms` with other weights for the items aimed at some domains.
+    """:class:`PerceptualTerms` with other weights for the items aimed at some domains
+    (``loss.domain_weights``). The two-domain recipes take one direction's terms with
+    :meth:`for_target`; the multi-domain recipe calls the object on a mixed batch.
 
     ``__call__(fake, source, style, target, step=)``: the items are grouped by ``target`` (domain
     indices); each group is scored by its domain's terms and weighted by its share of the batch,
@@ -343,12 +357,12 @@ class DomainPerceptualTerms:
     means over the groups in which a term weighs.
     """
 
-    def __init__(self, cfg: RunConfig, domains: Sequence[str]) -> None:
-        self.default = PerceptualTerms(cfg, paired=True)
+    def __init__(self, cfg: RunConfig, domains: Sequence[str], *, paired: bool = True) -> None:
+        self.default = PerceptualTerms(cfg, paired=paired)
         self.by_domain: dict[int, PerceptualTerms] = {}
         named = parse_domain_weights(cfg.loss.domain_weights)
         for name, weights in for_domains(named, domains, option="loss.domain_weights").items():
-            terms = PerceptualTerms(cfg, paired=True)
+            terms = PerceptualTerms(cfg, paired=paired)
             for term, weight in weights.items():
                 setattr(terms, f"lambda_{term}", weight)
             self.by_domain[list(domains).index(name)] = terms
@@ -356,6 +370,10 @@ class DomainPerceptualTerms:
     @property
     def enabled(self) -> bool:
         return self.default.enabled or any(t.enabled for t in self.by_domain.values())
+
+    def for_target(self, domain: int) -> PerceptualTerms:
+        """The terms of outputs aimed at domain index ``domain``."""
+        return self.by_domain.get(domain, self.default)
 
     def __call__(
         self,
@@ -373,7 +391,7 @@ class DomainPerceptualTerms:
         shares: dict[str, float] = {}
         groups = []
         for domain in torch.unique(target).tolist():
-            terms = self.by_domain.get(domain, self.default)
+            terms = self.for_target(domain)
             if terms.enabled:
                 groups.append(((target == domain).nonzero().squeeze(1), terms))
         if not groups:

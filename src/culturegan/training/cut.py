@@ -40,7 +40,7 @@ from culturegan.losses import AdversarialLoss, patch_nce_loss
 from culturegan.models import build_discriminator, build_generator
 from culturegan.models.features import PatchProjector, encoder_features, parse_layers
 from culturegan.training.base import (
-    PerceptualTerms,
+    DomainPerceptualTerms,
     Recipe,
     build_augment,
     discriminator_kwargs,
@@ -79,7 +79,8 @@ class CUTRecipe(Recipe):
         init_normal_(self.d_b)
         # Before the discriminator, real and fake alike; its own seeded stream.
         self.augment = build_augment(cfg, seed=cfg.train.seed * 2 + 5)
-        self.perceptual = PerceptualTerms(cfg)
+        # loss.domain_weights: the target's own weights (the one direction this recipe trains)
+        self.perceptual = DomainPerceptualTerms(cfg, self.domains, paired=False).for_target(1)
         self.nce_layers = parse_layers(loss.nce_layers, self.g_ab)
         # One dry run through the encoder tells the channel count of each chosen layer.
         side = 4 * self.g_ab.size_multiple

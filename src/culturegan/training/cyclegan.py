@@ -30,7 +30,7 @@ from culturegan.config import RunConfig
 from culturegan.losses import AdversarialLoss, ImagePool, cycle_loss, identity_loss
 from culturegan.models import build_discriminator, build_generator
 from culturegan.training.base import (
-    PerceptualTerms,
+    DomainPerceptualTerms,
     Recipe,
     build_augment,
     discriminator_kwargs,
@@ -68,7 +68,7 @@ class CycleGANRecipe(Recipe):
             init_normal_(net)
         # Before every discriminator, real and fake alike; its own seeded stream.
         self.augment = build_augment(cfg, seed=cfg.train.seed * 2 + 5)
-        self.perceptual = PerceptualTerms(cfg)
+        self.perceptual = DomainPerceptualTerms(cfg, domains, paired=False)
         ema_decay = cfg.train.ema_decay
         self.ema = {"g_ab": EMA(self.g_ab, ema_decay), "g_ba": EMA(self.g_ba, ema_decay)}
 
@@ -115,8 +115,9 @@ class CycleGANRecipe(Recipe):
         loss_g = loss_g + lam * (loss_cyc_a + loss_cyc_b)
         losses = {}
         if self.perceptual.enabled:
-            terms_ab, logs_ab = self.perceptual(fake_b, real_a, real_b, step=step, suffix="_ab")
-            terms_ba, logs_ba = self.perceptual(fake_a, real_b, real_a, step=step, suffix="_ba")
+            to_b, to_a = self.perceptual.for_target(1), self.perceptual.for_target(0)
+            terms_ab, logs_ab = to_b(fake_b, real_a, real_b, step=step, suffix="_ab")
+            terms_ba, logs_ba = to_a(fake_a, real_b, real_a, step=step, suffix="_ba")
             loss_g = loss_g + terms_ab + terms_ba
             losses.update(logs_ab | logs_ba)
         if lam_idt > 0:
