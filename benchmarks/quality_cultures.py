@@ -95,6 +95,14 @@ CANDIDATES: dict[str, dict[str, Any]] = {
         "ablation": "session 18: cyclegan_fast with dark lines along the photo's contours "
         "(loss.lambda_outline 3, as dark as the art's 5 % grey quantile)",
     },
+    "cyclegan_fast photo->ukiyoe outline3": {
+        "preset": "cyclegan_fast",
+        "overrides": {"loss.domain_weights": ["ukiyoe?:outline=3"]},
+        "multi_domain": False,
+        "directions": ["photo->ukiyoe"],
+        "ablation": "session 18: cyclegan_fast with the outline term in photo -> ukiyo-e only "
+        "(loss.domain_weights ukiyoe?:outline=3)",
+    },
     "fastcut": {
         "preset": "fastcut",
         # FastCUT's published networks (resnet_9blocks, ngf/ndf 64) train a few steps a minute
