@@ -135,7 +135,7 @@ CANDIDATES: dict[str, dict[str, Any]] = {
                 for w in load_config("multidomain_cpu").loss.domain_weights
                 if ":outline=" not in w
             ]
-        },  # fmt: skip
+        },
         "multi_domain": True,
         "ablation": "ablation: multidomain_cpu without its outlines for ukiyo-e and Chinese ink "
         "(the preset of session 17; session 18's run of the preset is 'multidomain_cpu outline3')",

@@ -312,7 +312,7 @@ def patch_swd_loss(
 GREY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma, as the benchmarks' grey SSIM
 
 
-def _grey(x: torch.Tensor) -> torch.Tensor:
+def grey(x: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W) in [-1, 1] -> (B, 1, H, W) luma in [0, 1]."""
     w = x.new_tensor(GREY_WEIGHTS).view(1, 3, 1, 1)
     return ((x + 1) / 2 * w).sum(dim=1, keepdim=True)
@@ -358,7 +358,7 @@ def structure_loss(
     where the photo has them, and its luminance factor leaves the tone free to move only
     slowly, so the style terms can still choose the colours. The source side is detached."""
     weights = gaussian_window(window, sigma).to(output.device, output.dtype)
-    x, y = _grey(output), _grey(source.detach())
+    x, y = grey(output), grey(source.detach())
     pad = (window // 2,) * 4
     terms = []
     for scale in (1, 2):
@@ -398,7 +398,7 @@ def photo_outlines(
     suppression in four directions, after Canny) and the strongest ``share`` of the pixels
     kept, none weaker than ``floor`` (a Sobel magnitude; a grey step of about 0.04 after the
     smoothing): a sky without a horizon gets no line."""
-    g = _grey(source)
+    g = grey(source)
     window = gaussian_window(5, sigma).to(g.device, g.dtype).view(1, 1, 5, 5)
     g = F.conv2d(F.pad(g, (2, 2, 2, 2), mode="reflect"), window)
     gx, gy = sobel_gradients(g)
@@ -431,8 +431,8 @@ def outline_loss(
     the collection, not from a constant): the mean of max(0, grey - that level) over the line
     pixels. Pixels off the lines are left to the other terms."""
     lines = photo_outlines(source.detach(), share=share).to(output.dtype)
-    dark = torch.quantile(_grey(style.detach()).flatten().float(), 0.05).to(output.dtype)
-    excess = F.relu(_grey(output) - dark) * lines
+    dark = torch.quantile(grey(style.detach()).flatten().float(), 0.05).to(output.dtype)
+    excess = F.relu(grey(output) - dark) * lines
     return excess.sum() / lines.sum().clamp_min(1.0)
 
 

@@ -29,13 +29,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from culturegan.losses import sobel_gradients
-
-
-def grey(x: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) in [-1, 1] -> (B, 1, H, W) luma in [0, 1] (Rec. 601 weights)."""
-    w = torch.tensor([0.299, 0.587, 0.114], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    return ((x + 1) / 2 * w).sum(dim=1, keepdim=True)
+from culturegan.losses import grey, sobel_gradients
 
 
 def sobel_edges(x: torch.Tensor) -> torch.Tensor:
