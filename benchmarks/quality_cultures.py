@@ -22,7 +22,8 @@ better). Two reference rows per direction: the test photos unchanged (floor) and
 the target culture, which the judge never saw (ceiling).
 
 The command that fills docs/quality.md (each candidate trains --minutes per direction; with
-``--work`` kept, an interrupted run resumes and reuses the models already trained)::
+``--work`` kept, an interrupted run resumes and reuses the models already trained, as long as
+their data, settings and culturegan's source code are the same)::
 
     python benchmarks/quality_cultures.py --minutes 30 --work runs/quality_cultures \\
         --out benchmarks/results/quality_cultures.json --docs docs/quality.md
@@ -92,8 +93,8 @@ CANDIDATES: dict[str, dict[str, Any]] = {
         "overrides": {"loss.lambda_outline": 3.0},
         "multi_domain": False,
         "directions": ["photo->ukiyoe", "photo->chinese_ink"],
-        "ablation": "session 18: cyclegan_fast with dark lines along the photo's contours "
-        "(loss.lambda_outline 3, as dark as the art's 5 % grey quantile)",
+        "ablation": "sessions 18-19: cyclegan_fast with dark lines along the photo's contours "
+        "(loss.lambda_outline 3: as dark as the art's 5 % grey quantile, in its hue)",
     },
     "cyclegan_fast photo->ukiyoe outline3": {
         "preset": "cyclegan_fast",
@@ -368,6 +369,18 @@ def files_digest(files: list[Path]) -> str:
     return hashlib.sha256(names.encode()).hexdigest()[:16]
 
 
+def code_digest() -> str:
+    """A short hash of culturegan's Python sources: a model trained before a change to a loss
+    or a network is trained again, though its settings read the same."""
+    import culturegan
+
+    root = Path(culturegan.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 # ----------------------------------------------------------------------------- judge
 
 
@@ -425,6 +438,7 @@ def train_or_reuse(
         "size": args.size,
         "seed": args.seed,
         "training_files": files_digest([p for d in domains for p in split[d]["train"]]),
+        "code": code_digest(),
     }
     folder = args.work / "models" / label / "-".join(domains)
     marker = folder / "benchmark.json"

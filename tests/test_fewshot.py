@@ -407,16 +407,22 @@ def test_photo_outlines_trace_the_contours_of_the_photo_and_nothing_else():
     assert 2 <= len(across) <= 4 and all(x in (11, 12, 35, 36) for x in across), across
 
 
-def test_outline_loss_asks_for_lines_as_dark_as_the_art_on_the_contours_only():
+def square_and_its_outlines() -> tuple[torch.Tensor, torch.Tensor]:
+    """A light square on a dark photo, and its outlines as a (1, 3, H, W) mask."""
     photo = torch.full((1, 3, 48, 48), -0.6)
     photo[0, :, 12:36, 12:36] = 0.6
-    lines = photo_outlines(photo, share=0.05).expand(-1, 3, -1, -1)
+    return photo, photo_outlines(photo, share=0.05).expand(-1, 3, -1, -1)
+
+
+def test_outline_loss_asks_for_lines_as_dark_as_the_art_on_the_contours_only():
+    photo, lines = square_and_its_outlines()
     art = torch.full((2, 3, 32, 32), 0.2)
     art[:, :, :4] = -0.5  # the art's darkest eighth: grey 0.25, its 5 % quantile
     level = 0.25 * 2 - 1
     light = torch.full_like(photo, 0.8)
     drawn = torch.where(lines, torch.full_like(photo, level - 0.05), light)
-    assert outline_loss(drawn, photo, art, share=0.05).item() == 0.0
+    # Zero up to the rounding of the grey weights' sum (grey art: its ink has no hue).
+    assert outline_loss(drawn, photo, art, share=0.05).item() < 1e-6
     # The excess over the art's level on the line pixels, whatever happens off them.
     half_drawn = torch.where(lines, torch.full_like(photo, level + 0.2), -light)
     excess = (level + 0.2 + 1) / 2 - 0.25
@@ -428,6 +434,29 @@ def test_outline_loss_asks_for_lines_as_dark_as_the_art_on_the_contours_only():
     x = light.clone().requires_grad_(True)
     outline_loss(x, photo, art, share=0.05).backward()
     assert bool((x.grad.abs().sum(1, keepdim=True) > 0).eq(lines[:, :1]).all())
+
+
+def test_outline_loss_asks_for_the_hue_of_the_arts_darkest_ink():
+    photo, lines = square_and_its_outlines()
+    ink = torch.tensor([0.1, 0.15, 0.5])  # a dark indigo in [0, 1]: grey 0.1749
+    art = torch.full((2, 3, 32, 32), 0.2)
+    art[:, :, :4] = (ink * 2 - 1).view(1, 3, 1, 1)  # the darkest eighth of the art
+    level = float((ink * torch.tensor([0.299, 0.587, 0.114])).sum())
+    light = torch.full_like(photo, 0.8)
+
+    def lines_in(rgb01):
+        return torch.where(lines, (torch.tensor(rgb01) * 2 - 1).view(1, 3, 1, 1), light)
+
+    assert outline_loss(lines_in(ink.tolist()), photo, art, share=0.05).item() < 1e-6
+    # As dark, but neutral grey: the mean absolute difference of the hues.
+    hue = (ink - level).abs().mean().item()
+    assert outline_loss(lines_in([level] * 3), photo, art, share=0.05).item() == pytest.approx(
+        hue, rel=1e-4
+    )
+    # Crimson lines, darker than the level (no excess), are further from indigo than grey is.
+    crimson = [0.40, 0.05, 0.10]
+    assert level > 0.299 * 0.40 + 0.587 * 0.05 + 0.114 * 0.10
+    assert outline_loss(lines_in(crimson), photo, art, share=0.05).item() > hue + 0.05
 
 
 def test_colour_transfer_gives_the_photo_the_arts_colours_in_the_photos_order():

@@ -135,7 +135,7 @@ class LossConfig:
     flat_segments: int = 32  # the photo's regions for lambda_flat: SLIC superpixels per image
     lambda_guide: float = 0.0  # the photo recoloured with the art's palette, vs output, low-res
     guide_pool: int = 8  # lambda_guide compares the images averaged over pool x pool pixels
-    lambda_outline: float = 0.0  # dark lines along the photo's contours, as dark as the art
+    lambda_outline: float = 0.0  # lines along the photo's contours in the art's darkest ink
     outline_share: float = 0.05  # the share of the pixels lambda_outline draws as lines
     perceptual_size: int = 0  # Lite0 terms see images enlarged (nearest) to this side; 0 = as is
     # Lite0 blocks (0-15) the style terms read: strides 2, 4, 8, 16 by default

@@ -420,7 +420,7 @@ def photo_outlines(
 def outline_loss(
     output: torch.Tensor, source: torch.Tensor, style: torch.Tensor, *, share: float
 ) -> torch.Tensor:
-    """Dark lines along the photo's contours, as dark as the art's darkest tones.
+    """Dark lines along the photo's contours, in the colour of the art's darkest ink.
 
     A woodblock print draws its shapes with a black key block; an ink painting with strokes.
     A generator trained on a few hundred prints with the other terms fills the areas with the
@@ -428,11 +428,22 @@ def outline_loss(
     a one-pixel line. Here each output pixel on :func:`photo_outlines` (``share`` of the
     pixels) is asked to be at most as light as the 5 % grey quantile of the art in ``style``
     (about 0.21 for cultures-dev's ukiyo-e, 0.34 for its ink: the line's darkness comes from
-    the collection, not from a constant): the mean of max(0, grey - that level) over the line
-    pixels. Pixels off the lines are left to the other terms."""
+    the collection, not from a constant) and to have the hue of the art's pixels at or below
+    that level (their mean colour less its grey: near-neutral for ukiyo-e's key block, a warm
+    brown-grey for ink): per line pixel max(0, grey - level) plus the mean absolute
+    difference of the two colours' departures from grey, averaged over the line pixels.
+    Without the hue a generator meets the level with any dark colour (crimson or brown lines
+    on ukiyo-e). Pixels off the lines are left to the other terms."""
     lines = photo_outlines(source.detach(), share=share).to(output.dtype)
-    dark = torch.quantile(grey(style.detach()).flatten().float(), 0.05).to(output.dtype)
-    excess = F.relu(grey(output) - dark) * lines
+    art = style.detach()
+    art_grey = grey(art)
+    dark = torch.quantile(art_grey.flatten().float(), 0.05).to(output.dtype)
+    inked = (art_grey <= dark).to(art.dtype)
+    ink = ((art + 1) / 2 * inked).sum(dim=(0, 2, 3)) / inked.sum().clamp_min(1.0)
+    ink_hue = (ink - (ink * ink.new_tensor(GREY_WEIGHTS)).sum()).view(1, 3, 1, 1)
+    shade = grey(output)
+    hue = ((output + 1) / 2 - shade - ink_hue).abs().mean(dim=1, keepdim=True)
+    excess = (F.relu(shade - dark) + hue) * lines
     return excess.sum() / lines.sum().clamp_min(1.0)
 
 
