@@ -39,6 +39,7 @@ multi-domain candidate needs ``--size 64`` or more)::
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -369,9 +370,10 @@ def files_digest(files: list[Path]) -> str:
     return hashlib.sha256(names.encode()).hexdigest()[:16]
 
 
+@functools.cache
 def code_digest() -> str:
     """A short hash of culturegan's Python sources: a model trained before a change to a loss
-    or a network is trained again, though its settings read the same."""
+    or a network is trained again, though its settings read the same. Read once per run."""
     import culturegan
 
     root = Path(culturegan.__file__).parent

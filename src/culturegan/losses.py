@@ -439,8 +439,8 @@ def outline_loss(
     art_grey = grey(art)
     dark = torch.quantile(art_grey.flatten().float(), 0.05).to(output.dtype)
     inked = (art_grey <= dark).to(art.dtype)
-    ink = ((art + 1) / 2 * inked).sum(dim=(0, 2, 3)) / inked.sum().clamp_min(1.0)
-    ink_hue = (ink - (ink * ink.new_tensor(GREY_WEIGHTS)).sum()).view(1, 3, 1, 1)
+    art_hue = ((art + 1) / 2 - art_grey) * inked
+    ink_hue = art_hue.sum(dim=(0, 2, 3), keepdim=True) / inked.sum().clamp_min(1.0)
     shade = grey(output)
     hue = ((output + 1) / 2 - shade - ink_hue).abs().mean(dim=1, keepdim=True)
     excess = (F.relu(shade - dark) + hue) * lines
