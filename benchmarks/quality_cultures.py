@@ -142,6 +142,25 @@ CANDIDATES: dict[str, dict[str, Any]] = {
         "ablation": "ablation: multidomain_cpu without its outlines for ukiyo-e and Chinese ink "
         "(the preset of session 17; session 18's run of the preset is 'multidomain_cpu outline3')",
     },
+    "multidomain_cpu monet1.5": {
+        "preset": "multidomain_cpu",
+        "overrides": {"data.target_weights": ["ukiyoe?=2", "impressionism_monet?=1.5"]},
+        "multi_domain": True,
+        "ablation": "session 20: multidomain_cpu with Monet the target of a third of the items "
+        "instead of a quarter (data.target_weights ukiyoe?=2 impressionism_monet?=1.5)",
+    },
+    "multidomain_cpu ukiyoe structure1.5": {
+        "preset": "multidomain_cpu",
+        "overrides": {
+            "loss.domain_weights": [
+                *load_config("multidomain_cpu").loss.domain_weights,
+                "ukiyoe?:structure=1.5",
+            ]
+        },
+        "multi_domain": True,
+        "ablation": "session 20: multidomain_cpu with ukiyo-e's grey structure weighing 1.5 "
+        "(loss.domain_weights ukiyoe?:structure=1.5; ink has 2, Monet 1.5)",
+    },
     "fewshot_cpu": {
         "preset": "fewshot_cpu",
         "overrides": {},
@@ -507,6 +526,8 @@ def score_images(
     return {
         **scores,
         "verdicts": dict(zip(judge.classes, verdicts.tolist(), strict=True)),  # argmax counts
+        # Each image's verdict, in the order of the test photos: which photos a model fails on.
+        "verdict_each": [judge.classes[i] for i in proba.argmax(dim=1).tolist()],
         "ssim_grey": float(ssim(inputs, images, grey=True).mean()) if inputs else None,
         "kd_lite0": kd.value,
         "kd_lite0_std": kd.extra["std"],
