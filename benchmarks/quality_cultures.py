@@ -69,6 +69,9 @@ from culturegan.metrics.judge import (
 from culturegan.metrics.registry import compute_metric
 from culturegan.training import train
 
+# The multi-domain preset's per-culture weights, read once: the ablations below edit them.
+MULTIDOMAIN_CPU_WEIGHTS = load_config("multidomain_cpu").loss.domain_weights
+
 # label -> preset, overrides (applied after the shared budget settings, so they win),
 # multi_domain (one model for every direction), directions (only these; default all) and what
 # the candidate tests.
@@ -132,11 +135,7 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "multidomain_cpu -outline": {
         "preset": "multidomain_cpu",
         "overrides": {
-            "loss.domain_weights": [
-                w
-                for w in load_config("multidomain_cpu").loss.domain_weights
-                if ":outline=" not in w
-            ]
+            "loss.domain_weights": [w for w in MULTIDOMAIN_CPU_WEIGHTS if ":outline=" not in w]
         },
         "multi_domain": True,
         "ablation": "ablation: multidomain_cpu without its outlines for ukiyo-e and Chinese ink "
@@ -151,12 +150,7 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     },
     "multidomain_cpu ukiyoe structure1.5": {
         "preset": "multidomain_cpu",
-        "overrides": {
-            "loss.domain_weights": [
-                *load_config("multidomain_cpu").loss.domain_weights,
-                "ukiyoe?:structure=1.5",
-            ]
-        },
+        "overrides": {"loss.domain_weights": [*MULTIDOMAIN_CPU_WEIGHTS, "ukiyoe?:structure=1.5"]},
         "multi_domain": True,
         "ablation": "session 20: multidomain_cpu with ukiyo-e's grey structure weighing 1.5 "
         "(loss.domain_weights ukiyoe?:structure=1.5; ink has 2, Monet 1.5)",

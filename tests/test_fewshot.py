@@ -16,6 +16,7 @@ from culturegan.augment import DiffAugment
 from culturegan.checkpoint import load_training_state
 from culturegan.config import load_config, set_field
 from culturegan.losses import (
+    GREY_WEIGHTS,
     AdversarialLoss,
     colour_transfer,
     content_loss,
@@ -441,7 +442,8 @@ def test_outline_loss_asks_for_the_hue_of_the_arts_darkest_ink():
     ink = torch.tensor([0.1, 0.15, 0.5])  # a dark indigo in [0, 1]: grey 0.1749
     art = torch.full((2, 3, 32, 32), 0.2)
     art[:, :, :4] = (ink * 2 - 1).view(1, 3, 1, 1)  # the darkest eighth of the art
-    level = float((ink * torch.tensor([0.299, 0.587, 0.114])).sum())
+    luma = torch.tensor(GREY_WEIGHTS)
+    level = float((ink * luma).sum())
     light = torch.full_like(photo, 0.8)
 
     def lines_in(rgb01):
@@ -455,7 +457,7 @@ def test_outline_loss_asks_for_the_hue_of_the_arts_darkest_ink():
     )
     # Crimson lines, darker than the level (no excess), are further from indigo than grey is.
     crimson = [0.40, 0.05, 0.10]
-    assert level > 0.299 * 0.40 + 0.587 * 0.05 + 0.114 * 0.10
+    assert level > float((torch.tensor(crimson) * luma).sum())
     assert outline_loss(lines_in(crimson), photo, art, share=0.05).item() > hue + 0.05
 
 
