@@ -58,7 +58,7 @@ from culturegan.data.images import load_image, pil_to_tensor, scan_images
 from culturegan.data.splits import hash_split
 from culturegan.fileio import atomic_write, write_json
 from culturegan.inference import Stylizer
-from culturegan.metrics.content import ssim
+from culturegan.metrics.content import border_steps, ssim
 from culturegan.metrics.judge import (
     ARTIFACT_CLASS,
     Judge,
@@ -154,6 +154,20 @@ CANDIDATES: dict[str, dict[str, Any]] = {
         "multi_domain": True,
         "ablation": "session 20: multidomain_cpu with ukiyo-e's grey structure weighing 1.5 "
         "(loss.domain_weights ukiyoe?:structure=1.5; ink has 2, Monet 1.5)",
+    },
+    "multidomain_cpu reflect": {
+        "preset": "multidomain_cpu",
+        "overrides": {"model.pad_mode": "reflect"},
+        "multi_domain": True,
+        "ablation": "session 21: multidomain_cpu with reflection padding instead of zeros (the "
+        "left-edge band of session 20's ukiyo-e is the zero padding of the stride-2 convolutions)",
+    },
+    "multidomain_cpu trim": {
+        "preset": "multidomain_cpu",
+        "overrides": {"data.trim": 0.05},
+        "multi_domain": True,
+        "ablation": "session 21: multidomain_cpu trained on images without their outer 5 % "
+        "(data.trim 0.05): the ukiyo-e scans' margins, which the preset paints as a band",
     },
     "fewshot_cpu": {
         "preset": "fewshot_cpu",
@@ -523,9 +537,16 @@ def score_images(
         # Each image's verdict, in the order of the test photos: which photos a model fails on.
         "verdict_each": [judge.classes[i] for i in proba.argmax(dim=1).tolist()],
         "ssim_grey": float(ssim(inputs, images, grey=True).mean()) if inputs else None,
+        # The colour step a model adds at the worst side of each picture (a band along an edge).
+        "border_band": float(added_band(images, inputs).mean()) if inputs else None,
         "kd_lite0": kd.value,
         "kd_lite0_std": kd.extra["std"],
     }
+
+
+def added_band(images: list[torch.Tensor], inputs: list[torch.Tensor]) -> torch.Tensor:
+    """Per image: the largest colour step at one of its sides, less the input's there: (B,)."""
+    return (border_steps(images) - border_steps(inputs)).amax(dim=1).clamp(min=0)
 
 
 def score_direction(
@@ -645,29 +666,31 @@ def markdown(results: dict[str, Any], grids: dict[str, str]) -> str:
         "target culture (ceiling: the judge never saw them). Hit rate: share of images whose "
         "most probable judge class is the target; SSIM on grey levels against the input photo; "
         "kd_lite0: kernel distance (KID formula) on lite0 features to the target's judging art "
-        "(unbiased, so it can dip below 0). A closed-set judge must file every image "
-        "somewhere (without a reject class it calls uniform noise chinese_ink, p = 0.95), so "
-        "besides photo and the four cultures it has a reject class of generated noise, flat "
-        "colour, blobs and stripes (`artifact`) for outputs that are neither photo nor art; "
-        "read the hit rate with the verdict, "
-        "kd_lite0 and the pictures.",
+        "(unbiased, so it can dip below 0); band: the largest colour step an output has "
+        "between its outermost 1/32 and the strip inside it at one of its four sides, less "
+        "the input's there, on a 0-1 scale (`metrics.content.border_steps`). A closed-set "
+        "judge must file every image somewhere (without a reject class it calls uniform noise "
+        "chinese_ink, p = 0.95), so besides photo and the four cultures it has a reject class "
+        "of generated noise, flat colour, blobs and stripes (`artifact`) for outputs that are "
+        "neither photo nor art; read the hit rate with the verdict, kd_lite0 and the pictures.",
         "",
     ]
     header = (
         "| candidate | steps | batch | s/step | judge hit rate (higher) | mean target prob "
         "(higher) | judge's commonest verdict | SSIM grey to input (higher) "
-        "| kd_lite0 to judging art (lower) |"
+        "| kd_lite0 to judging art (lower) | band at an edge (lower) |"
     )
     for direction, block in results["directions"].items():
         lines += [f"### {direction} ({block['num_test_photos']} test photos)", "", header]
-        lines.append("|---|---:|---:|---:|---:|---:|---|---:|---:|")
+        lines.append("|---|---:|---:|---:|---:|---:|---|---:|---:|---:|")
         for r in block["rows"]:
             name = f"_{r['candidate']}_" if r["reference"] else f"`{r['candidate']}`"
             lines.append(
                 f"| {name} | {r.get('steps', '')} | {r.get('batch_size', '')} | "
                 f"{_fmt(r.get('seconds_per_step'), '.3f') if not r['reference'] else ''} | "
                 f"{r['hit_rate']:.2f} | {r['mean_target_prob']:.3f} | {_commonest(r)} | "
-                f"{_fmt(r['ssim_grey'], '.3f')} | {r['kd_lite0']:.3g} |"
+                f"{_fmt(r['ssim_grey'], '.3f')} | {r['kd_lite0']:.3g} | "
+                f"{_fmt(r.get('border_band'), '.3f')} |"
             )
         if direction in grids:
             lines += ["", f"![{direction}]({grids[direction]})"]

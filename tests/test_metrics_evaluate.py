@@ -16,6 +16,7 @@ from culturegan.data.synthetic import build_demo_dataset
 from culturegan.inference import Stylizer
 from culturegan.metrics.cli import register
 from culturegan.metrics.evaluate import direction_pairs, evaluate_model, record_eval
+from culturegan.metrics.registry import higher_is_better
 from culturegan.models.generators import ResnetGenerator
 
 RATIOS = (0.34, 0.33, 0.33)
@@ -32,6 +33,18 @@ class IdentityStylizer(Stylizer):
 
     def _stylize(self, pils, request):
         return [img.copy() for img in pils]
+
+
+class BandStylizer(IdentityStylizer):
+    """Keeps the photo but paints a black band down its left side, as a padding artefact does."""
+
+    def _stylize(self, pils, request):
+        out = []
+        for img in pils:
+            arr = np.asarray(img).copy()
+            arr[:, : max(1, arr.shape[1] // 32)] = 0 if arr.mean() > 127 else 255  # 1/32 wide
+            out.append(Image.fromarray(arr))
+        return out
 
 
 class NoisyMultiDomainStylizer(Stylizer):
@@ -87,6 +100,7 @@ def test_identity_model_keeps_content_and_gets_the_inputs_fd(demo_root, tmp_path
     pair = result["pairs"]["photo->woodblock"]
     m = pair["metrics"]
     assert m["ssim"] == pytest.approx(1.0, abs=1e-6)
+    assert m["border_band"] == 0
     assert m["perceptual_lite0"] == pytest.approx(0.0, abs=1e-6)
     assert m["fd_lite0"] == pytest.approx(m["fd_lite0_inputs"], rel=1e-6)
     assert m["artfid_lite0"] == pytest.approx(1 + m["fd_lite0"], rel=1e-6)
@@ -103,6 +117,16 @@ def test_identity_model_keeps_content_and_gets_the_inputs_fd(demo_root, tmp_path
     assert "diversity_lite0" not in m  # no `diverse` attribute: treated as not diverse
     with pytest.raises(ValueError, match="split must be one of"):
         evaluate_model(IdentityStylizer(), splits, split="holdout")
+
+
+def test_a_band_down_one_side_is_measured(demo_root, tmp_path):
+    splits = load_splits(demo_root, domains=["photo", "woodblock"], ratios=RATIOS)
+    result = evaluate_model(BandStylizer(), splits, split="val", max_images=4, cache_dir=tmp_path)
+    bands = [pair["metrics"]["border_band"] for pair in result["pairs"].values()]
+    # The band is as wide as the outer strip and at least half the range from the picture.
+    assert all(0.3 < band <= 1 for band in bands)
+    assert result["metrics"]["border_band"] == pytest.approx(np.mean(bands))
+    assert not higher_is_better("border_band")
 
 
 def test_multi_domain_model_gives_matrices_and_diversity(demo_root, tmp_path):

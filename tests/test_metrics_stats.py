@@ -7,7 +7,7 @@ import pytest
 import scipy.linalg
 import torch
 
-from culturegan.metrics.content import map_distance, ssim
+from culturegan.metrics.content import border_steps, map_distance, ssim
 from culturegan.metrics.registry import higher_is_better
 from culturegan.metrics.stats import (
     FeatureStats,
@@ -152,6 +152,28 @@ def test_ssim_known_answers_and_matches_scikit_image():
     assert ours == pytest.approx(reference, abs=1e-4)
     assert ours < 0.9
     assert ssim([x], [noisy], grey=True).shape == (1,)
+
+
+def test_border_steps_find_a_band_on_the_side_it_is_on():
+    white = torch.ones(3, 64, 128)
+    assert torch.equal(border_steps([white]), torch.zeros(1, 4))
+    banded = white.clone()
+    banded[:, :, :4] = -1  # a black band 4 px wide (1/32 of 128) down the left side
+    left, right, top, bottom = border_steps([banded])[0].tolist()
+    assert left == pytest.approx(1.0) and right == 0
+    assert top == pytest.approx(0.0, abs=1e-6) and bottom == pytest.approx(0.0, abs=1e-6)
+    red = white.clone()
+    red[1:, -2:, :] = -1  # the bottom 2 rows (1/32 of 64) red: green and blue drop by 1
+    assert border_steps(red[None])[0, 3].item() == pytest.approx(2 / 3)
+    # A smooth gradient steps a little at every side; a band stands out from it.
+    ramp = torch.linspace(-1, 1, 96).expand(3, 48, 96)
+    assert border_steps([ramp]).max().item() < 0.05
+    sizes = border_steps([banded, torch.zeros(3, 7, 5)])  # any sizes, tiny ones too
+    assert sizes.shape == (2, 4) and torch.equal(sizes[1], torch.zeros(4))
+    with pytest.raises(ValueError, match="3 px or more"):
+        border_steps([torch.zeros(3, 2, 9)])
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        border_steps(torch.zeros(3, 8, 8))
 
 
 def test_map_distance_is_zero_for_equal_maps_and_bounded():

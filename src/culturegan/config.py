@@ -35,6 +35,10 @@ class DataConfig:
     load_size: int = 286  # shorter side after resizing (training)
     crop_size: int = 256  # random square crop fed to the networks
     flip: bool = True  # random horizontal flips (training only)
+    # share of each side cut off every training image before resizing: a scan's margins and
+    # mount (cultures-dev's ukiyo-e have them; 0.04 removes most), which a generator otherwise
+    # learns as part of the style and paints as a band along the output's edge
+    trim: float = 0.0
     split_ratios: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
     split_seed: int = 0  # seed of the stable train/val/test split (per-domain layout)
     manifest: str = ""  # split manifest path; empty = ROOT/culturegan_split.json
@@ -210,6 +214,8 @@ class RunConfig:
         bad = [f"{k}={v}" for k, v in positive.items() if v < 1]
         if bad:
             raise ValueError(f"these must be at least 1: {', '.join(bad)}")
+        if not 0 <= self.data.trim < 0.25:
+            raise ValueError(f"data.trim must be in [0, 0.25), got {self.data.trim}")
         if self.train.eval_every < 0 or self.train.max_minutes < 0:
             raise ValueError("train.eval_every and train.max_minutes must be >= 0")
         if not 0 < self.optim.mapping_lr_ratio <= 100:  # NaN fails too

@@ -42,11 +42,28 @@ def resize_shorter(img: Image.Image, size: int) -> Image.Image:
     return img if new == (w, h) else img.resize(new, Image.BICUBIC)
 
 
+def trim_margins(img: Image.Image, share: float) -> Image.Image:
+    """``img`` without ``share`` of its width at the left and right and of its height at the
+    top and bottom (a scan's margins); at least one pixel is kept each way."""
+    if share <= 0:
+        return img
+    w, h = img.size
+    dx, dy = min(round(w * share), (w - 1) // 2), min(round(h * share), (h - 1) // 2)
+    return img.crop((dx, dy, w - dx, h - dy))
+
+
 def train_transform(
-    img: Image.Image, rng: np.random.Generator, *, load_size: int, crop_size: int, flip: bool
+    img: Image.Image,
+    rng: np.random.Generator,
+    *,
+    load_size: int,
+    crop_size: int,
+    flip: bool,
+    trim: float = 0.0,
 ) -> torch.Tensor:
-    """Resize the shorter side to ``load_size``, random-crop ``crop_size``, maybe flip."""
-    img = resize_shorter(img, max(load_size, crop_size))
+    """Cut ``trim`` off each side, resize the shorter side to ``load_size``, random-crop
+    ``crop_size``, maybe flip."""
+    img = resize_shorter(trim_margins(img, trim), max(load_size, crop_size))
     w, h = img.size
     left = int(rng.integers(0, w - crop_size + 1))
     top = int(rng.integers(0, h - crop_size + 1))
@@ -86,11 +103,17 @@ class UnpairedDataset(Dataset):
         load_size: int,
         crop_size: int,
         flip: bool = True,
+        trim: float = 0.0,  # share of each side cut off first (train_transform)
     ) -> None:
         if not files_a or not files_b:
             raise ValueError("both domains need at least one training image")
         self.files_a, self.files_b = list(files_a), list(files_b)
-        self.load_size, self.crop_size, self.flip = load_size, crop_size, flip
+        self.transform = {
+            "load_size": load_size,
+            "crop_size": crop_size,
+            "flip": flip,
+            "trim": trim,
+        }
 
     def __len__(self) -> int:
         return len(self.files_a)
@@ -98,9 +121,7 @@ class UnpairedDataset(Dataset):
     def _one(self, files: Sequence[Path], index: int, seed: int) -> tuple[torch.Tensor, str]:
         img, path = load_with_substitutes(files, index)
         rng = np.random.default_rng(seed)
-        tensor = train_transform(
-            img, rng, load_size=self.load_size, crop_size=self.crop_size, flip=self.flip
-        )
+        tensor = train_transform(img, rng, **self.transform)
         return tensor, str(path)
 
     def __getitem__(self, item: tuple[int, int, int]) -> dict:
@@ -188,11 +209,17 @@ class MultiDomainDataset(Dataset):
         load_size: int,
         crop_size: int,
         flip: bool = True,
+        trim: float = 0.0,  # share of each side cut off first (train_transform)
     ) -> None:
         if any(len(f) == 0 for f in files):
             raise ValueError("every domain needs at least one training image")
         self.files = [list(f) for f in files]
-        self.load_size, self.crop_size, self.flip = load_size, crop_size, flip
+        self.transform = {
+            "load_size": load_size,
+            "crop_size": crop_size,
+            "flip": flip,
+            "trim": trim,
+        }
 
     def __len__(self) -> int:
         return sum(len(f) for f in self.files)
@@ -200,9 +227,7 @@ class MultiDomainDataset(Dataset):
     def _one(self, domain: int, index: int, seed: int) -> torch.Tensor:
         img, _ = load_with_substitutes(self.files[domain], index)
         rng = np.random.default_rng(seed)
-        return train_transform(
-            img, rng, load_size=self.load_size, crop_size=self.crop_size, flip=self.flip
-        )
+        return train_transform(img, rng, **self.transform)
 
     def __getitem__(self, item: tuple[int, int, int, int, int, int]) -> dict:
         src, i, trg, j, k, seed = item

@@ -4,7 +4,7 @@
   standard FID/KID, ``classifier`` trained by the project); results carry name + weight hash.
 * ``stats``: streaming mean/covariance, Fréchet distance, kernel distance.
 * ``features``: batched extraction from folders / tensors, statistics cached on disk.
-* ``content``: SSIM, perceptual distance, diversity.
+* ``content``: SSIM, perceptual distance, diversity, bands along the edges.
 * ``registry``: set-to-set metrics (``fd``, ``kd``) as JSONL records.
 * ``evaluate``: a model on a split, every direction, per-pair matrices; ``record_eval``.
 * ``classifier``: the style classifier; ``report_page``: the HTML page; ``cli``: commands.
@@ -34,7 +34,12 @@ if TYPE_CHECKING:  # the same names, for type checkers; at run time they load on
         predict,
         train_classifier,
     )
-    from culturegan.metrics.content import pairwise_diversity, perceptual_distance, ssim
+    from culturegan.metrics.content import (
+        border_steps,
+        pairwise_diversity,
+        perceptual_distance,
+        ssim,
+    )
     from culturegan.metrics.evaluate import (
         EvaluationResult,
         direction_pairs,
@@ -74,6 +79,7 @@ __getattr__, __dir__ = lazy_exports(
         "load_classifier": "culturegan.metrics.classifier",
         "predict": "culturegan.metrics.classifier",
         "train_classifier": "culturegan.metrics.classifier",
+        "border_steps": "culturegan.metrics.content",
         "pairwise_diversity": "culturegan.metrics.content",
         "perceptual_distance": "culturegan.metrics.content",
         "ssim": "culturegan.metrics.content",
@@ -114,6 +120,7 @@ __all__ = [
     "MetricRecord",
     "StyleClassifier",
     "append_jsonl",
+    "border_steps",
     "compute_metric",
     "compute_stats",
     "default_cache_dir",

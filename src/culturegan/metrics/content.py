@@ -12,10 +12,14 @@
   0 means identical features; for ReLU features it lies in [0, 2].
 * :func:`pairwise_diversity` is the mean perceptual distance over all pairs of several outputs
   of one input (StarGAN v2's diversity score, with our distance in place of LPIPS).
+* :func:`border_steps` measures a band along an image's edge: per side, how far the mean colour
+  of the outermost strip is from that of the strip just inside it. A generator that reads its
+  zero padding as a position marker paints such a band on every output, whatever the photo.
 
 Usage::
 
     s = ssim(inputs, outputs)                         # (B,) in [-1, 1]
+    b = border_steps(outputs) - border_steps(inputs)  # (B, 4): left, right, top, bottom
     d = perceptual_distance(inputs, outputs, backbone) # (B,)
 """
 
@@ -26,7 +30,7 @@ from collections.abc import Sequence
 
 import torch
 
-from culturegan.losses import gaussian_window, ssim_map
+from culturegan.losses import GREY_WEIGHTS, gaussian_window, ssim_map
 from culturegan.metrics.backbones import Backbone
 
 SSIM_WINDOW = 11
@@ -61,10 +65,46 @@ def ssim(
     for x, y in pairs:
         x, y = (x.float() + 1) / 2, (y.float() + 1) / 2  # [-1, 1] -> [0, 1]
         if grey:
-            weights = torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)
+            weights = x.new_tensor(GREY_WEIGHTS).view(1, 3, 1, 1)
             x, y = (x * weights).sum(1, keepdim=True), (y * weights).sum(1, keepdim=True)
         values.append(ssim_map_mean(x, y))
     return torch.cat(values) if values else torch.empty(0)
+
+
+BORDER_STRIP = 1 / 32  # the outer strip's width as a share of the side (4 px of 128)
+
+
+def border_steps(
+    images: torch.Tensor | Sequence[torch.Tensor], *, strip: float = BORDER_STRIP
+) -> torch.Tensor:
+    """Colour step at each edge of images in [-1, 1] (a batch, or (3, H, W) of any sizes): (B, 4).
+
+    For the left, right, top and bottom side in that order: the mean absolute difference, over
+    the RGB channels on a [0, 1] scale, between the mean colour of the outermost strip
+    (``strip`` of the side, at least one pixel) and that of the strip of twice its width just
+    inside it. A flat image gives 0; a black band 1/32 wide down one side of a white image
+    gives 1 on that side. Subtract the inputs' steps from the outputs' to see what a model added.
+    """
+    if isinstance(images, torch.Tensor) and images.dim() != 4:
+        raise ValueError(f"border_steps needs (B, 3, H, W) or a list of (3, H, W): {images.shape}")
+    rows = []
+    for image in images:
+        x = (image.float() + 1) / 2
+        if x.dim() != 3 or min(x.shape[-2:]) < 3:
+            raise ValueError(f"border_steps needs (3, H, W) images of 3 px or more: {x.shape}")
+        height, width = x.shape[-2:]
+        w, h = max(1, round(width * strip)), max(1, round(height * strip))
+        w2, h2 = min(2 * w, width - w), min(2 * h, height - h)  # inner strips, inside the image
+        pairs = [  # (outer strip, the strip inside it) for the left, right, top and bottom
+            (x[:, :, :w], x[:, :, w : w + w2]),
+            (x[:, :, -w:], x[:, :, -w - w2 : -w]),
+            (x[:, :h, :], x[:, h : h + h2, :]),
+            (x[:, -h:, :], x[:, -h - h2 : -h, :]),
+        ]
+        rows.append(
+            torch.stack([(a.mean(dim=(1, 2)) - b.mean(dim=(1, 2))).abs().mean() for a, b in pairs])
+        )
+    return torch.stack(rows) if rows else torch.empty(0, 4)
 
 
 def map_distance(maps_a: Sequence[torch.Tensor], maps_b: Sequence[torch.Tensor]) -> torch.Tensor:

@@ -14,6 +14,8 @@ name (per backbone B)       meaning                                             
 ``perceptual_B``            feature-map distance output vs input (content kept?)   lower
 ``artfid_B``                (1 + perceptual_B) * (1 + fd_B), after ArtFID          lower
 ``ssim``                    SSIM output vs input, pixels                           higher
+``border_band``             colour step the model adds at an image's edge (worst   lower
+                            side; a band painted down one side), pixels
 ``style_acc``               share of outputs the classifier puts in the target     higher
 ``diversity_B``             mean pairwise perceptual distance between outputs of   higher
                             one input under different seeds (diverse models only)
@@ -52,7 +54,7 @@ from culturegan.fileio import write_json
 from culturegan.inference import Stylizer
 from culturegan.metrics.backbones import Backbone, get_backbone
 from culturegan.metrics.classifier import StyleClassifier, predict
-from culturegan.metrics.content import map_distance, pairwise_diversity, ssim
+from culturegan.metrics.content import border_steps, map_distance, pairwise_diversity, ssim
 from culturegan.metrics.features import folder_stats
 from culturegan.metrics.registry import append_jsonl, higher_is_better
 from culturegan.metrics.stats import FeatureStats, fd_from_stats, kernel_distance
@@ -327,6 +329,7 @@ def _evaluate_pair(
     in_stats = {name: FeatureStats(net.dim) for name, net in nets.items()}
     perceptual: dict[str, list[float]] = {name: [] for name in nets}
     ssims: list[float] = []
+    bands: list[float] = []  # per output: the largest colour step it adds at one of its sides
     hits = total = 0
     target_index = None
     if clf is not None:
@@ -345,6 +348,7 @@ def _evaluate_pair(
         x_in = [pil_to_tensor(p) for p in pils]
         x_out = [pil_to_tensor(o) for o in outs]
         ssims += ssim(x_in, x_out).tolist()
+        bands += (border_steps(x_out) - border_steps(x_in)).amax(dim=1).clamp(min=0).tolist()
         for name, net in nets.items():
             pooled_in, maps_in = net.extract(x_in)
             pooled_out, maps_out = net.extract(x_out)
@@ -375,7 +379,9 @@ def _evaluate_pair(
         more = f" and {len(unreadable) - 5} more" if len(unreadable) > 5 else ""
         notes.append(f"{key}: skipped {len(unreadable)} unreadable input images ({names}{more})")
 
-    metrics: dict[str, float] = {"ssim": float(np.mean(ssims))} if ssims else {}
+    metrics: dict[str, float] = {}
+    if ssims:
+        metrics.update(ssim=float(np.mean(ssims)), border_band=float(np.mean(bands)))
     for name in nets:
         stats = _distribution_metrics(
             key, name, out_stats[name], ref_stats[name], in_stats[name], notes, len(refs)

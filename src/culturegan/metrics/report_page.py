@@ -21,7 +21,7 @@ from typing import Any
 from culturegan.report import render_page
 
 # Column order of the per-direction table; metrics named "<prefix>_<backbone>" follow it.
-_ORDER = ("artfid", "fd", "kd", "perceptual", "ssim", "style_acc", "diversity")
+_ORDER = ("artfid", "fd", "kd", "perceptual", "ssim", "border_band", "style_acc", "diversity")
 _HELP = {
     "fd": "Fréchet distance, outputs vs real target images (FID with inception); lower is better",
     "fd_inputs": "the same distance for the untouched inputs: what the model starts from",
@@ -29,6 +29,7 @@ _HELP = {
     "perceptual": "feature-map distance between output and input; lower keeps more content",
     "artfid": "(1 + perceptual) * (1 + fd), after ArtFID; lower is better",
     "ssim": "structural similarity of output and input (pixels); higher keeps more structure",
+    "border_band": "colour step the model adds at an image's edge (worst side); lower is better",
     "style_acc": "share of outputs the style classifier assigns to the target; higher is better",
     "diversity": "mean perceptual distance between outputs of one input under different seeds",
 }
@@ -46,7 +47,7 @@ def _backbone_of(metric: str, backbones: dict[str, Any]) -> str | None:
 def _label(metric: str, backbones: dict[str, Any]) -> str:
     name = _backbone_of(metric, backbones)
     if name is None or name not in backbones:
-        return "pixels" if metric == "ssim" else ""
+        return "pixels" if metric in ("ssim", "border_band") else ""
     return f"{name}@{backbones[name]['weight_sha256'][:12]}"
 
 
@@ -62,8 +63,8 @@ def _cell(value: Any, metric: str, backbones: dict[str, Any], std: Any = None) -
 
 
 def _sort_key(metric: str) -> tuple[int, str]:
-    prefix = metric.split("_")[0] if not metric.startswith("style_acc") else "style_acc"
-    return (_ORDER.index(prefix) if prefix in _ORDER else len(_ORDER), metric)
+    rank = next((i for i, prefix in enumerate(_ORDER) if metric.startswith(prefix)), len(_ORDER))
+    return (rank, metric)
 
 
 def _metric_names(result: dict[str, Any]) -> list[str]:

@@ -134,6 +134,7 @@ def build_loader(
         "load_size": cfg.data.load_size,
         "crop_size": cfg.data.crop_size,
         "flip": cfg.data.flip,
+        "trim": cfg.data.trim,
     }
     sampling = {
         "batch_size": cfg.train.batch_size // world,
