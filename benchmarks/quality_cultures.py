@@ -58,7 +58,7 @@ from culturegan.data.images import load_image, pil_to_tensor, scan_images
 from culturegan.data.splits import hash_split
 from culturegan.fileio import atomic_write, write_json
 from culturegan.inference import Stylizer
-from culturegan.metrics.content import border_steps, ssim
+from culturegan.metrics.content import added_band, ssim
 from culturegan.metrics.judge import (
     ARTIFACT_CLASS,
     Judge,
@@ -542,11 +542,6 @@ def score_images(
         "kd_lite0": kd.value,
         "kd_lite0_std": kd.extra["std"],
     }
-
-
-def added_band(images: list[torch.Tensor], inputs: list[torch.Tensor]) -> torch.Tensor:
-    """Per image: the largest colour step at one of its sides, less the input's there: (B,)."""
-    return (border_steps(images) - border_steps(inputs)).amax(dim=1).clamp(min=0)
 
 
 def score_direction(

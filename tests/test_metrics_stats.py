@@ -7,7 +7,7 @@ import pytest
 import scipy.linalg
 import torch
 
-from culturegan.metrics.content import border_steps, map_distance, ssim
+from culturegan.metrics.content import added_band, border_steps, map_distance, ssim
 from culturegan.metrics.registry import higher_is_better
 from culturegan.metrics.stats import (
     FeatureStats,
@@ -168,6 +168,7 @@ def test_border_steps_find_a_band_on_the_side_it_is_on():
     # A smooth gradient steps a little at every side; a band stands out from it.
     ramp = torch.linspace(-1, 1, 96).expand(3, 48, 96)
     assert border_steps([ramp]).max().item() < 0.05
+    assert added_band([banded, white], [white, banded]).tolist() == pytest.approx([1.0, 0.0])
     sizes = border_steps([banded, torch.zeros(3, 7, 5)])  # any sizes, tiny ones too
     assert sizes.shape == (2, 4) and torch.equal(sizes[1], torch.zeros(4))
     with pytest.raises(ValueError, match="3 px or more"):

@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # the same names, for type checkers; at run time they load on
         train_classifier,
     )
     from culturegan.metrics.content import (
+        added_band,
         border_steps,
         pairwise_diversity,
         perceptual_distance,
@@ -79,6 +80,7 @@ __getattr__, __dir__ = lazy_exports(
         "load_classifier": "culturegan.metrics.classifier",
         "predict": "culturegan.metrics.classifier",
         "train_classifier": "culturegan.metrics.classifier",
+        "added_band": "culturegan.metrics.content",
         "border_steps": "culturegan.metrics.content",
         "pairwise_diversity": "culturegan.metrics.content",
         "perceptual_distance": "culturegan.metrics.content",
@@ -119,6 +121,7 @@ __all__ = [
     "FeatureStats",
     "MetricRecord",
     "StyleClassifier",
+    "added_band",
     "append_jsonl",
     "border_steps",
     "compute_metric",

@@ -20,6 +20,7 @@ Usage::
 
     s = ssim(inputs, outputs)                         # (B,) in [-1, 1]
     b = border_steps(outputs) - border_steps(inputs)  # (B, 4): left, right, top, bottom
+    band = added_band(outputs, inputs)                # (B,): the worst side, what was added
     d = perceptual_distance(inputs, outputs, backbone) # (B,)
 """
 
@@ -105,6 +106,14 @@ def border_steps(
             torch.stack([(a.mean(dim=(1, 2)) - b.mean(dim=(1, 2))).abs().mean() for a, b in pairs])
         )
     return torch.stack(rows) if rows else torch.empty(0, 4)
+
+
+def added_band(
+    outputs: torch.Tensor | Sequence[torch.Tensor], inputs: torch.Tensor | Sequence[torch.Tensor]
+) -> torch.Tensor:
+    """Per output: the largest colour step at one of its sides less the input's there, not
+    below 0 (the ``border_band`` metric of one image): (B,)."""
+    return (border_steps(outputs) - border_steps(inputs)).amax(dim=1).clamp(min=0)
 
 
 def map_distance(maps_a: Sequence[torch.Tensor], maps_b: Sequence[torch.Tensor]) -> torch.Tensor:

@@ -54,7 +54,7 @@ from culturegan.fileio import write_json
 from culturegan.inference import Stylizer
 from culturegan.metrics.backbones import Backbone, get_backbone
 from culturegan.metrics.classifier import StyleClassifier, predict
-from culturegan.metrics.content import border_steps, map_distance, pairwise_diversity, ssim
+from culturegan.metrics.content import added_band, map_distance, pairwise_diversity, ssim
 from culturegan.metrics.features import folder_stats
 from culturegan.metrics.registry import append_jsonl, higher_is_better
 from culturegan.metrics.stats import FeatureStats, fd_from_stats, kernel_distance
@@ -348,7 +348,7 @@ def _evaluate_pair(
         x_in = [pil_to_tensor(p) for p in pils]
         x_out = [pil_to_tensor(o) for o in outs]
         ssims += ssim(x_in, x_out).tolist()
-        bands += (border_steps(x_out) - border_steps(x_in)).amax(dim=1).clamp(min=0).tolist()
+        bands += added_band(x_out, x_in).tolist()
         for name, net in nets.items():
             pooled_in, maps_in = net.extract(x_in)
             pooled_out, maps_out = net.extract(x_out)
