@@ -160,7 +160,8 @@ CANDIDATES: dict[str, dict[str, Any]] = {
         "overrides": {"model.pad_mode": "reflect"},
         "multi_domain": True,
         "ablation": "session 21: multidomain_cpu with reflection padding instead of zeros (the "
-        "left-edge band of session 20's ukiyo-e is the zero padding of the stride-2 convolutions)",
+        "zero padding of the stride-2 convolutions marks the left edge, where the preset paints "
+        "the prints' frames as a band)",
     },
     "multidomain_cpu trim": {
         "preset": "multidomain_cpu",
