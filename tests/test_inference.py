@@ -7,11 +7,12 @@ import json
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from culturegan.checkpoint import CheckpointError, load_pretrained
 from culturegan.cli import main
-from culturegan.inference import Stylizer, pad_to_multiple
+from culturegan.inference import Stylizer, marks_top_left, pad_to_multiple
 from culturegan.training import export_run, train
 
 
@@ -59,6 +60,61 @@ def test_padding_handles_odd_and_tiny_sizes():
     assert torch.equal(padded[..., :5, :3], x)
     padded, _ = pad_to_multiple(torch.randn(1, 3, 1, 1), 4, min_size=16)
     assert padded.shape[-2:] == (16, 16)
+
+
+def test_padding_adds_a_lead_above_and_left():
+    x = torch.randn(1, 3, 13, 20)
+    padded, (h, w) = pad_to_multiple(x, 8, 32, lead=8)
+    assert padded.shape[-2:] == (32, 32) and (h, w) == (13, 20)
+    assert torch.equal(padded[..., 8:21, 8:28], x)
+    assert torch.equal(padded[..., 7, 8:28], x[..., 1, :])  # reflected, not zeros
+    padded, _ = pad_to_multiple(torch.randn(1, 3, 3, 5), 8, lead=8)  # lead > side: replicate
+    assert padded.shape[-2:] == (16, 16)
+
+
+class _EdgeFrame(torch.nn.Module):
+    """Paints black where its zero-padded stride-2 convolution sees the border, as a generator
+    trained on framed scans does: the top and left two rows and columns of an even-sided input
+    (no others: on even sides the last window ends inside). Elsewhere the picture unchanged."""
+
+    def __init__(self, pad_mode: str = "zeros") -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 1, 3, stride=2, padding=1, padding_mode=pad_mode,
+                                    bias=False)  # fmt: skip
+        torch.nn.init.ones_(self.conv.weight)
+
+    def forward(self, x):
+        seen = self.conv(torch.ones_like(x[:, :1]))  # 9 inside, less where it reads zeros
+        frame = F.interpolate((seen < 8.5).float(), scale_factor=2.0) > 0
+        return torch.where(frame, -1.0, x)
+
+
+def edge_frame_stylizer(pad_mode="zeros", **config):
+    config = {"kind": "two_domain", "domains": ["photo", "art"],
+              "directions": {"photo->art": "g_ab"}, "size_multiple": 8, **config}  # fmt: skip
+    return Stylizer.from_modules({"g_ab": _EdgeFrame(pad_mode)}, config)
+
+
+@pytest.mark.parametrize("tile", [0, 64])
+def test_the_edge_margin_keeps_a_frame_off_the_picture(tile):
+    stylizer = edge_frame_stylizer()
+    assert stylizer.edge_margin == 8  # one size multiple: the network marks the top and left
+    rng = np.random.default_rng(0)
+    img = Image.fromarray(rng.integers(0, 256, (72, 150, 3), dtype=np.uint8))
+    out = np.asarray(stylizer(img, tile=tile).images[0], np.int16)
+    assert np.abs(out - np.asarray(img, np.int16)).max() <= 1  # the frame fell in the margin
+    stylizer.edge_margin = 0
+    out = np.asarray(stylizer(img, tile=tile).images[0], np.int16)
+    assert out[:, :2].max() == 0 and out[:2].max() == 0  # without it, the frame is painted
+    if not tile:  # and only there (tiled, at each tile's top and left too, blended)
+        assert np.abs(out[2:, 2:] - np.asarray(img, np.int16)[2:, 2:]).max() <= 1
+
+
+def test_the_edge_margin_defaults_to_what_the_network_needs():
+    assert edge_frame_stylizer("reflect").edge_margin == 0  # no edge marked, no margin
+    assert edge_frame_stylizer(edge_margin=0).edge_margin == 0  # the folder's own (imports)
+    assert edge_frame_stylizer("reflect", edge_margin=16).edge_margin == 16
+    assert not marks_top_left(torch.nn.Conv2d(3, 3, 3, padding=1))  # stride 1
 
 
 def test_stylize_cli_on_odd_sizes_modes_and_a_corrupt_file(trained, tmp_path, capsys):

@@ -100,6 +100,12 @@ def test_cli_handler_exports_and_reports_errors(exported, tmp_path, capsys):
     assert handlers[args.command](args) == 0
     assert out.is_file() and "onnx model:" in capsys.readouterr().out
     assert OnnxStylizer(out).direction == "art->photo"
+    assert OnnxStylizer(out).edge_margin == 4  # the PyTorch stylizer's, one size multiple
+    config["edge_margin"] = 0  # an imported model's: the network's output as it is
+    folder = save_pretrained(tmp_path / "m0", {"g_ab": net, "g_ba": copy.deepcopy(net)}, config)
+    assert Stylizer.from_pretrained(folder).edge_margin == 0
+    export_onnx(folder, out, direction="art->photo", check=False)
+    assert OnnxStylizer(out).edge_margin == 0
     with pytest.raises(ValueError, match="SOURCE->TARGET"):
         export_onnx(folder, tmp_path / "x.onnx", direction="art")
     with pytest.raises(ValueError, match="unknown target domain 'ukiyoe'"):

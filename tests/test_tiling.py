@@ -10,7 +10,7 @@ from PIL import Image
 import culturegan.tiling as tiling
 from conftest import save_tiny_model
 from culturegan.data.images import merge_alpha, split_alpha
-from culturegan.inference import Stylizer
+from culturegan.inference import Stylizer, pad_to_multiple
 from culturegan.models import build_generator
 
 
@@ -69,13 +69,15 @@ def test_tiled_output_comes_close_to_the_untiled_one(shipped):
     naive = tiling.tiled_apply(image, forward, network=None, tile=64, size_multiple=m)
     layers = len(tiling.SharedNormStatistics(net).layers)
     exact = tiling.tiled_apply(
-        image, forward, network=net, tile=64, size_multiple=m, exact_layers=layers
-    )
+        image, forward, network=net, tile=64, size_multiple=m, margin=shipped.edge_margin,
+        exact_layers=layers,
+    )  # fmt: skip
     assert mad(tiled, whole) < 0.6 * mad(naive, whole)
     assert mad(exact, whole) < 0.7 * mad(tiled, whole)
 
 
 def test_gathered_statistics_equal_the_whole_image_statistics(shipped, monkeypatch):
+    monkeypatch.setattr(shipped, "edge_margin", 0)  # the whole pass's statistics: the picture's
     net, forward = forward_of(shipped)
     image = astronaut((128, 96))
     x = torch.from_numpy(np.asarray(image, np.float32)).permute(2, 0, 1)[None] / 127.5 - 1.0
@@ -118,6 +120,45 @@ def test_gathered_statistics_equal_the_whole_image_statistics(shipped, monkeypat
     gathered = {layer: [seen[layer]] for layer in layers}
     closer = [variance_error(gathered, l) < variance_error(small.stats, l) for l in layers[1:]]
     assert sum(closer) >= 0.8 * len(closer)
+
+
+def test_tiles_gather_statistics_over_the_picture_not_its_margin():
+    # Pointwise layers: the normalised layer's input at a pixel depends on that pixel only, so
+    # statistics gathered over the tiles' owned parts equal the whole picture's exactly when
+    # the owned parts leave out the reflected margin the forward pads above and left.
+    torch.manual_seed(0)
+    norm = torch.nn.InstanceNorm2d(4)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), norm, torch.nn.Conv2d(4, 3, 1)).eval()
+    image = astronaut((128, 96))
+    x = torch.from_numpy(np.asarray(image, np.float32)).permute(2, 0, 1)[None] / 127.5 - 1.0
+    whole = tiling.SharedNormStatistics(net)
+    with whole.attached(), torch.no_grad():
+        whole.record(net, x)  # 128 x 96 needs no padding
+    mean, var = whole.stats[norm][0]
+
+    def gathered(margin, told):
+        def forward(t):
+            padded, (h, w) = pad_to_multiple(t, 8, 32, margin)
+            return net(padded)[..., margin : margin + h, margin : margin + w]
+
+        seen = {}
+        finish = tiling.SharedNormStatistics.finish_gather
+
+        def keep(self):
+            finish(self)
+            seen["stats"] = self.stats[norm][0]
+
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(tiling.SharedNormStatistics, "finish_gather", keep)
+            tiling.tiled_apply(image, forward, network=net, tile=64, size_multiple=8, margin=told)
+        return seen["stats"]
+
+    # float64 sums of float32 values against one float32 reduction over 12288 values.
+    m1, v1 = gathered(8, 8)
+    assert torch.allclose(m1, mean, rtol=1e-4, atol=1e-5)
+    assert torch.allclose(v1, var, rtol=1e-3, atol=1e-6)
+    _, v2 = gathered(8, 0)  # not told of the margin: reflected rows counted, picture rows lost
+    assert float(((v2 - var).abs() / var).max()) > 1e-2  # 0.04 measured, 1e-7 when told
 
 
 def test_large_images_are_tiled_automatically(shipped, monkeypatch):
@@ -247,9 +288,11 @@ def test_one_style_code_for_a_whole_asset_folder(tmp_path):
         runs[batch] = {p.name: np.asarray(Image.open(p)) for p in sorted(out.iterdir())}
     alone = Stylizer.from_pretrained(model)(assets / "a3.png", target="ink", seed=7).images[0]
     assert runs[1].keys() == runs[3].keys() and len(runs[1]) == 5
+    # Equal up to rounding: batches of 1 and 3 take different float32 kernels, which can move
+    # a value across a rounding boundary (one level; a batch-dependent style code moves many).
     for name in runs[1]:
-        assert np.array_equal(runs[1][name], runs[3][name])
-    assert np.array_equal(runs[1]["a3.png"], np.asarray(alone))
+        assert np.abs(runs[1][name].astype(np.int16) - runs[3][name]).max() <= 1
+    assert np.abs(runs[1]["a3.png"].astype(np.int16) - np.asarray(alone)).max() <= 1
 
 
 def test_cli_tile_and_tileable_flags(model, tmp_path, capsys):

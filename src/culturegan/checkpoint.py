@@ -189,6 +189,9 @@ def validate_config(config: Any, where: str) -> dict[str, Any]:
     multiple = config.get("size_multiple", 4)
     if not isinstance(multiple, int) or isinstance(multiple, bool) or not 1 <= multiple <= 256:
         raise bad(f"'size_multiple' must be an integer in [1, 256], got {multiple!r}")
+    margin = config.get("edge_margin", 0)
+    if not isinstance(margin, int) or isinstance(margin, bool) or not 0 <= margin <= 256:
+        raise bad(f"'edge_margin' must be an integer in [0, 256], got {margin!r}")
     for key in ("latent_dim", "style_dim", "train_crop_size"):
         if key in config:
             _check_size(key, config[key], key, bad, minimum=1)

@@ -94,6 +94,7 @@ def import_cyclegan(
         networks={"g_ab": net},
         directions={f"{source}->{target}": "g_ab"},
         size_multiple=net.size_multiple,
+        edge_margin=0,  # the official network's own output, pixel for pixel
         imported_from=checkpoint.name,
     )
     return save_pretrained(out_dir, {"g_ab": net}, config)

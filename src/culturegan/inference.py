@@ -9,10 +9,11 @@ weights. Every stylizer is called with one keyword signature::
 
 and says which of the style options (``seed``, ``reference``, ``mix``, ``strength``) it honours
 in ``stylizer.options``; :meth:`Stylizer.check_inputs` refuses, before any work, an option the
-model cannot honour. Each image is reflect-padded to the network's size multiple and cropped
-back, so any width and height work; images of equal size run in batches, and large images run
-in overlapping tiles with one set of normalisation statistics (:mod:`culturegan.tiling`), so
-memory is bounded by the tile size.
+model cannot honour. Each image is reflect-padded to the network's size multiple (and by
+``edge_margin`` more above and left, where zero-padded stride-2 convolutions would mark the
+edge) and cropped back, so any width and height work; images of equal size run in batches, and
+large images run in overlapping tiles with one set of normalisation statistics
+(:mod:`culturegan.tiling`), so memory is bounded by the tile size.
 
 Usage::
 
@@ -99,20 +100,35 @@ class Request:
 
 
 def pad_to_multiple(
-    x: torch.Tensor, multiple: int, min_size: int = 0
+    x: torch.Tensor, multiple: int, min_size: int = 0, lead: int = 0
 ) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Pad (B, C, H, W) on the bottom/right to multiples of ``multiple``, at least ``min_size``.
+    """Pad (B, C, H, W) by ``lead`` on the top and left, then on the bottom/right to multiples
+    of ``multiple``, at least ``min_size``.
 
-    Returns the padded batch and the original (H, W) to crop back to.
+    Returns the padded batch and the original (H, W): the picture is
+    ``padded[..., lead : lead + H, lead : lead + W]``.
     """
     h, w = x.shape[-2:]
-    ph = max(h + (-h) % multiple, min_size + (-min_size) % multiple) - h
-    pw = max(w + (-w) % multiple, min_size + (-min_size) % multiple) - w
+    ph = max(lead + h + (-(lead + h)) % multiple, min_size + (-min_size) % multiple) - h
+    pw = max(lead + w + (-(lead + w)) % multiple, min_size + (-min_size) % multiple) - w
     if ph == 0 and pw == 0:
         return x, (h, w)
-    # Reflection needs the pad to be smaller than the side; tiny images fall back to replicate.
-    mode = "reflect" if ph < h and pw < w else "replicate"
-    return F.pad(x, (0, pw, 0, ph), mode=mode), (h, w)
+    # Reflection needs each pad to be smaller than the side; tiny images fall back to replicate.
+    mode = "reflect" if max(lead, ph - lead) < h and max(lead, pw - lead) < w else "replicate"
+    return F.pad(x, (lead, pw - lead, lead, ph - lead), mode=mode), (h, w)
+
+
+def marks_top_left(network: torch.nn.Module) -> bool:
+    """Whether ``network`` has a zero-padded stride-2 convolution: on even sides it reads its
+    padding at the top and left only, so the output can tell those edges from the others."""
+    return any(
+        isinstance(m, torch.nn.Conv2d)
+        and max(m.stride) > 1
+        and m.padding_mode == "zeros"
+        and m.padding != "valid"
+        and any(m.padding)
+        for m in network.modules()
+    )
 
 
 def _as_list(images: ImageInput | Sequence[ImageInput]) -> list[ImageInput]:
@@ -179,11 +195,18 @@ class Stylizer(ABC):
         domains: Sequence[str],
         directions: dict[str, str],
         size_multiple: int = 4,
+        edge_margin: int | None = None,
         device: str | torch.device = "cpu",
     ) -> None:
         self.domains: list[str] = list(domains)
         self.directions: dict[str, str] = dict(directions)
         self.size_multiple = int(size_multiple)
+        # Reflected pixels added above and left of every picture and cropped off the output
+        # (None: one size multiple, a cell of the generator's coarsest map; 0: none). A
+        # stride-2 convolution with zero padding sees a border only at the top and left of an
+        # even-sided input, and a model trained on framed scans paints a frame there
+        # (docs/quality.md, session 22); the margin takes it off the picture.
+        self.edge_margin = self.size_multiple if edge_margin is None else int(edge_margin)
         self.device = check_device(device)
 
     # ------------------------------------------------------------------ opening models
@@ -412,6 +435,7 @@ class Stylizer(ABC):
                     network=network,
                     tile=tile,
                     size_multiple=self.size_multiple,
+                    margin=self.edge_margin,
                     device=self.device,
                 )
                 continue
@@ -430,8 +454,9 @@ class Stylizer(ABC):
     ) -> torch.Tensor:
         # At least 4 multiples: the bottleneck then has 4 x 4 positions, enough for its
         # reflection padding and instance norm.
-        padded, (h, w) = pad_to_multiple(batch, self.size_multiple, 4 * self.size_multiple)
-        return fn(padded)[..., :h, :w]
+        m = self.edge_margin
+        padded, (h, w) = pad_to_multiple(batch, self.size_multiple, 4 * self.size_multiple, m)
+        return fn(padded)[..., m : m + h, m : m + w]
 
 
 def _load_networks(
@@ -479,10 +504,14 @@ class _NetworkStylizer(Stylizer):
             domains=config["domains"],
             directions=config["directions"],
             size_multiple=config.get("size_multiple", 4),
+            edge_margin=config.get("edge_margin"),
             device=device,
         )
         self.config = config
         self.networks = {k: v.to(self.device).eval() for k, v in networks.items()}
+        generators = [self.networks[name] for name in set(self.directions.values())]
+        if "edge_margin" not in config and not any(map(marks_top_left, generators)):
+            self.edge_margin = 0  # no edge is marked: the network sees the picture as it is
 
     @staticmethod
     @abstractmethod

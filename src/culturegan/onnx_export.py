@@ -177,6 +177,7 @@ def export_onnx(
         "culturegan.domains": json.dumps(stylizer.domains),
         "culturegan.network": json.dumps(getattr(net, "config", {})),
         "culturegan.normalization": json.dumps(stylizer.config.get("normalization", {})),
+        "culturegan.edge_margin": str(stylizer.edge_margin),
     }
     return export_generator(
         net,
@@ -219,11 +220,13 @@ class OnnxStylizer(Stylizer):
         if "culturegan.size_multiple" not in meta:
             raise ValueError(f"'{path}' was not exported by culturegan (no size multiple)")
         direction = meta.get("culturegan.direction", "") or "source->target"
+        margin = meta.get("culturegan.edge_margin")  # older exports: None, the default
         source, _, target = direction.partition("->")
         super().__init__(
             domains=[source, target],
             directions={direction: "onnx"},
             size_multiple=int(meta["culturegan.size_multiple"]),
+            edge_margin=int(margin) if margin is not None else None,
             device="cpu",
         )
         self.session = session

@@ -170,9 +170,9 @@ def _ownership(starts: list[int], length: int, tile: int) -> list[int]:
     return cuts + [length]
 
 
-def _padded(n: int, multiple: int) -> int:
+def _padded(n: int, multiple: int, margin: int) -> int:
     """The side the stylizer pads a side of ``n`` pixels to (see ``pad_to_multiple``)."""
-    return max(n + (-n) % multiple, 4 * multiple)
+    return max(margin + n + (-(margin + n)) % multiple, 4 * multiple)
 
 
 def _window(length: int, ramp_before: int, ramp_after: int) -> np.ndarray:
@@ -206,6 +206,7 @@ def tiled_apply(
     network: nn.Module | None,  # whose InstanceNorm2d layers share one set of statistics
     tile: int = DEFAULT_TILE,  # tile side in pixels
     size_multiple: int = 4,  # tiles are multiples of this (the generator's stride product)
+    margin: int = 0,  # pixels ``forward`` pads above and left of its input (Stylizer.edge_margin)
     overlap: int | None = None,  # default tile // 4, rounded to the size multiple
     exact_layers: int = 1,  # first norm layers given exact full-resolution statistics
     device: torch.device | str = "cpu",
@@ -229,10 +230,11 @@ def tiled_apply(
         x = pil_to_tensor(image.crop((x0, y0, x0 + tw, y0 + th)))[None].to(device)
         if shared is not None:
             # The owned part as fractions of the padded input the network sees.
-            ph, pw = _padded(th, size_multiple), _padded(tw, size_multiple)
+            ph, pw = _padded(th, size_multiple, margin), _padded(tw, size_multiple, margin)
+            top, left = margin - y0, margin - x0
             owned = (
-                (cut_y[r] - y0) / ph, (cut_y[r + 1] - y0) / ph,
-                (cut_x[c] - x0) / pw, (cut_x[c + 1] - x0) / pw,
+                (cut_y[r] + top) / ph, (cut_y[r + 1] + top) / ph,
+                (cut_x[c] + left) / pw, (cut_x[c + 1] + left) / pw,
             )  # fmt: skip
             shared.start_pass(owned)
         try:

@@ -73,6 +73,8 @@ CASES = [  # (what, config.json text or an edit of the good config, expected mes
     ("future version", ("format_version", 99), "newer than this culturegan"),
     ("size_multiple 0", ("size_multiple", 0), "'size_multiple' must be"),
     ("size_multiple 100000", ("size_multiple", 100000), "'size_multiple' must be"),
+    ("edge_margin -1", ("edge_margin", -1), "'edge_margin' must be"),
+    ("edge_margin true", ("edge_margin", True), "'edge_margin' must be"),
     ("direction without arrow", ("directions", {"photoart": "g_ab"}), "not 'source->target'"),
     ("direction to unknown domain", ("directions", {"photo->x": "g_ab"}), "not 'source->target'"),
     ("direction to no network", ("directions", {"photo->art": "nope"}), "names no network"),
