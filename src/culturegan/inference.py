@@ -46,7 +46,13 @@ from culturegan.data.images import (
     to_rgb,
 )
 from culturegan.models.generators import generator_from_config
-from culturegan.tiling import DEFAULT_TILE, auto_tile, tileable_apply, tiled_apply
+from culturegan.tiling import (
+    DEFAULT_TILE,
+    auto_tile,
+    padded_side,
+    tileable_apply,
+    tiled_apply,
+)
 
 ImageInput = str | Path | Image.Image
 STYLE_OPTIONS = ("seed", "reference", "mix", "strength")
@@ -109,8 +115,8 @@ def pad_to_multiple(
     ``padded[..., lead : lead + H, lead : lead + W]``.
     """
     h, w = x.shape[-2:]
-    ph = max(lead + h + (-(lead + h)) % multiple, min_size + (-min_size) % multiple) - h
-    pw = max(lead + w + (-(lead + w)) % multiple, min_size + (-min_size) % multiple) - w
+    ph = padded_side(h, multiple, min_size, lead) - h
+    pw = padded_side(w, multiple, min_size, lead) - w
     if ph == 0 and pw == 0:
         return x, (h, w)
     # Reflection needs each pad to be smaller than the side; tiny images fall back to replicate.
@@ -500,18 +506,19 @@ class _NetworkStylizer(Stylizer):
         *,
         device: str | torch.device = "cpu",
     ) -> None:
+        margin = config.get("edge_margin")
+        generators = [networks[name] for name in set(config["directions"].values())]
+        if margin is None and not any(map(marks_top_left, generators)):
+            margin = 0  # no edge is marked: the network sees the picture as it is
         super().__init__(
             domains=config["domains"],
             directions=config["directions"],
             size_multiple=config.get("size_multiple", 4),
-            edge_margin=config.get("edge_margin"),
+            edge_margin=margin,
             device=device,
         )
         self.config = config
         self.networks = {k: v.to(self.device).eval() for k, v in networks.items()}
-        generators = [self.networks[name] for name in set(self.directions.values())]
-        if "edge_margin" not in config and not any(map(marks_top_left, generators)):
-            self.edge_margin = 0  # no edge is marked: the network sees the picture as it is
 
     @staticmethod
     @abstractmethod

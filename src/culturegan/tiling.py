@@ -170,9 +170,10 @@ def _ownership(starts: list[int], length: int, tile: int) -> list[int]:
     return cuts + [length]
 
 
-def _padded(n: int, multiple: int, margin: int) -> int:
-    """The side the stylizer pads a side of ``n`` pixels to (see ``pad_to_multiple``)."""
-    return max(margin + n + (-(margin + n)) % multiple, 4 * multiple)
+def padded_side(n: int, multiple: int, min_size: int = 0, lead: int = 0) -> int:
+    """The side ``culturegan.inference.pad_to_multiple`` pads a side of ``n`` pixels to: ``lead``
+    before it, then up to a multiple of ``multiple``, at least ``min_size`` rounded up so."""
+    return max(lead + n + (-(lead + n)) % multiple, min_size + (-min_size) % multiple)
 
 
 def _window(length: int, ramp_before: int, ramp_after: int) -> np.ndarray:
@@ -230,7 +231,7 @@ def tiled_apply(
         x = pil_to_tensor(image.crop((x0, y0, x0 + tw, y0 + th)))[None].to(device)
         if shared is not None:
             # The owned part as fractions of the padded input the network sees.
-            ph, pw = _padded(th, size_multiple, margin), _padded(tw, size_multiple, margin)
+            ph, pw = (padded_side(n, size_multiple, 4 * size_multiple, margin) for n in (th, tw))
             top, left = margin - y0, margin - x0
             owned = (
                 (cut_y[r] + top) / ph, (cut_y[r + 1] + top) / ph,
