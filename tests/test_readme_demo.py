@@ -68,7 +68,15 @@ def test_demo_end_to_end_fast(tmp_path, capsys, recipe):
     # Section 0: every shipped model on scikit-image's photos, before any training.
     assert "Models that ship with culturegan" in html
     assert len(sorted((out / "shipped").glob("*/*.png"))) >= 5 * 5  # 5 photos, 4 models + photos
-    assert "held-out photos judged" in html
+    # Each culture's hit rate comes with its 95% interval, and the interval holds the rate.
+    judged = re.findall(
+        r"held-out photos judged (\w+)</td><td>(\d+)% of (\d+) "
+        r"\(95% interval (\d+)%-(\d+)%; mean p ([\d.]+)\)",
+        html,
+    )
+    assert len(judged) == n_targets, html
+    for _, rate, n, low, high, _ in judged:
+        assert int(n) == len(heldout) and int(low) <= int(rate) <= int(high) <= 100
 
 
 def test_demo_no_train_stylizes_with_the_shipped_models_only(tmp_path, capsys):
