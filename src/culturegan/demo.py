@@ -66,7 +66,7 @@ DEMO_HELDOUT = 32
 # channels-last (the same model to float rounding, a different 300-step run).
 # Session 23, judged on 32 held-out photos: 87 s at 315 GFLOP/s, 97% / 88% / 97%. woodblock is
 # the fragile one: seeds 0-3 give 88%, 94%, 31%, 41% (ink_wash and impasto 100% at seeds 1-3),
-# and none of fifteen settings tried put every seed over 80% (docs/quality.md, session 23).
+# and none of sixteen settings tried put every seed over 80% (docs/quality.md, session 23).
 CULTURE_OVERRIDES: dict[str, dict[str, dict[str, object]]] = {
     "fewshot": {
         "ink_wash": {"loss.perceptual_size": 128},
