@@ -48,6 +48,7 @@ from culturegan.data.images import (
 from culturegan.models.generators import generator_from_config
 from culturegan.tiling import (
     DEFAULT_TILE,
+    MIN_MULTIPLES,
     auto_tile,
     padded_side,
     tileable_apply,
@@ -310,8 +311,9 @@ class Stylizer(ABC):
             raise ValueError(f"batch size must be >= 1, got {batch_size!r}")
         if tile is not None and (not isinstance(tile, int) or tile < 0):
             raise ValueError(f"tile must be 0 (never tile) or a side in pixels, got {tile!r}")
-        if tile and tile < 4 * self.size_multiple:
-            raise ValueError(f"tile must be at least {4 * self.size_multiple} px for this model")
+        smallest = MIN_MULTIPLES * self.size_multiple
+        if tile and tile < smallest:
+            raise ValueError(f"tile must be at least {smallest} px for this model")
         if tileable and tile:
             raise ValueError("a tileable texture is made in one pass; drop the tile size")
         if not isinstance(strength, int | float) or not 0.0 <= strength <= 1.0:
@@ -458,10 +460,8 @@ class Stylizer(ABC):
     def _forward(
         self, batch: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor]
     ) -> torch.Tensor:
-        # At least 4 multiples: the bottleneck then has 4 x 4 positions, enough for its
-        # reflection padding and instance norm.
-        m = self.edge_margin
-        padded, (h, w) = pad_to_multiple(batch, self.size_multiple, 4 * self.size_multiple, m)
+        m, multiple = self.edge_margin, self.size_multiple
+        padded, (h, w) = pad_to_multiple(batch, multiple, MIN_MULTIPLES * multiple, m)
         return fn(padded)[..., m : m + h, m : m + w]
 
 

@@ -53,6 +53,9 @@ from culturegan.data.images import pil_to_tensor, tensor_to_pil
 
 DEFAULT_TILE = 512  # tile side in pixels for automatic tiling
 AUTO_TILE_PIXELS = 1536 * 1536  # images with more pixels are tiled automatically
+# The smallest side a network is fed, in size multiples: its bottleneck then has 4 x 4
+# positions, enough for its reflection padding and instance norm.
+MIN_MULTIPLES = 4
 
 Forward = Callable[[torch.Tensor], torch.Tensor]  # (1, 3, H, W) in [-1, 1] -> same shape
 
@@ -231,7 +234,10 @@ def tiled_apply(
         x = pil_to_tensor(image.crop((x0, y0, x0 + tw, y0 + th)))[None].to(device)
         if shared is not None:
             # The owned part as fractions of the padded input the network sees.
-            ph, pw = (padded_side(n, size_multiple, 4 * size_multiple, margin) for n in (th, tw))
+            ph, pw = (
+                padded_side(n, size_multiple, MIN_MULTIPLES * size_multiple, margin)
+                for n in (th, tw)
+            )
             top, left = margin - y0, margin - x0
             owned = (
                 (cut_y[r] + top) / ph, (cut_y[r + 1] + top) / ph,
