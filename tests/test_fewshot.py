@@ -7,14 +7,17 @@ import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from conftest import flat_state
 from culturegan.augment import DiffAugment
 from culturegan.checkpoint import load_training_state
 from culturegan.config import load_config, set_field
+from culturegan.data.palette import art_palette
 from culturegan.losses import (
     GREY_WEIGHTS,
     AdversarialLoss,
@@ -523,6 +526,73 @@ def test_palette_head_draws_only_mixtures_of_its_colours_and_rebuilds_from_confi
     assert torch.equal(again(x), y)
     with pytest.raises(TypeError):
         build_generator("resnet_6blocks", ngf=8, palette=4)  # only the mobile ones have a head
+
+
+CREAM, INDIGO, VERMILION = (238, 225, 194), (30, 48, 96), (214, 66, 42)
+
+
+def write_inks(folder: Path) -> list[Path]:
+    """Three 40 x 48 prints of flat inks: cream on 60% of the pixels, indigo 30%, vermilion
+    10% (bands of 24, 12 and 4 rows in each), plus one corrupt file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(3):
+        arr = np.zeros((40, 48, 3), np.uint8)
+        arr[:24], arr[24:36], arr[36:] = CREAM, INDIGO, VERMILION
+        paths.append(folder / f"print{i}.png")
+        Image.fromarray(np.roll(arr, 7 * i, axis=0)).save(paths[-1])
+    paths.append(folder / "broken.png")
+    paths[-1].write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    return paths
+
+
+def as_rgb255(colours: torch.Tensor) -> list[tuple[int, ...]]:
+    return [tuple(round(v) for v in row) for row in ((colours + 1) * 127.5).tolist()]
+
+
+def test_art_palette_finds_the_inks_most_used_first_and_skips_a_broken_file(tmp_path, caplog):
+    files = write_inks(tmp_path / "art")
+    with caplog.at_level("WARNING", logger="culturegan.data"):
+        colours = art_palette(files, 3)
+    assert "broken.png" in caplog.text
+    assert as_rgb255(colours) == [CREAM, INDIGO, VERMILION]
+    # Asked for more colours than the prints hold: each ink once, none invented.
+    assert as_rgb255(art_palette(files[:3], 6)) == [CREAM, INDIGO, VERMILION]
+    with pytest.raises(ValueError, match="no readable image"):
+        art_palette(files[3:], 3)
+
+
+def test_palette_head_starts_at_given_colours_repeating_them_when_fewer():
+    g = build_generator("mobile_unet_3blocks", ngf=8, palette=5)
+    head = g.model[-1]
+    head.set_colors(torch.tensor([[0.5, -0.5, 0.0], [-1.0, 1.0, 0.2]]))
+    expected = torch.tensor([[0.5, -0.5, 0.0], [-0.97, 0.97, 0.2]] * 3)[:5]  # kept inside +-0.97
+    assert torch.allclose(torch.tanh(head.colors), expected, atol=1e-6)
+    with pytest.raises(ValueError, match="colours"):
+        head.set_colors(torch.zeros(2, 4))
+
+
+@pytest.mark.parametrize("start", ["art", "spread"])
+def test_training_starts_the_palette_at_the_target_arts_colours(tiny_cfg, start):
+    write_inks(Path(tiny_cfg.data.root) / "inks")
+    for key, value in {"data.domains": "photo,inks", "model.generator": "mobile_unet_3blocks",
+                       "model.palette": 3, "model.palette_init": start,
+                       "train.steps": 1}.items():  # fmt: skip
+        set_field(tiny_cfg, key, value)
+    run = train(tiny_cfg, progress=False)
+    state = flat_state(load_training_state(run.run_dir / CHECKPOINT_NAME)["recipe"])
+    heads = [torch.tanh(v) for k, v in state.items() if k.endswith("colors")]
+    assert len(heads) == 2  # the generator and its EMA copy
+    if start == "art":  # the art folder's inks, most used first
+        expected = torch.tensor([CREAM, INDIGO, VERMILION], dtype=torch.float32) / 127.5 - 1
+    else:
+        expected = build_generator("mobile_unet_3blocks", ngf=4, palette=3).model[-1].colors
+        expected = torch.tanh(expected.detach())
+    for colours in heads:  # one Adam step moves a colour's pre-image by about 5e-4
+        assert torch.allclose(colours, expected, atol=0.005)
+    set_field(tiny_cfg, "model.palette_init", "kmeans")
+    with pytest.raises(ValueError, match="palette_init must be one of art, spread"):
+        train(tiny_cfg, progress=False)
 
 
 # ------------------------------------------------------------------ whole recipes

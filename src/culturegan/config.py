@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 PRESET_DIR = Path(__file__).parent / "configs"
+PALETTE_INITS = ("art", "spread")  # model.palette_init
 
 
 @dataclass
@@ -57,6 +58,9 @@ class ModelConfig:
     generator: str = "resnet_9blocks"  # name in culturegan.models.GENERATORS
     ngf: int = 64  # generator width (channels of the first layer)
     palette: int = 0  # cut/cyclegan, mobile G: photo->art drawn with K learned colours (0: RGB)
+    # where those K colours start: art (k-means of the target's training images) | spread (fixed
+    # colours over the RGB cube); see culturegan.data.palette
+    palette_init: str = "art"
     # mobile generators (mobile_*): padding of the stride-2 convolutions, zeros | reflect
     # (zeros leaves a border marker a generator can draw on), ICNR initialisation of the
     # sub-pixel output layer (no 2 x 2 pattern at the start) and a fixed tent filter after it
@@ -232,6 +236,9 @@ class RunConfig:
                 f"model.palette {palette}: needs 1..256 colours, a mobile_* generator and the cut "
                 f"or cyclegan recipe (got {self.model.generator}, {self.train.recipe})"
             )
+        if self.model.palette_init not in PALETTE_INITS:
+            raise ValueError(f"model.palette_init must be one of {', '.join(PALETTE_INITS)}, "
+                             f"got {self.model.palette_init!r}")  # fmt: skip
         from culturegan.models.fast import PAD_MODES  # the networks' layer, loaded lazily
 
         m = self.model

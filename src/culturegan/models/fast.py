@@ -253,9 +253,23 @@ class PaletteHead(nn.Module):
     def __init__(self, num_colors: int, channels: int = 3) -> None:
         super().__init__()
         # Spread over the colour cube: a fixed low-discrepancy start, not the global RNG.
+        # Training replaces it with the target art's colours (model.palette_init art).
         k = torch.arange(num_colors, dtype=torch.float32).unsqueeze(1)
         start = ((k * torch.tensor([0.618034, 0.754878, 0.569840])[:channels] + 0.5) % 1.0) * 2 - 1
         self.colors = nn.Parameter(torch.atanh(start.clamp(-0.9, 0.9)))  # (K, C)
+
+    @torch.no_grad()
+    def set_colors(self, colors: torch.Tensor) -> None:
+        """Start from ``colors`` (K', C) in [-1, 1], e.g. the art's own inks
+        (:func:`culturegan.data.palette.art_palette`); with K' < K they are repeated in turn.
+        Kept 0.03 inside the range, where tanh's pre-image and its gradient stay finite."""
+        colors = torch.as_tensor(colors, dtype=torch.float32)
+        if colors.ndim != 2 or len(colors) == 0 or colors.shape[1] != self.colors.shape[1]:
+            raise ValueError(
+                f"need (K', {self.colors.shape[1]}) colours with K' >= 1, got {tuple(colors.shape)}"
+            )
+        index = torch.arange(len(self.colors)) % len(colors)
+        self.colors.copy_(torch.atanh(colors[index].clamp(-0.97, 0.97)))
 
     def forward(self, logits: torch.Tensor) -> torch.Tensor:
         weights = logits.softmax(dim=1)  # (B, K, H, W)

@@ -43,8 +43,10 @@ from culturegan.data.datasets import (
     load_eval_batch,
     target_weight_list,
 )
+from culturegan.data.palette import art_palette
 from culturegan.data.splits import DatasetSplits, load_splits
 from culturegan.fileio import folder_lock, write_json
+from culturegan.models.fast import PaletteHead
 from culturegan.training.cut import CUTRecipe
 from culturegan.training.cyclegan import CycleGANRecipe
 from culturegan.training.distill import DistillRecipe
@@ -230,6 +232,21 @@ def train(
         return _train(cfg, resume_dir, overrides, until_step, progress, locks)
 
 
+def start_palette(recipe: Any, cfg: RunConfig, files: list[Path]) -> None:
+    """``model.palette_init art``: every palette head of a new run (its EMA copies too) starts
+    at the colours of the target's training images (:func:`culturegan.data.palette.art_palette`).
+    Numpy's own seeded stream: torch's random state, and so the rest of the run, is untouched."""
+    colours = art_palette(files, cfg.model.palette, trim=cfg.data.trim, seed=cfg.train.seed)
+    # model.palette is for the cut and cyclegan recipes (RunConfig.validate): EMA dicts
+    modules = [*recipe.networks().values(), *(e.module for e in recipe.ema.values())]
+    for net in modules:
+        for head in (m for m in net.modules() if isinstance(m, PaletteHead)):
+            head.set_colors(colours)
+    rgb = ((colours + 1) * 127.5).round().int().tolist()
+    inks = " ".join(f"#{r:02x}{g:02x}{b:02x}" for r, g, b in rgb)
+    log.info("palette heads start at the art's %d colours: %s", len(colours), inks)
+
+
 def _train(
     cfg: RunConfig | None,
     resume_dir: str | Path | None,
@@ -272,6 +289,8 @@ def _train(
 
     torch.manual_seed(cfg.train.seed)
     recipe = RECIPES[cfg.train.recipe](cfg, device=device, domains=domains)
+    if state is None and cfg.model.palette and cfg.model.palette_init == "art":
+        start_palette(recipe, cfg, splits.domain(domains[-1]).train)
     step = 0
     if state is not None:
         if list(state["domains"]) != list(domains):
