@@ -6,10 +6,10 @@ barely move in a short run (the demo's woodblock at 200 steps kept mauve and gre
 being indigo, cream and vermilion), so by default (``model.palette_init: art``) training starts
 them at the target culture's own colours: k-means of pixels of its training images (margins
 trimmed as the loader trims them), read at the images' own size: resizing blends neighbouring
-inks into colours no block printed. On the demo's woodblock (8 colours, seeds 0-5, judged on 32
-held-out photos) the inks read this way gave 0.75-0.94; read after the loader's resize to 72 px
-(k-means then spends colours on the blends, white and grey), 0.25-0.97 (docs/quality.md,
-session 24).
+inks into colours no block printed. On the demo's woodblock (8 colours, judged on 32 held-out
+photos) the inks read this way gave 0.75-0.94 at seeds 0-7; read after the loader's resize to
+72 px (k-means then spends colours on the blends, white and grey), 0.25-0.97 at seeds 0-5
+(docs/quality.md, session 24).
 """
 
 from __future__ import annotations
