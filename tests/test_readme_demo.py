@@ -96,3 +96,29 @@ def test_demo_never_deletes_folders_it_did_not_make(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--fast"]) == 2
     assert "was not made by culturegan demo" in capsys.readouterr().err
     assert (tmp_path / "data" / "precious.txt").read_text() == "mine"
+
+
+def test_an_interrupted_demo_says_how_to_resume_each_stopped_run(tmp_path, capsys, monkeypatch):
+    import signal
+
+    from culturegan import demo
+    from culturegan.training import TrainResult
+
+    stopped = [TrainResult(tmp_path / f"00{i}-cut-demo-{s}", 40 + i, False, signal.SIGTERM)
+               for i, s in enumerate(("woodblock", "ink_wash"))]  # fmt: skip
+
+    def interrupted(*args, **kwargs):
+        raise demo.DemoInterrupted(stopped)
+
+    def interrupted_between_runs(*args, **kwargs):  # nothing had started: nothing to resume
+        raise demo.DemoInterrupted([])
+
+    monkeypatch.setattr(demo, "run_demo", interrupted)
+    assert main(["demo", "--out", str(tmp_path)]) == 128 + signal.SIGTERM
+    out = capsys.readouterr().out
+    assert "000-cut-demo-woodblock at step 40, 001-cut-demo-ink_wash at step 41" in out
+    for r in stopped:
+        assert f"culturegan train --resume {r.run_dir}" in out
+    monkeypatch.setattr(demo, "run_demo", interrupted_between_runs)
+    assert main(["demo", "--out", str(tmp_path)]) == 128 + signal.SIGINT
+    assert "run the demo again" in capsys.readouterr().out

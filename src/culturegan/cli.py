@@ -415,9 +415,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             style=args.style,
         )
     except DemoInterrupted as exc:
-        run = exc.result.run_dir
-        print(f"{exc}; the checkpoint is in {run} (continue with: culturegan train --resume {run})")
-        return 128 + (exc.result.stop_signal or 0)
+        resume = "; ".join(f"culturegan train --resume {r.run_dir}" for r in exc.stopped)
+        print(f"{exc}; " + (f"continue with: {resume}" if resume else "run the demo again"))
+        return 128 + exc.stop_signal
     print(f"demo page: {page.resolve()}")
     return 0
 

@@ -203,6 +203,8 @@ class _StopFlag:
     def _handle(self, signum: int, frame: Any) -> None:
         if self.signal is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
+        if self.signal is not None:  # the same request again (train_many repeats it): said once
+            return
         self.signal = signum
         print(
             f"\nculturegan: got {signal.Signals(signum).name}, saving a checkpoint after this step",
