@@ -34,6 +34,9 @@ multi-domain candidate needs ``--size 64`` or more)::
     OMP_NUM_THREADS=1 python benchmarks/quality_cultures.py --minutes 0.05 --size 32 \\
         --directions 'photo->ukiyoe' --candidates cyclegan_mobile --test-photos 4 \\
         --judge-max 8 --work /tmp/qc --out /tmp/qc.json
+
+``--steps N`` gives every model N steps instead of a time budget (the results record the time
+they took): for a model whose step count was chosen from ``quality_steps.py``'s curves.
 """
 
 from __future__ import annotations
@@ -270,6 +273,13 @@ CANDIDATES: dict[str, dict[str, Any]] = {
         "ablation": "session 9: the fewshot_structure preset with 6 photos a step: a 30-minute "
         "budget spent on about as many updates as its 4-minute default, each on more images",
     },
+    "fewshot_structure_long": {
+        "preset": "fewshot_structure_long",
+        "overrides": {},
+        "multi_domain": False,
+        "ablation": "session 25: the preset as it is (fewshot_structure_clean batch6 under its "
+        "own name), for --steps runs: photo -> ukiyo-e peaks at about 1600 steps",
+    },
     "fewshot_structure_long structure1.5": {
         "preset": "fewshot_structure_long",
         "overrides": {"loss.lambda_structure": 1.5},
@@ -465,6 +475,7 @@ def train_or_reuse(
         "overrides": spec["overrides"],
         "domains": domains,
         "minutes": args.minutes,
+        "steps_budget": args.steps,
         "size": args.size,
         "seed": args.seed,
         "training_files": files_digest([p for d in domains for p in split[d]["train"]]),
@@ -481,8 +492,8 @@ def train_or_reuse(
             "data.load_size": args.size + args.size // 8,
             "data.crop_size": args.size,
             "optim.decay_steps": 0,  # constant lr: the budget, not a schedule, ends the run
-            "train.steps": 10**9,
-            "train.max_minutes": args.minutes,
+            "train.steps": args.steps or 10**9,
+            "train.max_minutes": 0.0 if args.steps else args.minutes,
             "train.seed": args.seed,
             "train.runs_dir": str(folder / "runs"),
             "train.log_every": 50,
@@ -495,21 +506,27 @@ def train_or_reuse(
     if marker.is_file():
         done = json.loads(marker.read_text())
         # The resolved config too: a preset whose values changed since is trained again.
-        same = {k: done.get(k) for k in record} == record
+        # With --steps, "minutes" is the time the steps took: not part of the match.
+        keys = [k for k in record if not (args.steps and k == "minutes")]
+        same = all(done.get(k, 0 if k == "steps_budget" else None) == record[k] for k in keys)
         same = same and same_config(done.get("config"), cfg)
         if same and Path(done["model"]).is_dir():
             print(f"[reuse] {label} on {', '.join(domains)}: {done['model']}", flush=True)
             return done
-    print(f"[train] {label} on {', '.join(domains)} for {args.minutes:g} min", flush=True)
+    budget = f"{args.steps} steps" if args.steps else f"{args.minutes:g} min"
+    print(f"[train] {label} on {', '.join(domains)} for {budget}", flush=True)
+    t0 = time.perf_counter()
     result = train(cfg, progress=False)
+    seconds = time.perf_counter() - t0 if args.steps else 60 * args.minutes
     if not result.finished:
         raise RuntimeError(f"training of {label} stopped early ({result.run_dir}); run again")
     done = {
         **record,
+        "minutes": round(seconds / 60, 2) if args.steps else args.minutes,  # --steps: as taken
         "model": str(result.run_dir / "model"),
         "steps": result.step,
         "batch_size": cfg.train.batch_size,
-        "seconds_per_step": 60 * args.minutes / result.step if result.step else None,
+        "seconds_per_step": seconds / result.step if result.step else None,
         "config": cfg.to_dict(),
     }
     write_json(marker, done)
@@ -641,12 +658,14 @@ def markdown(results: dict[str, Any], grids: dict[str, str]) -> str:
     backbone = f"{judge['backbone']['name']}@{judge['backbone']['weight_sha256'][:12]}"
     counts = ", ".join(f"{c} {n}" for c, n in judge["num_images"].items())
     m = results["machine"]
+    steps = results.get("steps_budget")
+    budget = f"{steps} steps" if steps else f"{results['minutes']:g} minutes"
     lines = [
         f"Command: `{results['command']}`",
         "",
         f"Machine: {m['cpu']}, {results['threads']} torch threads, measured fp32 matmul peak "
         f"{m['matmul_peak_gflops']:.0f} GFLOP/s, torch {m['torch']}. Date: {results['date']}.",
-        f"Budget: {results['minutes']:g} minutes of training per model, {results['size']} px "
+        f"Budget: {budget} of training per model, {results['size']} px "
         f"crops, seed {results['seed']}: one budget per direction for two-domain candidates, one "
         "for all directions together for multi-domain ones. Test photos stylized at their "
         "native size (shorter side at most 256 px); multi-domain models with style seed 0.",
@@ -787,7 +806,8 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, dict[str, l
         "date": time.strftime("%Y-%m-%d"),
         "threads": args.threads,
         "machine": machine_facts(args.threads),
-        "minutes": args.minutes,
+        "minutes": None if args.steps else args.minutes,
+        "steps_budget": args.steps,
         "size": args.size,
         "seed": args.seed,
         "stylize": "test photos at their native size (shorter side <= 256 px)",
@@ -820,6 +840,9 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, dict[str, l
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=30.0, help="training budget per model")
+    parser.add_argument(
+        "--steps", type=int, default=0, help="a step budget per model instead of --minutes"
+    )
     parser.add_argument("--size", type=int, default=128, help="training crop size in pixels")
     parser.add_argument("--seed", type=int, default=0, help="training seed")
     parser.add_argument(

@@ -14,6 +14,10 @@ and scores each direction (one JSON line per target):
 
     python benchmarks/quality_steps.py M1 --preset multidomain_structure \\
         --target ukiyoe,chinese_ink,impressionism_monet --steps 1000
+
+``--score-at 400,800`` also scores the run where it stands at those steps (one line each, then
+the final one): the run stops there with a checkpoint, its EMA generator is exported and judged,
+and it resumes. Resume is exact, so each line is what a run of that many steps would give.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from culturegan.config import load_config  # noqa: E402
 from culturegan.data.images import load_image, pil_to_tensor  # noqa: E402
 from culturegan.inference import Stylizer  # noqa: E402
 from culturegan.metrics.judge import Judge  # noqa: E402
-from culturegan.training import train  # noqa: E402
+from culturegan.training import export_run, train  # noqa: E402
 
 
 def parse_value(text: str):
@@ -50,7 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--work", type=Path, default=Path("/tmp/qc_main"))
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--score-at", default="", help="earlier steps to score too, e.g. 400,800")
     args = parser.parse_args(argv)
+    stops = sorted({int(s) for s in args.score_at.split(",") if s})
+    if any(s <= 0 or s >= args.steps for s in stops):
+        parser.error(f"--score-at {args.score_at}: each step must lie between 0 and --steps")
     judge_dir = args.work / "judge"
     if not (judge_dir / "config.json").is_file():
         raise SystemExit(f"no judge in '{judge_dir}': run quality_cultures.py --work first")
@@ -80,33 +88,50 @@ def main(argv: list[str] | None = None) -> int:
             **overrides,
         },
     )
-    t0 = time.perf_counter()
-    result = train(cfg, progress=False)
-    seconds = time.perf_counter() - t0
     photos = split[qc.PHOTO]["test"]
     pils = [load_image(p) for p in photos]
     inputs = [pil_to_tensor(p) for p in pils]
-    stylizer = Stylizer.from_pretrained(result.run_dir / "model")
     judge = Judge.load(judge_dir)
-    per_step = seconds / max(result.step, 1)
-    strip = {"input": pils[:6]}
-    for target in targets:
-        images = stylizer(pils, source=qc.PHOTO, target=target).images  # multi-domain: seed 0
-        row = qc.score_images(
-            judge,
-            [pil_to_tensor(i) for i in images],
-            target,
-            split[target]["judge"],
-            inputs,
-            args.work / "stats",
-        )
-        row = {"name": args.name, "target": target, "preset": args.preset, "set": overrides,
-               "steps": result.step, "seconds_per_step": per_step, **row}  # fmt: skip
-        print(json.dumps(row))
-        with (args.work / "steps.jsonl").open("a") as f:
-            f.write(json.dumps(row) + "\n")
-        strip[target] = images[:6]
-    qc.picture_grid(strip, 6).save(out / "strip.png")
+
+    def score(name: str, stylizer: Stylizer, steps: int, per_step: float) -> dict:
+        """Judge one generator on the test photos for every target: a JSON line each, printed and
+        appended to WORK/steps.jsonl; returns the picture strip's columns."""
+        strip = {"input": pils[:6]}
+        for target in targets:
+            images = stylizer(pils, source=qc.PHOTO, target=target).images  # multi-domain: seed 0
+            row = qc.score_images(
+                judge,
+                [pil_to_tensor(i) for i in images],
+                target,
+                split[target]["judge"],
+                inputs,
+                args.work / "stats",
+            )
+            row = {"name": name, "target": target, "preset": args.preset, "set": overrides,
+                   "steps": steps, "seconds_per_step": per_step, **row}  # fmt: skip
+            print(json.dumps(row), flush=True)
+            with (args.work / "steps.jsonl").open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            strip[target] = images[:6]
+        return strip
+
+    seconds, run_dir = 0.0, None
+    for stop in [*stops, args.steps]:
+        t0 = time.perf_counter()
+        if run_dir is None:
+            result = train(cfg, until_step=stop, progress=False)
+        else:
+            result = train(resume_dir=run_dir, until_step=stop, progress=False)
+        seconds += time.perf_counter() - t0
+        run_dir = result.run_dir
+        model = run_dir / "model"
+        if stop < args.steps:
+            model = export_run(run_dir, out / f"model_{stop}")
+        name = args.name if stop == args.steps else f"{args.name}@{stop}"
+        per_step = seconds / max(result.step, 1)
+        strip = score(name, Stylizer.from_pretrained(model), result.step, per_step)
+        strip_name = "strip.png" if stop == args.steps else f"strip_{stop}.png"
+        qc.picture_grid(strip, 6).save(out / strip_name)
     return 0
 
 
