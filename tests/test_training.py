@@ -226,3 +226,39 @@ def test_bad_numbers_and_unsafe_resume_overrides_are_refused(tiny_cfg, capsys):
     assert main(["train", "--resume", str(run), "--model.ngf", "8", "--no-progress"]) == 2
     assert "cannot change on --resume" in capsys.readouterr().err
     assert (run / "config.json").read_text() == before
+
+
+FRESH_PROCESS_RUN = """
+import hashlib, json, sys
+from safetensors.torch import load_file
+from culturegan.config import load_config
+from culturegan.training import train
+overrides = json.loads(sys.argv[1])
+result = train(load_config("fewshot_structure_long", overrides), progress=False)
+weights = load_file(result.run_dir / "model" / "model.safetensors")
+digest = hashlib.sha256()
+for name in sorted(weights):
+    digest.update(name.encode() + weights[name].numpy().tobytes())
+print(digest.hexdigest())
+"""
+
+
+def test_the_same_run_in_fresh_processes_ends_with_the_same_weights(tiny_data, tmp_path):
+    """A run is a function of its config, whichever process trains it. Without
+    training.loop.warm_up_kernels, half of the processes started on an AVX-512 Xeon (2 threads)
+    rounded the generator's first output differently, and the runs parted from the first step."""
+    overrides = {
+        "data.root": str(tiny_data), "data.domains": ["photo", "art"], "data.load_size": 72,
+        "data.crop_size": 64, "train.steps": 2, "train.batch_size": 2,
+        "train.runs_dir": str(tmp_path / "runs"), "train.log_every": 1,
+        "train.sample_every": 100, "train.checkpoint_every": 100,
+    }  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    digests = [
+        subprocess.run(
+            [sys.executable, "-c", FRESH_PROCESS_RUN, json.dumps(overrides)],
+            capture_output=True, text=True, env=env, check=True, timeout=300,
+        ).stdout.split()[-1]
+        for _ in range(4)
+    ]  # fmt: skip
+    assert len(set(digests)) == 1, digests

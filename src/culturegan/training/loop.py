@@ -249,6 +249,23 @@ def start_palette(recipe: Any, cfg: RunConfig, files: list[Path]) -> None:
     log.info("palette heads start at the art's %d colours: %s", len(colours), inks)
 
 
+def warm_up_kernels() -> None:
+    """Call the transcendental kernels once, on every thread, before a run uses them.
+
+    With several threads the first tanh of a process sometimes rounds differently from every
+    later one (seen on an Intel Xeon with AVX-512, torch 2.13, 2 threads: the generator's first
+    output differed in the last bits in half of the processes started). The same run started
+    twice then drew two different pictures: photo -> ukiyo-e read 0.97 and 0.69 at 1600 steps
+    (docs/quality.md, session 25). One call of each kernel on a tensor that every thread gets a
+    share of makes the runs agree; it draws from its own generator, so the run's random state
+    is untouched.
+    """
+    n = max(1 << 20, torch.get_num_threads() << 16)  # torch splits work in 32768-element grains
+    x = torch.rand(n, generator=torch.Generator().manual_seed(0)) + 0.5
+    for kernel in (torch.tanh, torch.sigmoid, torch.exp, torch.log, torch.sqrt, torch.erf):
+        kernel(x)
+
+
 def _train(
     cfg: RunConfig | None,
     resume_dir: str | Path | None,
@@ -257,6 +274,7 @@ def _train(
     progress: bool,
     locks: contextlib.ExitStack,
 ) -> TrainResult:
+    warm_up_kernels()
     state = None
     if resume_dir is not None:
         run_dir = Path(resume_dir)
