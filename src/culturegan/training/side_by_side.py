@@ -82,7 +82,8 @@ def _run_workers(
         todo.put(None)
     level = logging.getLogger("culturegan").getEffectiveLevel()
     procs = [
-        ctx.Process(target=_worker, args=(todo, reports, stop, threads, level), daemon=True)
+        # not daemonic: a run with data.num_workers > 0 starts loader processes of its own
+        ctx.Process(target=_worker, args=(todo, reports, stop, threads, level))
         for _ in range(workers)
     ]
     received: list[int] = []
