@@ -156,6 +156,18 @@ def test_stylize_returns_a_png_that_differs_from_the_input(client):
     assert client.get("/api/health").json()["jobs"]["done"] == 0  # answered jobs are not kept
 
 
+def test_stylize_with_the_print_finish(client):
+    from culturegan.finish import print_finish
+
+    photo = png(size=(80, 64), seed=3)
+    files = {"file": ("a.png", photo, "image/png")}
+    plain = client.post("/api/stylize", data={"model": "ukiyoe"}, files=files)
+    finished = client.post("/api/stylize", data={"model": "ukiyoe", "finish": "print"}, files=files)
+    assert plain.status_code == 200 and finished.status_code == 200
+    expected = print_finish(Image.open(io.BytesIO(photo)), Image.open(io.BytesIO(plain.content)))
+    assert np.array_equal(decoded(finished.content), np.asarray(expected, dtype=np.int16))
+
+
 def test_stylize_sample_photo(client):
     response = client.post("/api/stylize", data={"model": "runs/001-cut", "sample": "chelsea"})
     assert response.status_code == 200
@@ -215,6 +227,7 @@ def test_reference_and_mix(client):
         ({"model": "ukiyoe", "seed": "1"}, 400, "seed: this two_domain model"),
         ({"model": "ukiyoe", "samples": "2"}, 400, "gives one rendering per input"),
         ({"model": "ukiyoe", "target": "ink"}, 400, "unknown target domain 'ink'"),
+        ({"model": "ukiyoe", "finish": "oil"}, 400, "unknown finish 'oil'"),
         ({"model": "models/multi", "strength": "2"}, 400, "strength must be in [0, 1]"),
         ({"model": "models/multi", "strength": "nan"}, 400, "must be finite"),
         ({"model": "models/multi", "strength": "abc"}, 400, "'strength' must be a float"),

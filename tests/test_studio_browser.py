@@ -115,6 +115,30 @@ def test_upload_stylize_compare_and_download(server, page, photo, tmp_path):
     assert page.locator("#zip").is_visible()
 
 
+def test_the_finish_chosen_on_the_page_is_the_one_applied(server, page, photo):
+    page.goto(server + "/")
+    page.wait_for_selector("body[data-ready='1']")
+    page.select_option("#model", "models/multi")
+    page.select_option("#target", "ink")
+    page.select_option("#finish", "print")
+    page.set_input_files("#file", str(photo))
+    page.click("#go")
+    page.wait_for_selector(".card.done .after:not(.hidden)", timeout=20_000)
+    shown = pixels(page.request.get(server + page.get_attribute(".card.done .after", "src")).body())
+    form = {"model": "models/multi", "target": "ink", "seed": "0"}  # the page sends seed 0
+    upload = {"name": "photo.png", "mimeType": "image/png", "buffer": photo.read_bytes()}
+    by_api = {
+        finish: pixels(
+            page.request.post(
+                server + "/api/stylize", multipart={**form, **finish_field, "file": upload}
+            ).body()
+        )
+        for finish, finish_field in (("print", {"finish": "print"}), (None, {}))
+    }
+    assert np.array_equal(shown, by_api["print"])
+    assert not np.array_equal(shown, by_api[None])
+
+
 def test_a_refused_upload_shows_its_message(server, page, tmp_path):
     bad = tmp_path / "notes.png"
     bad.write_text("not an image at all")

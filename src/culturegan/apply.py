@@ -115,6 +115,7 @@ def stylize_paths(
     tile: int | None = None,  # tile side (None: automatic for large images, 0: never)
     tileable: bool = False,  # seamless wrap-around textures
     keep_alpha: bool = True,  # inputs with transparency keep their alpha
+    finish: str | None = None,  # a non-learned last stage ("print": culturegan.finish)
     verb: str = "stylized",  # the summary's and progress bar's word for the work
 ) -> StylizeSummary:
     """Stylize image files and folders into ``out_dir`` as PNG; unreadable files are skipped.
@@ -143,7 +144,7 @@ def stylize_paths(
     options = {
         "source": source, "target": target, "reference": reference, "mix": mix,
         "strength": strength, "batch_size": batch_size, "tile": tile, "tileable": tileable,
-        "keep_alpha": keep_alpha,
+        "keep_alpha": keep_alpha, "finish": finish,
     }  # fmt: skip
     seeds = sample_seeds(seed, samples)
     request = stylizer.check_inputs(seed=seeds[0], **options)

@@ -23,6 +23,7 @@ from culturegan import __version__
 
 def _parser() -> argparse.ArgumentParser:
     from culturegan.config import add_override_arguments
+    from culturegan.finish import FINISHES
 
     parser = argparse.ArgumentParser(
         prog="culturegan", description="GAN style transfer across cultures."
@@ -82,6 +83,12 @@ def _parser() -> argparse.ArgumentParser:
         "--no-alpha",
         action="store_true",
         help="lay transparent inputs over white (default: outputs keep the input's alpha)",
+    )
+    p.add_argument(
+        "--finish",
+        choices=sorted(FINISHES),
+        help="redraw the output in a medium's terms: 'print' = flat inks and keyblock lines "
+        "from the photo's contours (woodblock prints, ukiyo-e)",
     )
     multi = p.add_argument_group("multi-domain models")
     multi.add_argument(
@@ -262,6 +269,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         tile=args.tile,
         tileable=args.tileable,
         keep_alpha=not args.no_alpha,
+        finish=args.finish,
     )
     print(summary.report())
     return 0 if summary.written else 1

@@ -5,7 +5,8 @@
 :class:`culturegan.onnx_export.OnnxStylizer`) and rebuilds the networks from the safetensors
 weights. Every stylizer is called with one keyword signature::
 
-    stylizer(images, source=, target=, seed=, reference=, mix=, strength=, batch_size=, tile=)
+    stylizer(images, source=, target=, seed=, reference=, mix=, strength=, batch_size=, tile=,
+             finish=)
 
 and says which of the style options (``seed``, ``reference``, ``mix``, ``strength``) it honours
 in ``stylizer.options``; :meth:`Stylizer.check_inputs` refuses, before any work, an option the
@@ -45,6 +46,7 @@ from culturegan.data.images import (
     tensor_to_pil,
     to_rgb,
 )
+from culturegan.finish import apply_finish, check_finish
 from culturegan.models.generators import generator_from_config
 from culturegan.tiling import (
     DEFAULT_TILE,
@@ -104,6 +106,7 @@ class Request:
     tile: int | None = None  # tile side; None = automatic, 0 = never tile
     tileable: bool = False  # wrap-around output (seamless texture)
     keep_alpha: bool = True  # inputs with transparency come back with their alpha
+    finish: str | None = None  # a non-learned last stage (culturegan.finish.FINISHES)
 
 
 def pad_to_multiple(
@@ -299,6 +302,7 @@ class Stylizer(ABC):
         tile: int | None = None,
         tileable: bool = False,
         keep_alpha: bool = True,
+        finish: str | None = None,
     ) -> Request:
         """Refuse what this model cannot do (with a message saying why), resolve the rest."""
         given = {
@@ -316,6 +320,12 @@ class Stylizer(ABC):
             raise ValueError(f"tile must be at least {smallest} px for this model")
         if tileable and tile:
             raise ValueError("a tileable texture is made in one pass; drop the tile size")
+        check_finish(finish)
+        if tileable and finish:
+            raise ValueError(
+                f"the '{finish}' finish draws areas and lines that do not wrap around; "
+                "drop the finish or --tileable"
+            )
         if not isinstance(strength, int | float) or not 0.0 <= strength <= 1.0:
             raise ValueError(f"strength must be in [0, 1], got {strength}")
         if seed is not None and (
@@ -359,6 +369,7 @@ class Stylizer(ABC):
             tile=0 if tileable else tile,
             tileable=bool(tileable),
             keep_alpha=bool(keep_alpha),
+            finish=finish,
         )
         self._resolve(request)
         return request
@@ -384,6 +395,7 @@ class Stylizer(ABC):
         tile: int | None = None,
         tileable: bool = False,
         keep_alpha: bool = True,
+        finish: str | None = None,
     ) -> StylizeResult:
         """Stylize ``images`` (files or PIL images).
 
@@ -392,16 +404,23 @@ class Stylizer(ABC):
         tiles images above :func:`culturegan.tiling.auto_tile`'s threshold, a number forces
         tiles of that side, 0 never tiles; ``tileable``: a seamless (wrap-around) output;
         ``keep_alpha``: an input with transparency is stylized as colour and comes back with
-        its own alpha, exactly (else it is laid over white).
+        its own alpha, exactly (else it is laid over white); ``finish``: a non-learned last
+        stage drawn from the input and the output (``"print"``: flat inks and keyblock lines,
+        :mod:`culturegan.finish`).
         """
         request = self.check_inputs(
             source=source, target=target, seed=seed, reference=reference, mix=mix,
             strength=strength, batch_size=batch_size, tile=tile, tileable=tileable,
-            keep_alpha=keep_alpha,
+            keep_alpha=keep_alpha, finish=finish,
         )  # fmt: skip
         pils, sources = read_inputs(_as_list(images), keep_alpha=request.keep_alpha)
         split = [split_alpha(p) for p in pils]
         outputs = self._stylize([rgb for rgb, _ in split], request)
+        if request.finish:
+            outputs = [
+                apply_finish(request.finish, rgb, out)
+                for (rgb, _), out in zip(split, outputs, strict=True)
+            ]
         outputs = [merge_alpha(out, alpha) for out, (_, alpha) in zip(outputs, split, strict=True)]
         return StylizeResult(images=outputs, direction=request.direction, sources=sources)
 

@@ -28,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
+from culturegan.finish import FINISHES
 from culturegan.grid import column_grid, style_grid
 from culturegan.inference import sample_seeds
 from culturegan.web import forms, reports
@@ -194,7 +195,12 @@ def create_app(settings: StudioSettings, *, registry: ModelRegistry | None = Non
 
     def model_page(request: Request, page: str) -> Response:
         """A page that offers the registered models and the sample photos."""
-        context = {"page": page, "models": list(registry.entries), "samples": sample_names()}
+        context = {
+            "page": page,
+            "models": list(registry.entries),
+            "samples": sample_names(),
+            "finishes": sorted(FINISHES),
+        }
         return templates.TemplateResponse(request, f"{page}.html", context)
 
     @app.get("/", response_class=HTMLResponse)
@@ -277,6 +283,7 @@ def create_app(settings: StudioSettings, *, registry: ModelRegistry | None = Non
                 "target": text(form, "target"),
                 "strength": number(form, "strength", float, 1.0),
                 "mix": text(form, "mix"),
+                "finish": text(form, "finish"),
             }
             seed = number(form, "seed", int, None)
             samples = number(form, "samples", int, 1)

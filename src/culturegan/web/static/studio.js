@@ -115,6 +115,7 @@ const studio = (() => {
       if ($("sample").value) data.set("sample", $("sample").value);
       data.set("model", model.id);
       data.set("target", $("target").value);
+      if ($("finish").value) data.set("finish", $("finish").value);
       if (model.options.includes("strength")) data.set("strength", $("strength").value);
       if (model.options.includes("seed")) {
         data.set("seed", $("seed").value);

@@ -1,0 +1,144 @@
+"""Models' pictures with and without the ``print`` finish, scored like quality_cultures.py.
+
+The same split, judge and scores (judge hit rate, mean target probability, verdicts, grey SSIM
+to the photo, kd_lite0 to the judging art) as ``quality_cultures.py``, whose ``--work`` folder
+it reuses (run that once first). Each model stylizes the photos once; the finish redraws those
+same outputs, so the rows of a model differ by the finish alone. A third row per model is a
+control: the outputs under a Gaussian blur as wide as the one the finish separates grain with
+(``detail_sigma``, scaled like the finish), which shows how much of a change in the judge's
+figures comes from smoothing the model's texture away rather than from the print's areas and
+lines. Ratios are against the unfinished row of the same run.
+
+    python benchmarks/quality_finish.py --work /tmp/qc_b --target ukiyoe \\
+        --model shipped=ukiyoe --model mine=runs/000-cut/model \\
+        --out benchmarks/results/quality_finish_ukiyoe.json --grid docs/quality/finish.jpg
+
+``--photos train`` scores the first 64 training photos instead of the test photos: the finish's
+settings were chosen there (``--set line_sigma=1.5 detail=1.0`` for another setting), so that
+the test photos stay unseen by the choice as well as by the models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np  # noqa: E402
+import quality_cultures as qc  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+from scipy import ndimage as ndi  # noqa: E402
+
+from culturegan.data.images import load_image, pil_to_tensor  # noqa: E402
+from culturegan.fileio import write_json  # noqa: E402
+from culturegan.finish import REFERENCE_SIDE, PrintFinish, print_finish  # noqa: E402
+from culturegan.inference import Stylizer  # noqa: E402
+from culturegan.metrics.judge import Judge  # noqa: E402
+
+TRAIN_PHOTOS = 64  # training photos scored with --photos train
+
+
+def parse_setting(text: str) -> tuple[str, object]:
+    key, _, value = text.partition("=")
+    fields = PrintFinish.__dataclass_fields__
+    if key not in fields:
+        raise SystemExit(f"--set {text}: no such setting; choose from {', '.join(fields)}")
+    if key == "ink":
+        return key, tuple(int(v) for v in value.split(","))
+    return key, (int(value) if fields[key].type in ("int", int) else float(value))
+
+
+def blurred(image: Image.Image, settings: PrintFinish) -> Image.Image:
+    """The control: ``image`` under the Gaussian blur the finish takes its colour fields from."""
+    sigma = settings.detail_sigma * min(image.size) / REFERENCE_SIDE
+    rgb = ndi.gaussian_filter(np.asarray(image.convert("RGB"), dtype=np.float32), (sigma, sigma, 0))
+    return Image.fromarray(np.round(rgb).clip(0, 255).astype(np.uint8))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, required=True, help="quality_cultures.py's folder")
+    parser.add_argument("--target", required=True, choices=qc.CULTURES)
+    parser.add_argument(
+        "--model", action="append", required=True, help="LABEL=MODEL (folder or shipped name)"
+    )
+    parser.add_argument("--photos", choices=("test", "train"), default="test")
+    parser.add_argument("--set", nargs="*", default=[], help="finish settings, key=value")
+    parser.add_argument("--out", type=Path, help="results JSON")
+    parser.add_argument("--grid", type=Path, help="picture: photos x (model, model + finish)")
+    parser.add_argument("--grid-rows", type=int, default=6)
+    parser.add_argument("--grid-blur", action="store_true", help="the control in the grid too")
+    args = parser.parse_args(argv)
+    judge_dir = args.work / "judge"
+    if not (judge_dir / "config.json").is_file():
+        raise SystemExit(f"no judge in '{judge_dir}': run quality_cultures.py --work first")
+    settings = PrintFinish(**dict(parse_setting(s) for s in args.set))
+    models = dict(m.split("=", 1) for m in args.model)
+
+    split = qc.split_dataset(qc.DEFAULT_DATA, qc.SPLIT_SEED)
+    photos = split[qc.PHOTO][args.photos]
+    photos = photos[:TRAIN_PHOTOS] if args.photos == "train" else photos
+    pils = [load_image(p) for p in photos]
+    inputs = [pil_to_tensor(p) for p in pils]
+    judge = Judge.load(judge_dir)
+    reference, cache = split[args.target]["judge"], args.work / "stats"
+
+    def score(images: list) -> dict:
+        tensors = [pil_to_tensor(i) for i in images]
+        row = qc.score_images(judge, tensors, args.target, reference, inputs, cache)
+        row.pop("verdict_each")
+        return row
+
+    rows = [{"model": "photos unchanged (floor)", "finish": None, **score(pils)}]
+    columns = {"input": pils}
+    for label, model in models.items():
+        outputs = Stylizer.from_pretrained(model)(pils, source=qc.PHOTO, target=args.target)
+        t0 = time.perf_counter()
+        finished = [print_finish(p, o, settings) for p, o in zip(pils, outputs.images, strict=True)]
+        seconds = (time.perf_counter() - t0) / len(pils)
+        plain = {"model": label, "path": model, "finish": None, **score(outputs.images)}
+        done = {"model": label, "path": model, "finish": "print", **score(finished)}
+        done["finish_seconds_per_image"] = seconds
+        soft = [blurred(o, settings) for o in outputs.images]
+        control = {"model": label, "path": model, "finish": "blur", **score(soft)}
+        for row in (done, control):
+            for key in ("hit_rate", "ssim_grey", "kd_lite0"):
+                row[f"{key}_ratio"] = row[key] / plain[key] if plain[key] else None
+        for row in (plain, done, control):
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+        columns[label] = outputs.images
+        columns[f"{label} + print"] = finished
+        if args.grid_blur:
+            columns[f"{label} blurred"] = soft
+    results = {
+        "target": args.target,
+        "photos": args.photos,
+        "num_photos": len(pils),
+        "finish_settings": asdict(settings),
+        "machine": qc.machine_facts(threads=torch.get_num_threads()),
+        "command": "python benchmarks/quality_finish.py " + " ".join(argv or sys.argv[1:]),
+        "rows": rows,
+    }
+    if args.out:
+        write_json(args.out, results)
+    if args.grid:
+        grid = qc.picture_grid(columns, args.grid_rows)
+        args.grid.parent.mkdir(parents=True, exist_ok=True)
+        grid.save(args.grid, quality=90)
+    print(f"{'model':28s} {'finish':7s} {'hit':>5s} {'p':>5s} {'ssim':>6s} {'kd':>6s}")
+    for row in rows:
+        print(
+            f"{row['model'][:28]:28s} {row['finish'] or '-':7s} {row['hit_rate']:5.2f} "
+            f"{row['mean_target_prob']:5.2f} {row['ssim_grey']:6.3f} {row['kd_lite0']:6.3f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

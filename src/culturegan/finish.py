@@ -1,0 +1,198 @@
+"""Finishes: a non-learned last stage that redraws a model's output in a medium's own terms.
+
+A model trained for minutes on a CPU paints a culture's palette and texture, but not its
+technique: a ukiyo-e model's output has the prints' colours in soft, hatched areas with no
+keyblock line (docs/quality.md, session 26). The ``print`` finish keeps what the model chose and
+draws it the way a woodblock print is made:
+
+1. **Flat colour areas.** The picture is cut into superpixels (SLIC, Achanta et al., TPAMI
+   2012) on the photo and the model's output together, so areas follow the photo's shapes and
+   the model's colour fields alike; each area takes the mean of the output's colours in it
+   (CIELAB), and those means are clustered (weighted k-means) into ``colours`` inks: one ink
+   per area, the same inks across the picture.
+2. **Some of the model's texture back.** ``detail`` times the output's own fine structure
+   (output minus its Gaussian blur) is added on top, as the grain of paper and pigment.
+3. **Keyblock lines.** Outlines from the photo's grey levels by an extended difference of
+   Gaussians (XDoG, Winnemöller et al., Computers & Graphics 2012), drawn in ``ink``; strokes
+   shorter than ``min_line`` pixels (foliage, noise) are dropped.
+
+Sizes are given for a picture whose shorter side is 256 px and scale with the picture, so a
+large photo gets as many areas per square inch and lines as wide relative to it.
+
+Chosen on the ukiyo-e training photos and judged on 64 held-out photos by the independent
+Lite1 judge: the shipped ``ukiyoe`` model's hit rate 0.75 -> 1.00, grey SSIM to the photo
+0.377 -> 0.396, kd_lite0 to held-out prints 0.244 -> 0.219. A plain blur of the output lifts
+the hit rate as much (0.98: the judge holds the models' fine relief texture against them) but
+not SSIM or kd_lite0 (docs/quality.md, session 26). Not for ink or painting: Chinese ink's hit
+rate falls, Monet's broken colour is gone.
+
+Usage::
+
+    stylizer(["photo.jpg"], target="ukiyoe", finish="print")   # or `--finish print`
+    print_finish(photo, stylized).save("print.png")
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # NumPy, SciPy and scikit-image load when a finish runs, not with the CLI
+    import numpy as np
+    from PIL import Image
+
+REFERENCE_SIDE = 256  # the sizes below are for a picture whose shorter side is this long
+KMEANS_STARTS = 4  # k-means runs from other seeds; the one with the least spread is kept
+
+
+@dataclass(frozen=True)
+class PrintFinish:
+    """The ``print`` finish's settings (sizes at a 256 px shorter side; they scale)."""
+
+    colours: int = 8  # inks the areas are drawn with
+    areas: int = 400  # superpixels per 256 x 256 pixels
+    detail: float = 0.5  # share of the model's own fine texture added back
+    detail_sigma: float = 2.0  # blur (px) that separates that texture from the colour areas
+    line_sigma: float = 2.0  # XDoG scale (px): wider lines, fewer of them
+    min_line: int = 40  # strokes of fewer pixels are dropped
+    line_strength: float = 1.0  # 0 = no lines, 1 = lines in full ink
+    ink: tuple[int, int, int] = (28, 26, 30)  # the keyblock's colour (sumi ink)
+    seed: int = 0  # k-means seeding: the same picture gives the same print
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.colours <= 64:
+            raise ValueError(f"print finish: colours must be in [1, 64], got {self.colours}")
+        if self.areas < 1:
+            raise ValueError(f"print finish: areas must be >= 1, got {self.areas}")
+        if self.detail < 0 or self.detail_sigma <= 0 or self.line_sigma <= 0:
+            raise ValueError("print finish: detail must be >= 0 and the sigmas > 0")
+        if not 0 <= self.line_strength <= 1:
+            raise ValueError(
+                f"print finish: line_strength must be in [0, 1], got {self.line_strength}"
+            )
+        if len(self.ink) != 3 or not all(0 <= c <= 255 for c in self.ink):
+            raise ValueError(f"print finish: ink must be three values in [0, 255], got {self.ink}")
+
+
+FINISHES = {"print": PrintFinish}
+
+
+def check_finish(name: str | None) -> None:
+    """Refuse an unknown finish name before any work (None = no finish)."""
+    if name is not None and name not in FINISHES:
+        raise ValueError(f"unknown finish '{name}'; choose from {', '.join(sorted(FINISHES))}")
+
+
+def apply_finish(name: str, photo: Image.Image, stylized: Image.Image) -> Image.Image:
+    """The finish ``name`` with its default settings (see :data:`FINISHES`)."""
+    check_finish(name)
+    return print_finish(photo, stylized, FINISHES[name]())
+
+
+def xdog_lines(grey: np.ndarray, sigma: float) -> np.ndarray:
+    """(H, W) grey in [0, 1] -> line darkness in [0, 1] (1 = full line), by XDoG.
+
+    A sharpened difference of Gaussians (scales sigma and 1.6 sigma, sharpening 20) that is
+    paper (0) above a small threshold and falls smoothly to a full line below it.
+    """
+    import numpy as np
+    from scipy import ndimage as ndi
+
+    fine = ndi.gaussian_filter(grey, sigma)
+    coarse = ndi.gaussian_filter(grey, 1.6 * sigma)
+    sharpened = 21.0 * fine - 20.0 * coarse
+    threshold, steepness = 0.02, 10.0
+    return np.where(sharpened >= threshold, 0.0, -np.tanh(steepness * (sharpened - threshold)))
+
+
+def drop_short_strokes(lines: np.ndarray, min_pixels: int) -> np.ndarray:
+    """``lines`` with every 8-connected stroke (darkness > 0.5) of < ``min_pixels`` removed."""
+    import numpy as np
+    from scipy import ndimage as ndi
+
+    stroke = lines > 0.5
+    labels, _ = ndi.label(stroke, structure=np.ones((3, 3), dtype=bool))
+    sizes = np.bincount(labels.ravel())
+    keep = sizes >= min_pixels
+    keep[0] = True  # the background is not a stroke: its faint tails stay as they are
+    return np.where(keep[labels], lines, 0.0)
+
+
+def flat_areas(
+    photo_lab: np.ndarray,  # (H, W, 3) CIELAB of the photo
+    out_lab: np.ndarray,  # (H, W, 3) CIELAB of the model's output
+    settings: PrintFinish,
+    scale: float,
+) -> np.ndarray:
+    """(H, W, 3) CIELAB: one ink per superpixel of photo and output together."""
+    import numpy as np
+    from scipy import ndimage as ndi
+    from skimage.segmentation import slic
+
+    from culturegan.culture.descriptors.colour import weighted_kmeans
+
+    h, w = photo_lab.shape[:2]
+    # The areas come from the output's colour fields, not its grain: segmenting the raw output
+    # lets SLIC cut noise into fragments that its connectivity pass merges across the photo's
+    # edges.
+    sigma = settings.detail_sigma * scale
+    fields = ndi.gaussian_filter(out_lab, (sigma, sigma, 0))
+    features = np.concatenate([photo_lab, fields], axis=-1).astype(np.float32) / 100.0
+    segments = max(1, round(settings.areas * h * w / REFERENCE_SIDE**2))
+    labels = slic(
+        features,
+        n_segments=segments,
+        compactness=0.1,  # for features in [-1, 1]: areas follow colour more than the grid
+        sigma=scale,
+        start_label=0,
+        channel_axis=-1,
+        convert2lab=False,
+    )
+    flat = labels.ravel()
+    count = np.bincount(flat).astype(np.float64)
+    present = count > 0
+    pixels = out_lab.reshape(-1, 3).astype(np.float64)
+    means = np.stack([np.bincount(flat, pixels[:, c]) for c in range(3)], axis=1)
+    means[present] /= count[present, None]
+    points, weights = means[present], count[present]
+    best, best_cost = None, np.inf
+    for start in range(KMEANS_STARTS):  # k-means++ can settle with two fields under one ink
+        inks, _ = weighted_kmeans(points, weights, settings.colours, seed=settings.seed + start)
+        cost = (((points[:, None, :] - inks[None]) ** 2).sum(-1).min(1) * weights).sum()
+        if cost < best_cost:
+            best, best_cost = inks, cost
+    nearest = ((means[:, None, :] - best[None]) ** 2).sum(-1).argmin(1)  # (areas,)
+    return best[nearest][labels]
+
+
+def print_finish(
+    photo: Image.Image,  # the picture the model was given
+    stylized: Image.Image,  # the model's output (resized to the photo's size if it differs)
+    settings: PrintFinish | None = None,
+) -> Image.Image:
+    """The model's output redrawn as a woodblock print: flat inks, its grain, keyblock lines."""
+    import numpy as np
+    from PIL import Image
+    from scipy import ndimage as ndi
+    from skimage.color import lab2rgb, rgb2lab
+
+    settings = settings or PrintFinish()
+    photo = photo.convert("RGB")
+    stylized = stylized.convert("RGB")
+    if stylized.size != photo.size:
+        stylized = stylized.resize(photo.size, Image.Resampling.BICUBIC)
+    scale = min(photo.size) / REFERENCE_SIDE
+    rgb_photo = np.asarray(photo, dtype=np.float32) / 255.0  # (H, W, 3)
+    rgb_out = np.asarray(stylized, dtype=np.float32) / 255.0
+    painted = lab2rgb(flat_areas(rgb2lab(rgb_photo), rgb2lab(rgb_out), settings, scale))
+    if settings.detail > 0:
+        sigma = settings.detail_sigma * scale
+        grain = rgb_out - ndi.gaussian_filter(rgb_out, (sigma, sigma, 0))
+        painted = painted + settings.detail * grain
+    grey = rgb_photo @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    lines = xdog_lines(grey, settings.line_sigma * scale)
+    lines = drop_short_strokes(lines, max(1, round(settings.min_line * scale**2)))
+    lines = settings.line_strength * lines
+    ink = np.array(settings.ink, dtype=np.float64) / 255.0
+    painted = np.clip(painted, 0.0, 1.0) * (1.0 - lines[..., None]) + ink * lines[..., None]
+    return Image.fromarray(np.round(painted * 255.0).astype(np.uint8))

@@ -1,0 +1,163 @@
+"""The ``print`` finish: flat inks per area, the model's grain, keyblock lines from the photo."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage.color import rgb2lab
+
+from conftest import save_tiny_model
+from culturegan.cli import main
+from culturegan.finish import PrintFinish, apply_finish, flat_areas, print_finish
+from culturegan.inference import Stylizer
+
+INK = np.array(PrintFinish().ink, dtype=float)
+
+
+def quadrants(side: int, colours: list[tuple[int, int, int]]) -> np.ndarray:
+    """(side, side, 3) uint8: four flat quadrants, top-left, top-right, bottom-left, -right."""
+    img = np.zeros((side, side, 3), np.uint8)
+    h = side // 2
+    for k, (rows, cols) in enumerate(
+        [(slice(0, h), slice(0, h)), (slice(0, h), slice(h, side)),
+         (slice(h, side), slice(0, h)), (slice(h, side), slice(h, side))]
+    ):  # fmt: skip
+        img[rows, cols] = colours[k]
+    return img
+
+
+def noisy(base: np.ndarray, amount: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.clip(base + rng.normal(0, amount, base.shape), 0, 255).astype(np.uint8)
+
+
+PHOTO_COLOURS = [(40, 60, 200), (200, 190, 60), (30, 140, 40), (220, 220, 220)]
+ART_COLOURS = [(150, 60, 60), (230, 210, 170), (60, 80, 120), (200, 120, 60)]
+
+
+def test_each_area_takes_one_ink_near_the_outputs_mean_there():
+    side = 96
+    photo = quadrants(side, PHOTO_COLOURS).astype(np.float32) / 255
+    out = noisy(quadrants(side, ART_COLOURS).astype(float), 25).astype(np.float32) / 255
+    flat = flat_areas(rgb2lab(photo), rgb2lab(out), PrintFinish(colours=4), scale=side / 256)
+    inks = np.unique(flat.reshape(-1, 3).round(4), axis=0)
+    assert len(inks) <= 4  # the areas share four inks, however noisy the output was
+    # Inside each quadrant (away from the seams) nearly every pixel has one ink, the output's
+    # mean colour there.
+    out_lab = rgb2lab(out)
+    h, m = side // 2, 8
+    chosen = []
+    for rows in (slice(m, h - m), slice(h + m, side - m)):
+        for cols in (slice(m, h - m), slice(h + m, side - m)):
+            region = flat[rows, cols].reshape(-1, 3).round(4)
+            values, counts = np.unique(region, axis=0, return_counts=True)
+            ink = values[counts.argmax()]
+            assert counts.max() >= 0.9 * len(region)
+            assert np.abs(ink - out_lab[rows, cols].reshape(-1, 3).mean(0)).max() < 3.0
+            chosen.append(tuple(ink))
+    assert len(set(chosen)) == 4  # four quadrants, four inks
+
+
+def test_lines_follow_the_photos_contours_and_short_strokes_are_dropped():
+    side = 128
+    photo = np.full((side, side, 3), 235, np.uint8)
+    photo[40:100, 40:100] = 30  # a dark square: its outline must be drawn
+    photo[15, 110] = 0  # a one-pixel speck: a stroke too short to keep
+    out = Image.new("RGB", (side, side), (150, 170, 190))
+    result = np.asarray(print_finish(Image.fromarray(photo), out), dtype=float)
+    ink_distance = np.abs(result - INK).max(-1)  # (H, W)
+    # Along the square's edge (just inside the bright side) the line is near the ink.
+    assert ink_distance[70, 36:41].min() < 40
+    assert ink_distance[36:41, 70].min() < 40
+    # Far from every contour the output's colour stays.
+    far = result[5:30, 5:30].reshape(-1, 3)
+    assert np.abs(far - [150, 170, 190]).max() < 6
+    # Around the speck at most a faint tail: nothing as dark as half way to the ink.
+    half_way = np.abs((np.array([150, 170, 190]) - INK) / 2).max()
+    assert ink_distance[11:20, 106:115].min() > half_way
+
+
+def test_the_drawing_scales_with_the_picture():
+    def line_share(side: int) -> float:
+        photo = quadrants(side, PHOTO_COLOURS)
+        out = Image.new("RGB", (side, side), (200, 200, 200))
+        result = np.asarray(print_finish(Image.fromarray(photo), out), dtype=float)
+        return float((np.abs(result - INK).max(-1) < 60).mean())
+
+    small, large = line_share(96), line_share(192)
+    assert small > 0.005  # the seams between the quadrants are drawn
+    assert 0.67 < large / small < 1.5  # the same share of the picture at twice the size
+
+
+def test_the_finish_is_deterministic_and_takes_the_photos_size():
+    photo = Image.fromarray(noisy(quadrants(64, PHOTO_COLOURS).astype(float), 10))
+    out = Image.fromarray(noisy(quadrants(32, ART_COLOURS).astype(float), 30, seed=1))
+    first, second = print_finish(photo, out), print_finish(photo, out)
+    assert first.size == (64, 64) and first.mode == "RGB"
+    assert np.array_equal(np.asarray(first), np.asarray(second))
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"colours": 0}, "colours must be in"),
+        ({"areas": 0}, "areas must be"),
+        ({"line_sigma": 0}, "sigmas > 0"),
+        ({"ink": (0, 0, 300)}, "ink must be"),
+        ({"line_strength": 1.5}, "line_strength must be in"),
+    ],
+)
+def test_bad_settings_are_refused(settings, message):
+    with pytest.raises(ValueError, match=message):
+        PrintFinish(**settings)
+
+
+def test_the_stylizer_applies_the_finish_to_its_own_output(tmp_path):
+    stylizer = Stylizer.from_pretrained(save_tiny_model(tmp_path / "model"))
+    photo = Image.fromarray(noisy(quadrants(48, PHOTO_COLOURS).astype(float), 10))
+    plain = stylizer([photo]).images[0]
+    finished = stylizer([photo], finish="print").images[0]
+    assert finished.size == photo.size
+    assert np.array_equal(np.asarray(finished), np.asarray(apply_finish("print", photo, plain)))
+    assert not np.array_equal(np.asarray(finished), np.asarray(plain))
+
+
+def test_the_stylizer_refuses_unknown_and_seamless_finishes(tmp_path):
+    stylizer = Stylizer.from_pretrained(save_tiny_model(tmp_path / "model"))
+    photo = Image.new("RGB", (32, 32), (90, 120, 150))
+    with pytest.raises(ValueError, match="unknown finish 'oil'; choose from print"):
+        stylizer([photo], finish="oil")
+    with pytest.raises(ValueError, match="do not wrap around"):
+        stylizer([photo], finish="print", tileable=True)
+
+
+def test_a_transparent_input_keeps_its_alpha_through_the_finish(tmp_path):
+    stylizer = Stylizer.from_pretrained(save_tiny_model(tmp_path / "model"))
+    rgba = np.zeros((40, 40, 4), np.uint8)
+    rgba[..., :3] = quadrants(40, PHOTO_COLOURS)
+    rgba[..., 3] = np.linspace(0, 255, 40, dtype=np.uint8)[None, :]
+    result = stylizer([Image.fromarray(rgba, "RGBA")], finish="print").images[0]
+    assert result.mode == "RGBA"
+    assert np.array_equal(np.asarray(result)[..., 3], rgba[..., 3])
+
+
+def test_cli_stylize_with_the_print_finish(tmp_path, capsys):
+    model = save_tiny_model(tmp_path / "model")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    torch.manual_seed(0)
+    for k in range(2):
+        Image.fromarray(noisy(quadrants(40, PHOTO_COLOURS).astype(float), 10, seed=k)).save(
+            photos / f"p{k}.png"
+        )
+    assert main(["stylize", str(photos), "--model", str(model), "--out", str(tmp_path / "a")]) == 0
+    args = ["stylize", str(photos), "--model", str(model), "--out", str(tmp_path / "b")]
+    assert main([*args, "--finish", "print"]) == 0
+    assert "stylized 2 images" in capsys.readouterr().out
+    for k in range(2):
+        plain = Image.open(tmp_path / "a" / f"p{k}.png")
+        finished = np.asarray(Image.open(tmp_path / "b" / f"p{k}.png"))
+        photo = Image.open(photos / f"p{k}.png")
+        assert np.array_equal(finished, np.asarray(print_finish(photo, plain)))
