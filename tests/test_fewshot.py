@@ -227,6 +227,48 @@ def test_style_terms_read_the_lite0_blocks_of_loss_style_taps(tiny_cfg):
     assert "loss/style_stats" in logs and value.item() > 0
 
 
+def test_gaussian_blur_keeps_means_and_flat_images_and_smooths_noise():
+    from culturegan.losses import gaussian_blur
+
+    flat = torch.full((1, 3, 20, 24), 0.25)
+    assert torch.allclose(gaussian_blur(flat, 2.0), flat, atol=1e-6)
+    x = images(2, 32, 13)
+    assert gaussian_blur(x, 0.0) is x  # sigma 0: no blur at all
+    soft = gaussian_blur(x, 1.0)
+    assert soft.shape == x.shape
+    # Reflection keeps each channel's mean close (only the borders reweight it), while the
+    # pixel-to-pixel differences (the fine texture) shrink.
+    assert (soft.mean(dim=(2, 3)) - x.mean(dim=(2, 3))).abs().max() < 0.02
+    fine = (x[..., 1:] - x[..., :-1]).abs().mean()
+    assert (soft[..., 1:] - soft[..., :-1]).abs().mean() < 0.6 * fine
+    # One bright pixel spreads as a Gaussian: the centre keeps 1 / (2 pi sigma^2) of it.
+    dot = torch.zeros(1, 1, 21, 21)
+    dot[0, 0, 10, 10] = 1.0
+    assert gaussian_blur(dot, 1.0)[0, 0, 10, 10].item() == pytest.approx(0.159, abs=0.002)
+
+
+def test_style_blur_shows_the_style_terms_the_art_blurred(tiny_cfg):
+    from culturegan.losses import gaussian_blur
+    from culturegan.training.base import PerceptualTerms
+
+    x, art = images(2, 64, 14), images(2, 64, 15)
+    set_field(tiny_cfg, "loss.lambda_style_stats", 1.0)
+    sharp = PerceptualTerms(tiny_cfg).features(x, x, art).style
+    set_field(tiny_cfg, "loss.style_blur", 1.5)
+    terms = PerceptualTerms(tiny_cfg)
+    soft = terms.features(x, x, art)
+    by_hand = lite0_maps(gaussian_blur(art, 1.5), terms.style_taps)
+    for a, b, c in zip(soft.style, by_hand, sharp, strict=True):
+        assert torch.equal(a, b) and not torch.equal(a, c)
+    # The outputs themselves are read as they are: only the target is blurred.
+    assert all(
+        torch.equal(soft.fake[t], m)
+        for t, m in zip(terms.style_taps, lite0_maps(x, terms.style_taps), strict=True)
+    )
+    with pytest.raises(ValueError, match=r"loss.style_blur must be a Gaussian sigma in \[0, 8\]"):
+        load_config(None, {"loss.style_blur": -1.0}).validate()
+
+
 def test_sliced_wasserstein_on_known_distributions():
     # 1-D clouds (one direction): the distance is the mean squared gap of matching quantiles.
     direction = torch.ones(1, 1)

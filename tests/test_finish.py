@@ -133,6 +133,22 @@ def test_the_stylizer_refuses_unknown_and_seamless_finishes(tmp_path):
         stylizer([photo], finish="print", tileable=True)
 
 
+def test_a_picture_too_large_for_the_finish_is_refused_by_name_before_the_model_runs(
+    tmp_path, monkeypatch
+):
+    import culturegan.finish
+
+    stylizer = Stylizer.from_pretrained(save_tiny_model(tmp_path / "model"))
+    path = tmp_path / "big.png"
+    Image.new("RGB", (40, 30), (90, 120, 150)).save(path)
+    monkeypatch.setattr(culturegan.finish, "MAX_FINISH_PIXELS", 1000)
+    ran = []
+    monkeypatch.setattr(stylizer, "_stylize", lambda *a: ran.append(1))
+    with pytest.raises(ValueError, match=r"'.*big.png' is 40 x 30 px: the 'print' finish"):
+        stylizer([path], finish="print")
+    assert ran == []  # refused before any stylization
+
+
 def test_a_transparent_input_keeps_its_alpha_through_the_finish(tmp_path):
     stylizer = Stylizer.from_pretrained(save_tiny_model(tmp_path / "model"))
     rgba = np.zeros((40, 40, 4), np.uint8)

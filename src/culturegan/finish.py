@@ -20,7 +20,7 @@ Sizes are given for a picture whose shorter side is 256 px and scale with the pi
 large photo gets as many areas per square inch and lines as wide relative to it.
 
 Chosen on the ukiyo-e training photos and judged on 64 held-out photos by the independent
-Lite1 judge: the shipped ``ukiyoe`` model's hit rate 0.75 -> 1.00, grey SSIM to the photo
+Lite1 judge: session 7's shipped ``ukiyoe`` model's hit rate 0.75 -> 1.00, grey SSIM to the photo
 0.377 -> 0.396, kd_lite0 to held-out prints 0.244 -> 0.219. A plain blur of the output lifts
 the hit rate as much (0.98: the judge holds the models' fine relief texture against them) but
 not SSIM or kd_lite0 (docs/quality.md, session 26). Not for ink or painting: Chinese ink's hit
@@ -43,6 +43,9 @@ if TYPE_CHECKING:  # NumPy, SciPy and scikit-image load when a finish runs, not 
 
 REFERENCE_SIDE = 256  # the sizes below are for a picture whose shorter side is this long
 KMEANS_STARTS = 4  # k-means runs from other seeds; the one with the least spread is kept
+# The finish works on the whole picture (areas and lines do not tile): about 175 MB and 1-4 s
+# per megapixel, so a 24-megapixel photo needs some 4 GB.
+MAX_FINISH_PIXELS = 24_000_000
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,18 @@ def check_finish(name: str | None) -> None:
     """Refuse an unknown finish name before any work (None = no finish)."""
     if name is not None and name not in FINISHES:
         raise ValueError(f"unknown finish '{name}'; choose from {', '.join(sorted(FINISHES))}")
+
+
+def check_finish_size(name: str, size: tuple[int, int], source: str = "") -> None:
+    """Refuse a picture too large for the finish, naming it, before the model runs."""
+    width, height = size
+    if width * height > MAX_FINISH_PIXELS:
+        what = f"'{source}'" if source else "an image"
+        raise ValueError(
+            f"{what} is {width} x {height} px: the '{name}' finish works on whole pictures of "
+            f"at most {MAX_FINISH_PIXELS // 1_000_000} megapixels (memory); downscale it or "
+            "drop the finish"
+        )
 
 
 def apply_finish(name: str, photo: Image.Image, stylized: Image.Image) -> Image.Image:

@@ -46,7 +46,7 @@ from culturegan.data.images import (
     tensor_to_pil,
     to_rgb,
 )
-from culturegan.finish import apply_finish, check_finish
+from culturegan.finish import apply_finish, check_finish, check_finish_size
 from culturegan.models.generators import generator_from_config
 from culturegan.tiling import (
     DEFAULT_TILE,
@@ -414,6 +414,9 @@ class Stylizer(ABC):
             keep_alpha=keep_alpha, finish=finish,
         )  # fmt: skip
         pils, sources = read_inputs(_as_list(images), keep_alpha=request.keep_alpha)
+        if request.finish:
+            for pil, source in zip(pils, sources, strict=True):
+                check_finish_size(request.finish, pil.size, source)
         split = [split_alpha(p) for p in pils]
         outputs = self._stylize([rgb for rgb, _ in split], request)
         if request.finish:

@@ -25,6 +25,8 @@ Usage::
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -324,6 +326,22 @@ def gaussian_window(size: int, sigma: float) -> torch.Tensor:
     g = torch.exp(-(coords**2) / (2 * sigma**2))
     g = g / g.sum()
     return torch.outer(g, g)
+
+
+def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(B, C, H, W) under a separable Gaussian of ``sigma`` px (reflected at the borders, the
+    kernel cut at 3 sigma); ``sigma`` 0 returns ``images`` itself."""
+    if sigma <= 0:
+        return images
+    radius = max(1, math.ceil(3 * sigma))
+    radius = min(radius, images.shape[-1] - 1, images.shape[-2] - 1)  # reflect needs pad < side
+    coords = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
+    g = (g / g.sum()).to(images)
+    channels = images.shape[1]
+    x = F.pad(images, (radius, radius, radius, radius), mode="reflect")
+    x = F.conv2d(x, g.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
+    return F.conv2d(x, g.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
 
 
 def ssim_map(x: torch.Tensor, y: torch.Tensor, window: torch.Tensor) -> torch.Tensor:

@@ -28,6 +28,7 @@ from culturegan.config import RunConfig, for_domains, named_weight
 from culturegan.losses import (
     content_loss,
     flat_loss,
+    gaussian_blur,
     guide_loss,
     outline_loss,
     palette_loss,
@@ -182,6 +183,7 @@ class PerceptualTerms:
         self.outline_share = cfg.loss.outline_share
         self.perceptual_size = cfg.loss.perceptual_size  # checked by RunConfig.validate
         self.style_taps = tuple(sorted(cfg.loss.style_taps))
+        self.style_blur = cfg.loss.style_blur
         self.seed = cfg.train.seed
         self.paired = paired  # style image i is the target of output i (see style_stats_loss)
 
@@ -276,7 +278,10 @@ class PerceptualTerms:
         out = dict(zip(taps, self._maps(fake, taps), strict=True)) if taps else {}
         with torch.no_grad():
             src = self._maps(source, CONTENT_TAPS) if content else None
-            sty = self._maps(style, self.style_taps) if styled else None
+            # A blurred art asks the output for the art's colours and shapes without the
+            # fine texture the generator otherwise paints everywhere (docs/quality.md, s. 26).
+            art = gaussian_blur(style, self.style_blur) if styled else None
+            sty = self._maps(art, self.style_taps) if styled else None
         return LiteFeatures(out, src, sty)
 
     def _maps(self, images: torch.Tensor, taps: Sequence[int]) -> list[torch.Tensor]:
