@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from culturegan.checkpoint import CONFIG_NAME, WEIGHTS_NAME
+from culturegan.finish import check_finish
 from culturegan.inference import Stylizer
 from culturegan.zoo import CARD_NAME, ZOO_DIR, read_card
 
@@ -101,6 +102,15 @@ def card_text(meta: dict[str, Any], notes: dict[str, list[str]], limits: str) ->
         "",
         f"Candidate `{meta['candidate']}`, chosen by {meta['chosen_by']}.",
         "",
+        *(
+            [
+                f"Recommended finish: `--finish {meta['finish']}` (not learned; "
+                "docs/applications.md, section 0): the demo shows the model with and without it.",
+                "",
+            ]
+            if meta.get("finish")
+            else []
+        ),  # fmt: skip
         "## Known limits",
         "",
         limits,
@@ -139,8 +149,14 @@ def pick(block: dict[str, Any], candidate: str) -> dict[str, Any]:
 
 
 def ship(
-    results: dict[str, Any], candidate: str, out: Path, data: Path, why: str = ""
+    results: dict[str, Any],
+    candidate: str,
+    out: Path,
+    data: Path,
+    why: str = "",
+    finish: str | None = None,  # the finish the card recommends (culturegan.finish)
 ) -> list[Path]:
+    check_finish(finish)
     written: list[Path] = []
     staged: list[tuple[Path, Path]] = []
     machine = results["machine"]
@@ -200,6 +216,8 @@ def ship(
             "kd_lite0_photos": round(floor["kd_lite0"], 5),
             "size_mb": round(size / 1e6, 3),
         }
+        if finish:
+            meta["finish"] = finish
         text = card_text(meta, licence_notes(data, model["domains"]), LIMITS)
         (tmp / CARD_NAME).write_text(text, encoding="utf-8")
         read_card(tmp / CARD_NAME)  # parsable, or raise before anything is replaced
@@ -231,10 +249,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ZOO_DIR, help="zoo folder (default: package)")
     parser.add_argument("--data", type=Path, help="cultures-dev (default: the results' data)")
     parser.add_argument("--why", default="", help="why this candidate (goes into the cards)")
+    parser.add_argument("--finish", help="the finish the cards recommend (e.g. print)")
     args = parser.parse_args(argv)
     results = json.loads(args.results.read_text())
     data = args.data or Path(results["split"]["data"])
-    ship(results, args.candidate, args.out, data, args.why)
+    ship(results, args.candidate, args.out, data, args.why, args.finish)
     return 0
 
 

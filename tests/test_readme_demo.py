@@ -7,7 +7,9 @@ import re
 from pathlib import Path
 from urllib.parse import unquote
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from culturegan.cli import main
 
@@ -85,6 +87,11 @@ def test_demo_no_train_stylizes_with_the_shipped_models_only(tmp_path, capsys):
     html = (out / "index.html").read_text()
     for name in ("ukiyoe", "chinese_ink", "impressionism_monet", "postimpressionism_cezanne"):
         assert len(list((out / "shipped" / name).glob("*.png"))) == 5
+    # ukiyoe's card recommends the print finish: the page shows it beside the plain outputs.
+    finished = sorted((out / "shipped" / "ukiyoe_print").glob("*.png"))
+    assert len(finished) == 5 and "<th>ukiyoe + print</th>" in html
+    plain = out / "shipped" / "ukiyoe" / finished[0].name
+    assert not np.array_equal(np.asarray(Image.open(finished[0])), np.asarray(Image.open(plain)))
     assert not (out / "runs").exists() and not (out / "data").exists()
     for link in re.findall(r'<img src="([^"]+)"', html):
         assert (out / unquote(link)).is_file(), link

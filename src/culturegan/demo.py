@@ -148,14 +148,21 @@ def shipped_models_section(out_dir: Path) -> tuple[dict, dict[str, str]]:
         photos[name] = photo
         path = folder / "photos" / f"{name}.png"
         atomic_write(path, lambda tmp, im=photo: im.save(tmp, format="PNG"))
-    outputs: dict[str, dict[str, Path]] = {}
+    outputs: dict[str, dict[str, Path]] = {}  # column -> photo -> output file
     for model in models:
-        result = Stylizer.from_pretrained(model.path)(list(photos.values()), target=model.target)
-        outputs[model.name] = {}
-        for name, image in zip(photos, result.images, strict=True):
-            path = folder / model.name / f"{name}.png"
-            atomic_write(path, lambda tmp, im=image: im.save(tmp, format="PNG"))
-            outputs[model.name][name] = path
+        stylizer = Stylizer.from_pretrained(model.path)
+        # A card may recommend a finish (ukiyoe: print); the page shows both renderings.
+        finish = model.card.get("finish")
+        for column, kwargs in [
+            (model.name, {}),
+            *([(f"{model.name} + {finish}", {"finish": finish})] if finish else []),
+        ]:
+            result = stylizer(list(photos.values()), target=model.target, **kwargs)
+            outputs[column] = {}
+            for name, image in zip(photos, result.images, strict=True):
+                path = folder / column.replace(" + ", "_") / f"{name}.png"
+                atomic_write(path, lambda tmp, im=image: im.save(tmp, format="PNG"))
+                outputs[column][name] = path
     seconds = time.perf_counter() - t0
 
     def rel(p: Path) -> str:
@@ -168,11 +175,12 @@ def shipped_models_section(out_dir: Path) -> tuple[dict, dict[str, str]]:
     ]  # fmt: skip
     shipped = {
         "models": [m.name for m in models],
-        "rows": [  # (photo name, its file, [(model, output file)])
+        "columns": list(outputs),  # each model, and after it the model with its card's finish
+        "rows": [  # (photo name, its file, [(column, output file)])
             (
                 name,
                 rel(folder / "photos" / f"{name}.png"),
-                [(m.name, rel(outputs[m.name][name])) for m in models],
+                [(column, rel(outputs[column][name])) for column in outputs],
             )
             for name in photos
         ],
