@@ -164,7 +164,10 @@ def test_demo_page_escapes_domain_and_file_names(tmp_path):
     (run / "log.jsonl").write_text(json.dumps({"step": 1, "loss/content": 1.0}) + "\n")
     shipped = {
         "models": [XSS],
-        "rows": [(XSS, "shipped/photos/a.png", [(XSS, f"shipped/{XSS_FILE}.png")])],
+        "columns": [XSS, f"{XSS} + print"],
+        "rows": [
+            (XSS, "shipped/photos/a.png", [(XSS, f"shipped/{XSS_FILE}.png")] * 2),
+        ],
         "side": 256,
         "seconds": "1.0",
         "scores": [[XSS, XSS_FILE, "1 MB", "50%", "0.50"]],
