@@ -135,6 +135,7 @@ def shipped_models_section(out_dir: Path) -> tuple[dict, dict[str, str]]:
     figures)."""
     from culturegan.data.synthetic import photo_sources
     from culturegan.fileio import atomic_write
+    from culturegan.finish import apply_finish
     from culturegan.zoo import list_shipped
 
     models = [m for m in list_shipped() if m.task == "style transfer"]
@@ -150,16 +151,17 @@ def shipped_models_section(out_dir: Path) -> tuple[dict, dict[str, str]]:
         atomic_write(path, lambda tmp, im=photo: im.save(tmp, format="PNG"))
     outputs: dict[str, dict[str, Path]] = {}  # column -> photo -> output file
     for model in models:
-        stylizer = Stylizer.from_pretrained(model.path)
-        # A card may recommend a finish (ukiyoe: print); the page shows both renderings.
-        finish = model.card.get("finish")
-        for column, kwargs in [
-            (model.name, {}),
-            *([(f"{model.name} + {finish}", {"finish": finish})] if finish else []),
-        ]:
-            result = stylizer(list(photos.values()), target=model.target, **kwargs)
+        result = Stylizer.from_pretrained(model.path)(list(photos.values()), target=model.target)
+        renderings = {model.name: result.images}
+        finish = model.card.get("finish")  # a card may recommend one (ukiyoe: print)
+        if finish:  # drawn on the outputs above: the model does not run twice
+            renderings[f"{model.name} + {finish}"] = [
+                apply_finish(finish, photo, out)
+                for photo, out in zip(photos.values(), result.images, strict=True)
+            ]
+        for column, images in renderings.items():
             outputs[column] = {}
-            for name, image in zip(photos, result.images, strict=True):
+            for name, image in zip(photos, images, strict=True):
                 path = folder / column.replace(" + ", "_") / f"{name}.png"
                 atomic_write(path, lambda tmp, im=image: im.save(tmp, format="PNG"))
                 outputs[column][name] = path

@@ -170,14 +170,15 @@ def flat_areas(
     means = np.stack([np.bincount(flat, pixels[:, c]) for c in range(3)], axis=1)
     means[present] /= count[present, None]
     points, weights = means[present], count[present]
-    best, best_cost = None, np.inf
+    best_cost, fill = np.inf, np.zeros_like(means)
     for start in range(KMEANS_STARTS):  # k-means++ can settle with two fields under one ink
         inks, _ = weighted_kmeans(points, weights, settings.colours, seed=settings.seed + start)
-        cost = (((points[:, None, :] - inks[None]) ** 2).sum(-1).min(1) * weights).sum()
+        distances = ((points[:, None, :] - inks[None]) ** 2).sum(-1)  # (areas, inks)
+        cost = (distances.min(1) * weights).sum()
         if cost < best_cost:
-            best, best_cost = inks, cost
-    nearest = ((means[:, None, :] - best[None]) ** 2).sum(-1).argmin(1)  # (areas,)
-    return best[nearest][labels]
+            best_cost = cost
+            fill[present] = inks[distances.argmin(1)]
+    return fill[labels]
 
 
 def print_finish(
@@ -190,6 +191,8 @@ def print_finish(
     from PIL import Image
     from scipy import ndimage as ndi
     from skimage.color import lab2rgb, rgb2lab
+
+    from culturegan.losses import GREY_WEIGHTS  # the luma every grey SSIM uses
 
     settings = settings or PrintFinish()
     photo = photo.convert("RGB")
@@ -204,7 +207,7 @@ def print_finish(
         sigma = settings.detail_sigma * scale
         grain = rgb_out - ndi.gaussian_filter(rgb_out, (sigma, sigma, 0))
         painted = painted + settings.detail * grain
-    grey = rgb_photo @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    grey = rgb_photo @ np.array(GREY_WEIGHTS, dtype=np.float32)
     lines = xdog_lines(grey, settings.line_sigma * scale)
     lines = drop_short_strokes(lines, max(1, round(settings.min_line * scale**2)))
     lines = settings.line_strength * lines

@@ -320,11 +320,16 @@ def grey(x: torch.Tensor) -> torch.Tensor:
     return ((x + 1) / 2 * w).sum(dim=1, keepdim=True)
 
 
-def gaussian_window(size: int, sigma: float) -> torch.Tensor:
-    """(size, size) float64 Gaussian weights summing to one (SSIM's window)."""
+def gaussian_weights(size: int, sigma: float) -> torch.Tensor:
+    """(size,) float64 Gaussian weights centred on the middle, summing to one."""
     coords = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     g = torch.exp(-(coords**2) / (2 * sigma**2))
-    g = g / g.sum()
+    return g / g.sum()
+
+
+def gaussian_window(size: int, sigma: float) -> torch.Tensor:
+    """(size, size) float64 Gaussian weights summing to one (SSIM's window)."""
+    g = gaussian_weights(size, sigma)
     return torch.outer(g, g)
 
 
@@ -335,9 +340,7 @@ def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
         return images
     radius = max(1, math.ceil(3 * sigma))
     radius = min(radius, images.shape[-1] - 1, images.shape[-2] - 1)  # reflect needs pad < side
-    coords = torch.arange(-radius, radius + 1, dtype=torch.float64)
-    g = torch.exp(-(coords**2) / (2 * sigma**2))
-    g = (g / g.sum()).to(images)
+    g = gaussian_weights(2 * radius + 1, sigma).to(images)
     channels = images.shape[1]
     x = F.pad(images, (radius, radius, radius, radius), mode="reflect")
     x = F.conv2d(x, g.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)

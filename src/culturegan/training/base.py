@@ -278,10 +278,9 @@ class PerceptualTerms:
         out = dict(zip(taps, self._maps(fake, taps), strict=True)) if taps else {}
         with torch.no_grad():
             src = self._maps(source, CONTENT_TAPS) if content else None
-            # A blurred art asks the output for the art's colours and shapes without the
-            # fine texture the generator otherwise paints everywhere (docs/quality.md, s. 26).
-            art = gaussian_blur(style, self.style_blur) if styled else None
-            sty = self._maps(art, self.style_taps) if styled else None
+            sty = None
+            if styled:  # a blurred art asks for its colours and shapes, not its fine grain
+                sty = self._maps(gaussian_blur(style, self.style_blur), self.style_taps)
         return LiteFeatures(out, src, sty)
 
     def _maps(self, images: torch.Tensor, taps: Sequence[int]) -> list[torch.Tensor]:
