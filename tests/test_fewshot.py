@@ -269,6 +269,53 @@ def test_style_blur_shows_the_style_terms_the_art_blurred(tiny_cfg):
         load_config(None, {"loss.style_blur": -1.0}).validate()
 
 
+def test_focus_weights_follow_the_photos_drawing_and_weigh_the_statistics():
+    from culturegan.losses import feature_stats, focus_weights
+
+    # A photo dark on the left, bright on the right: one vertical edge, flat on both sides.
+    photo = torch.full((1, 3, 32, 32), -1.0)
+    photo[..., 16:] = 1.0
+    w = focus_weights(photo, 1.0)
+    assert w.shape == (1, 1, 32, 32)
+    assert w.mean().item() == pytest.approx(1.0, abs=1e-4)
+    assert w[..., :, 2].max().item() < 1e-3 and w[..., :, 29].max().item() < 1e-3  # flat
+    assert w[..., :, 15:17].min().item() > 4.0  # the edge carries the weight
+    assert torch.allclose(focus_weights(photo, 0.0), torch.ones(1, 1, 32, 32))
+    half = focus_weights(photo, 0.5)
+    assert torch.allclose(half, 0.5 + 0.5 * w)
+    # Weighted statistics: equal weights change nothing, 0/1 weights read only the ones.
+    feat = images(2, 8, 21)
+    assert torch.allclose(feature_stats(feat, torch.full((2, 1, 8, 8), 3.0)), feature_stats(feat),
+                          atol=1e-6)  # fmt: skip
+    mask = torch.zeros(2, 1, 8, 8)
+    mask[..., :, :4] = 1.0
+    assert torch.allclose(feature_stats(feat, mask), feature_stats(feat[..., :4]), atol=1e-6)
+
+
+def test_style_focus_asks_the_arts_spread_of_the_drawing_not_of_the_flat_areas(tiny_cfg):
+    from culturegan.losses import style_stats_loss
+    from culturegan.training.base import PerceptualTerms
+
+    maps = [images(1, 16, 22).requires_grad_()]
+    art = [images(2, 16, 23) * 3]
+    focus = torch.zeros(1, 1, 32, 32)
+    focus[..., :16, :] = 1.0  # the top half of the photo has drawing, the bottom is flat
+    style_stats_loss(maps, art, focus=focus).backward()
+    grad = maps[0].grad.abs().sum(dim=1)[0]
+    assert grad[8:].max().item() == 0.0 and grad[:8].min().item() > 0.0
+    # Through the training terms: the focus comes from the source photo and changes the value.
+    x, art_images = images(2, 64, 24), images(2, 64, 25)
+    photo = x.clone()
+    photo[..., 32:] = photo[..., 32:].mean()  # a flat bottom half
+    set_field(tiny_cfg, "loss.lambda_style_stats", 1.0)
+    plain = PerceptualTerms(tiny_cfg)(x, photo, art_images)[1]["loss/style_stats"]
+    set_field(tiny_cfg, "loss.style_focus", 1.0)
+    focused = PerceptualTerms(tiny_cfg)(x, photo, art_images)[1]["loss/style_stats"]
+    assert focused != pytest.approx(plain, rel=1e-3)
+    with pytest.raises(ValueError, match=r"loss.style_focus must be in \[0, 1\]"):
+        load_config(None, {"loss.style_focus": 1.5}).validate()
+
+
 def test_sliced_wasserstein_on_known_distributions():
     # 1-D clouds (one direction): the distance is the mean squared gap of matching quantiles.
     direction = torch.ones(1, 1)

@@ -147,6 +147,9 @@ class LossConfig:
     outline_share: float = 0.05  # the share of the pixels lambda_outline draws as lines
     perceptual_size: int = 0  # Lite0 terms see images enlarged (nearest) to this side; 0 = as is
     style_blur: float = 0.0  # style terms see the art through a Gaussian of this sigma (px)
+    # style statistics of the outputs read where the photo has drawing: 0 = everywhere alike,
+    # 1 = each position weighted by the photo's gradient (losses.focus_weights)
+    style_focus: float = 0.0
     # Lite0 blocks (0-15) the style terms read: strides 2, 4, 8, 16 by default
     style_taps: list[int] = field(default_factory=lambda: [0, 2, 4, 7])
     # content / style weights for the items (multidomain) or the direction (cyclegan, cut)
@@ -317,6 +320,9 @@ class RunConfig:
                 f"loss.perceptual_size must be 0 (images as they are) or at least 32 px, got "
                 f"{loss.perceptual_size}"
             )
+        if not 0 <= loss.style_focus <= 1:
+            raise ValueError(f"loss.style_focus must be in [0, 1] (0 = every position alike), "
+                             f"got {loss.style_focus}")  # fmt: skip
         if not 0 <= loss.style_blur <= 8:
             raise ValueError(f"loss.style_blur must be a Gaussian sigma in [0, 8] px (0 = none), "
                              f"got {loss.style_blur}")  # fmt: skip

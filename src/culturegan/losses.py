@@ -174,14 +174,37 @@ def content_loss(maps_out: list[torch.Tensor], maps_in: list[torch.Tensor]) -> t
     return _mean(terms)
 
 
-def feature_stats(feat: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) -> (B, 2C): each channel's mean and standard deviation over positions."""
+def feature_stats(feat: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, C, H, W) -> (B, 2C): each channel's mean and standard deviation over positions,
+    each position counted with ``weights`` (B, 1, H, W; non-negative, any scale) if given."""
     flat = feat.flatten(2)
-    return torch.cat([flat.mean(2), (flat.var(2, unbiased=False) + 1e-8).sqrt()], dim=1)
+    if weights is None:
+        return torch.cat([flat.mean(2), (flat.var(2, unbiased=False) + 1e-8).sqrt()], dim=1)
+    w = weights.flatten(2)
+    w = w / w.sum(dim=2, keepdim=True)
+    mean = (flat * w).sum(2, keepdim=True)
+    var = ((flat - mean).pow(2) * w).sum(2)
+    return torch.cat([mean.squeeze(2), (var + 1e-8).sqrt()], dim=1)
+
+
+def focus_weights(source: torch.Tensor, focus: float, *, sigma: float = 2.0) -> torch.Tensor:
+    """Where the style statistics are read, (B, 1, H, W): ``1 - focus`` everywhere plus ``focus``
+    times the photo's smoothed grey-level gradient magnitude over its image mean. At focus 0
+    every position counts alike; at 1 a position counts in proportion to the photo's drawing
+    around it, and its flat sky next to nothing. A constant (the photo is detached)."""
+    g = gaussian_blur(grey(source.detach()), sigma)
+    gx, gy = sobel_gradients(g)
+    magnitude = torch.sqrt(gx * gx + gy * gy)
+    magnitude = magnitude / (magnitude.mean(dim=(2, 3), keepdim=True) + 1e-6)
+    return (1 - focus) + focus * magnitude
 
 
 def style_stats_loss(
-    maps_out: list[torch.Tensor], maps_style: list[torch.Tensor], *, paired: bool = False
+    maps_out: list[torch.Tensor],
+    maps_style: list[torch.Tensor],
+    *,
+    paired: bool = False,
+    focus: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Collection style loss: per-channel means and standard deviations of each output's
     feature maps against their *average* over a batch of the target culture's images, squared
@@ -196,13 +219,18 @@ def style_stats_loss(
     estimate of the culture's average, the minimiser of the squared error: the target is the
     collection, not one artwork. ``paired``: output i's target is style image i alone (the
     multi-domain recipe, whose batch mixes target cultures; still unbiased per culture).
+    ``focus`` (B, 1, H, W) at the outputs' resolution (:func:`focus_weights`): the outputs'
+    statistics count each position with its weight (area-averaged to each map's size), so that
+    the art's feature spread is asked of the photo's drawing rather than of its flat areas; the
+    art's statistics are read over all of it as before.
     """
     terms = []
     for o, s in zip(maps_out, maps_style, strict=True):
         target = feature_stats(s.detach())
         if not paired:
             target = target.mean(dim=0, keepdim=True)
-        terms.append((feature_stats(o) - target).pow(2).mean(dim=1).mean())
+        weights = None if focus is None else F.adaptive_avg_pool2d(focus, o.shape[-2:])
+        terms.append((feature_stats(o, weights) - target).pow(2).mean(dim=1).mean())
     return _mean(terms)
 
 

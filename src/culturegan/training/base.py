@@ -28,6 +28,7 @@ from culturegan.config import RunConfig, for_domains, named_weight
 from culturegan.losses import (
     content_loss,
     flat_loss,
+    focus_weights,
     gaussian_blur,
     guide_loss,
     outline_loss,
@@ -184,6 +185,7 @@ class PerceptualTerms:
         self.perceptual_size = cfg.loss.perceptual_size  # checked by RunConfig.validate
         self.style_taps = tuple(sorted(cfg.loss.style_taps))
         self.style_blur = cfg.loss.style_blur
+        self.style_focus = cfg.loss.style_focus
         self.seed = cfg.train.seed
         self.paired = paired  # style image i is the target of output i (see style_stats_loss)
 
@@ -236,9 +238,10 @@ class PerceptualTerms:
         if self.styled:
             ref = features.style
             maps = [out[t] for t in self.style_taps]
+            focus = focus_weights(source, self.style_focus) if self.style_focus > 0 else None
             terms += [
                 ("style_stats", self.lambda_style_stats,
-                 lambda: style_stats_loss(maps, ref, paired=self.paired)),
+                 lambda: style_stats_loss(maps, ref, paired=self.paired, focus=focus)),
                 ("style_swd", self.lambda_style_swd,
                  lambda: self._per_item(style_swd_loss, maps, ref, seed)),
             ]  # fmt: skip
