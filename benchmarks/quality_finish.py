@@ -1,17 +1,19 @@
-"""Models' pictures with and without the ``print`` finish, scored like quality_cultures.py.
+"""Models' pictures with and without a finish (``print``, ``ink``), scored like quality_cultures.py.
 
 The same split, judge and scores (judge hit rate, mean target probability, verdicts, grey SSIM
 to the photo, kd_lite0 to the judging art) as ``quality_cultures.py``, whose ``--work`` folder
 it reuses (run that once first). Each model stylizes the photos once; the finish redraws those
 same outputs, so the rows of a model differ by the finish alone. A third row per model is a
-control: the outputs under a Gaussian blur as wide as the one the finish separates grain with
-(``detail_sigma``, scaled like the finish), which shows how much of a change in the judge's
-figures comes from smoothing the model's texture away rather than from the print's areas and
-lines. Ratios are against the unfinished row of the same run.
+control: the outputs under a Gaussian blur as wide as the finish's own (the print's
+``detail_sigma``, the ink's ``wash_blur``; scaled like the finish), which shows how much of a
+change in the judge's figures comes from smoothing the model's texture away rather than from
+the finish's areas, washes and lines. Ratios are against the unfinished row of the same run.
 
     python benchmarks/quality_finish.py --work /tmp/qc_b --target ukiyoe \\
         --model shipped=ukiyoe --model mine=runs/000-cut/model \\
         --out benchmarks/results/quality_finish_ukiyoe.json --grid docs/quality/finish.jpg
+    python benchmarks/quality_finish.py --work /tmp/qc_b --target chinese_ink --finish ink \
+        --model shipped=chinese_ink
 
 ``--photos train`` scores the first 64 training photos instead of the test photos: the finish's
 settings were chosen there (``--set line_sigma=1.5 detail=1.0`` for another setting), so that
@@ -36,16 +38,20 @@ from scipy import ndimage as ndi  # noqa: E402
 
 from culturegan.data.images import load_image, pil_to_tensor  # noqa: E402
 from culturegan.fileio import write_json  # noqa: E402
-from culturegan.finish import REFERENCE_SIDE, PrintFinish, print_finish  # noqa: E402
+from culturegan.finish import FINISHES, REFERENCE_SIDE  # noqa: E402
 from culturegan.inference import Stylizer  # noqa: E402
 from culturegan.metrics.judge import Judge  # noqa: E402
 
 TRAIN_PHOTOS = 64  # training photos scored with --photos train
 
 
-def parse_setting(text: str) -> tuple[str, object]:
+# The control's blur: each finish's own widest smoothing of the model's output (px at 256 px).
+CONTROL_SIGMA = {"print": "detail_sigma", "ink": "wash_blur"}
+
+
+def parse_setting(text: str, finish: str) -> tuple[str, object]:
     key, _, value = text.partition("=")
-    fields = PrintFinish.__dataclass_fields__
+    fields = FINISHES[finish].__dataclass_fields__
     if key not in fields:
         raise SystemExit(f"--set {text}: no such setting; choose from {', '.join(fields)}")
     if key == "ink":
@@ -53,9 +59,9 @@ def parse_setting(text: str) -> tuple[str, object]:
     return key, (int(value) if fields[key].type in ("int", int) else float(value))
 
 
-def blurred(image: Image.Image, settings: PrintFinish) -> Image.Image:
-    """The control: ``image`` under the Gaussian blur the finish takes its colour fields from."""
-    sigma = settings.detail_sigma * min(image.size) / REFERENCE_SIDE
+def blurred(image: Image.Image, sigma: float) -> Image.Image:
+    """The control: ``image`` under a Gaussian blur of ``sigma`` px at a 256 px side (scaled)."""
+    sigma = sigma * min(image.size) / REFERENCE_SIDE
     rgb = ndi.gaussian_filter(np.asarray(image.convert("RGB"), dtype=np.float32), (sigma, sigma, 0))
     return Image.fromarray(np.round(rgb).clip(0, 255).astype(np.uint8))
 
@@ -67,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--model", action="append", required=True, help="LABEL=MODEL (folder or shipped name)"
     )
+    parser.add_argument("--finish", choices=sorted(FINISHES), default="print")
     parser.add_argument("--photos", choices=("test", "train"), default="test")
     parser.add_argument("--set", nargs="*", default=[], help="finish settings, key=value")
     parser.add_argument("--out", type=Path, help="results JSON")
@@ -77,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     judge_dir = args.work / "judge"
     if not (judge_dir / "config.json").is_file():
         raise SystemExit(f"no judge in '{judge_dir}': run quality_cultures.py --work first")
-    settings = PrintFinish(**dict(parse_setting(s) for s in args.set))
+    settings = FINISHES[args.finish](**dict(parse_setting(s, args.finish) for s in args.set))
+    control_sigma = getattr(settings, CONTROL_SIGMA[args.finish])
     models = dict(m.split("=", 1) for m in args.model)
 
     split = qc.split_dataset(qc.DEFAULT_DATA, qc.SPLIT_SEED)
@@ -99,12 +107,12 @@ def main(argv: list[str] | None = None) -> int:
     for label, model in models.items():
         outputs = Stylizer.from_pretrained(model)(pils, source=qc.PHOTO, target=args.target)
         t0 = time.perf_counter()
-        finished = [print_finish(p, o, settings) for p, o in zip(pils, outputs.images, strict=True)]
+        finished = [settings.draw(p, o) for p, o in zip(pils, outputs.images, strict=True)]
         seconds = (time.perf_counter() - t0) / len(pils)
         plain = {"model": label, "path": model, "finish": None, **score(outputs.images)}
-        done = {"model": label, "path": model, "finish": "print", **score(finished)}
+        done = {"model": label, "path": model, "finish": args.finish, **score(finished)}
         done["finish_seconds_per_image"] = seconds
-        soft = [blurred(o, settings) for o in outputs.images]
+        soft = [blurred(o, control_sigma) for o in outputs.images]
         control = {"model": label, "path": model, "finish": "blur", **score(soft)}
         for row in (done, control):
             for key in ("hit_rate", "ssim_grey", "kd_lite0"):
@@ -113,11 +121,12 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             print(json.dumps(row), flush=True)
         columns[label] = outputs.images
-        columns[f"{label} + print"] = finished
+        columns[f"{label} + {args.finish}"] = finished
         if args.grid_blur:
             columns[f"{label} blurred"] = soft
     results = {
         "target": args.target,
+        "finish": args.finish,
         "photos": args.photos,
         "num_photos": len(pils),
         "finish_settings": asdict(settings),

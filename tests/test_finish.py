@@ -1,4 +1,5 @@
-"""The ``print`` finish: flat inks per area, the model's grain, keyblock lines from the photo."""
+"""The finishes: ``print`` (flat inks per area, the model's grain, keyblock lines from the photo)
+and ``ink`` (the model's paper, washes by area, its marks where the photo is busy, brush lines)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,16 @@ from skimage.color import rgb2lab
 
 from conftest import save_tiny_model
 from culturegan.cli import main
-from culturegan.finish import PrintFinish, apply_finish, flat_areas, print_finish
+from culturegan.finish import (
+    InkFinish,
+    PrintFinish,
+    apply_finish,
+    flat_areas,
+    ink_finish,
+    print_finish,
+)
 from culturegan.inference import Stylizer
+from culturegan.losses import GREY_WEIGHTS
 
 INK = np.array(PrintFinish().ink, dtype=float)
 
@@ -117,6 +126,7 @@ def test_bad_settings_are_refused(settings, message):
 def test_the_stylizer_applies_the_finish_to_its_own_output(tmp_path):
     stylizer = Stylizer.from_pretrained(save_tiny_model(tmp_path / "model"))
     photo = Image.fromarray(noisy(quadrants(48, PHOTO_COLOURS).astype(float), 10))
+    stylizer([photo])  # warm-up: a process's first convolutions may round one unit apart
     plain = stylizer([photo]).images[0]
     finished = stylizer([photo], finish="print").images[0]
     assert finished.size == photo.size
@@ -127,7 +137,7 @@ def test_the_stylizer_applies_the_finish_to_its_own_output(tmp_path):
 def test_the_stylizer_refuses_unknown_and_seamless_finishes(tmp_path):
     stylizer = Stylizer.from_pretrained(save_tiny_model(tmp_path / "model"))
     photo = Image.new("RGB", (32, 32), (90, 120, 150))
-    with pytest.raises(ValueError, match="unknown finish 'oil'; choose from print"):
+    with pytest.raises(ValueError, match="unknown finish 'oil'; choose from ink, print"):
         stylizer([photo], finish="oil")
     with pytest.raises(ValueError, match="do not wrap around"):
         stylizer([photo], finish="print", tileable=True)
@@ -159,7 +169,8 @@ def test_a_transparent_input_keeps_its_alpha_through_the_finish(tmp_path):
     assert np.array_equal(np.asarray(result)[..., 3], rgba[..., 3])
 
 
-def test_cli_stylize_with_the_print_finish(tmp_path, capsys):
+@pytest.mark.parametrize("finish", ["print", "ink"])
+def test_cli_stylize_with_a_finish(tmp_path, capsys, finish):
     model = save_tiny_model(tmp_path / "model")
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -168,12 +179,95 @@ def test_cli_stylize_with_the_print_finish(tmp_path, capsys):
         Image.fromarray(noisy(quadrants(40, PHOTO_COLOURS).astype(float), 10, seed=k)).save(
             photos / f"p{k}.png"
         )
+    # Warm-up: a process's first convolutions may round one unit apart from the later ones.
+    Stylizer.from_pretrained(model)([photos / "p0.png", photos / "p1.png"])
     assert main(["stylize", str(photos), "--model", str(model), "--out", str(tmp_path / "a")]) == 0
     args = ["stylize", str(photos), "--model", str(model), "--out", str(tmp_path / "b")]
-    assert main([*args, "--finish", "print"]) == 0
+    assert main([*args, "--finish", finish]) == 0
     assert "stylized 2 images" in capsys.readouterr().out
     for k in range(2):
         plain = Image.open(tmp_path / "a" / f"p{k}.png")
         finished = np.asarray(Image.open(tmp_path / "b" / f"p{k}.png"))
         photo = Image.open(photos / f"p{k}.png")
-        assert np.array_equal(finished, np.asarray(print_finish(photo, plain)))
+        assert np.array_equal(finished, np.asarray(apply_finish(finish, photo, plain)))
+
+
+PAPER, SUMI = (225, 210, 180), (60, 50, 45)
+LUMA = np.array(GREY_WEIGHTS)
+
+
+def ink_output(side: int, tones: list[float], seed: int = 0) -> np.ndarray:
+    """A model's ink output: four quadrants of ink density ``tones`` (0 = paper, 1 = sumi)."""
+    paper, sumi = np.array(PAPER, float), np.array(SUMI, float)
+    dens = quadrants(side, [(t * 100, 0, 0) for t in tones])[..., 0] / 100.0
+    img = paper * (1 - dens[..., None]) + sumi * dens[..., None]
+    return noisy(img, 2, seed)
+
+
+def test_ink_washes_keep_the_outputs_tones_on_its_own_paper():
+    side = 128
+    photo = Image.new("RGB", (side, side), (120, 150, 90))  # flat: no lines, no marks
+    out = Image.fromarray(ink_output(side, [0.0, 0.2, 0.5, 0.8]))
+    # A fifth of the picture stays paper: the steps fall in the first three quadrants, so each
+    # quadrant is one wash darker than the one before it.
+    result = np.asarray(ink_finish(photo, out, InkFinish(paper_share=0.2)), dtype=float)
+    h, m = side // 2, 12
+    means = [
+        result[rows, cols].reshape(-1, 3).mean(0)
+        for rows in (slice(m, h - m), slice(h + m, side - m))
+        for cols in (slice(m, h - m), slice(h + m, side - m))
+    ]
+    grey = [float(c @ LUMA) for c in means]
+    assert np.abs(means[0] - PAPER).max() < 6  # bare paper: the output's own
+    # The ink is the output's darkest tone (the 0.8 quadrant): the washes step a third of the
+    # way to `wash` = 0.5 of the way from paper to that ink each.
+    paper_grey = np.array(PAPER) @ LUMA
+    ink_grey = (np.array(PAPER) * 0.2 + np.array(SUMI) * 0.8) @ LUMA
+    reached = [(paper_grey - g) / (paper_grey - ink_grey) for g in grey]
+    assert reached == pytest.approx([0, 1 / 6, 2 / 6, 3 / 6], abs=0.05)
+    # Half of the picture paper (the default): the two lightest quadrants are both paper.
+    default = np.asarray(ink_finish(photo, out), dtype=float)
+    assert np.abs(default[m : h - m, h + m : side - m] - PAPER).max() < 8
+    # One tone all over: all paper.
+    flat = np.asarray(ink_finish(photo, Image.new("RGB", (side, side), PAPER)), dtype=float)
+    assert np.abs(flat - PAPER).max() <= 1
+
+
+def test_ink_lines_follow_the_photo_and_marks_stay_where_the_photo_is_busy():
+    side = 128
+    rng = np.random.default_rng(3)
+    photo = np.full((side, side, 3), 200, np.uint8)
+    photo[:, : side // 2] = rng.integers(0, 255, (side, side // 2, 1))  # busy left half
+    photo[80:110, 80:110] = 20  # a dark square on the flat right half: its outline is drawn
+    out = np.full((side, side, 3), PAPER, np.uint8)
+    dots = rng.random((side, side)) < 0.08  # the model's hatching, everywhere
+    out[dots] = SUMI
+    out[:3, :3] = SUMI
+    # No washes (wash 0): the marks and lines alone.
+    no_wash = InkFinish(wash=0.0)
+    result = np.asarray(ink_finish(Image.fromarray(photo), Image.fromarray(out), no_wash), float)
+    grey = result @ LUMA
+    paper_grey = np.array(PAPER) @ LUMA
+    # The flat right half away from the square is bare paper; the busy left half is marked.
+    assert np.abs(grey[8:60, 72:120] - paper_grey).max() < 12
+    assert (paper_grey - grey[8:120, 8:56]).mean() > 3 * (paper_grey - grey[8:60, 72:120]).mean()
+    # The square's outline: darker than the paper on both its sides.
+    assert grey[95, 76:84].min() < paper_grey - 40
+    assert grey[95, 90:100].max() > paper_grey - 12  # its inside is paper: lines, not a fill
+
+
+def test_ink_finish_is_deterministic_scales_and_refuses_bad_settings():
+    photo = Image.fromarray(noisy(quadrants(64, PHOTO_COLOURS).astype(float), 10))
+    out = Image.fromarray(ink_output(32, [0.0, 0.3, 0.6, 0.9]))
+    first = apply_finish("ink", photo, out)
+    assert first.size == (64, 64) and first.mode == "RGB"
+    assert np.array_equal(np.asarray(first), np.asarray(ink_finish(photo, out, InkFinish())))
+    for settings, message in [
+        ({"washes": 0}, "washes in"),
+        ({"paper_share": 1.0}, "paper_share=1.0"),
+        ({"wash": 1.5}, "wash=1.5"),
+        ({"wash_edge": 0}, "wash_edge"),
+        ({"bleed": -1}, "bleed >= 0"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            InkFinish(**settings)

@@ -156,15 +156,18 @@ def test_stylize_returns_a_png_that_differs_from_the_input(client):
     assert client.get("/api/health").json()["jobs"]["done"] == 0  # answered jobs are not kept
 
 
-def test_stylize_with_the_print_finish(client):
-    from culturegan.finish import print_finish
+@pytest.mark.parametrize("finish", ["print", "ink"])
+def test_stylize_with_a_finish(client, finish):
+    from culturegan.finish import apply_finish
 
     photo = png(size=(80, 64), seed=3)
     files = {"file": ("a.png", photo, "image/png")}
     plain = client.post("/api/stylize", data={"model": "ukiyoe"}, files=files)
-    finished = client.post("/api/stylize", data={"model": "ukiyoe", "finish": "print"}, files=files)
+    finished = client.post("/api/stylize", data={"model": "ukiyoe", "finish": finish}, files=files)
     assert plain.status_code == 200 and finished.status_code == 200
-    expected = print_finish(Image.open(io.BytesIO(photo)), Image.open(io.BytesIO(plain.content)))
+    expected = apply_finish(
+        finish, Image.open(io.BytesIO(photo)), Image.open(io.BytesIO(plain.content))
+    )
     assert np.array_equal(decoded(finished.content), np.asarray(expected, dtype=np.int16))
 
 

@@ -120,7 +120,7 @@ def test_the_finish_chosen_on_the_page_is_the_one_applied(server, page, photo):
     page.wait_for_selector("body[data-ready='1']")
     page.select_option("#model", "models/multi")
     page.select_option("#target", "ink")
-    page.select_option("#finish", "print")
+    page.select_option("#finish", "ink")
     page.set_input_files("#file", str(photo))
     page.click("#go")
     page.wait_for_selector(".card.done .after:not(.hidden)", timeout=20_000)
@@ -133,9 +133,14 @@ def test_the_finish_chosen_on_the_page_is_the_one_applied(server, page, photo):
                 server + "/api/stylize", multipart={**form, **finish_field, "file": upload}
             ).body()
         )
-        for finish, finish_field in (("print", {"finish": "print"}), (None, {}))
+        for finish, finish_field in (
+            ("ink", {"finish": "ink"}),
+            ("print", {"finish": "print"}),
+            (None, {}),
+        )
     }
-    assert np.array_equal(shown, by_api["print"])
+    assert np.array_equal(shown, by_api["ink"])
+    assert not np.array_equal(shown, by_api["print"])
     assert not np.array_equal(shown, by_api[None])
 
 

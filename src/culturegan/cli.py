@@ -88,7 +88,8 @@ def _parser() -> argparse.ArgumentParser:
         "--finish",
         choices=sorted(FINISHES),
         help="redraw the output in a medium's terms: 'print' = flat inks and keyblock lines "
-        "from the photo's contours (woodblock prints, ukiyo-e)",
+        "from the photo's contours (woodblock prints, ukiyo-e); 'ink' = the output's paper, "
+        "washes by area and brush lines (Chinese ink)",
     )
     multi = p.add_argument_group("multi-domain models")
     multi.add_argument(
