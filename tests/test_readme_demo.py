@@ -87,11 +87,15 @@ def test_demo_no_train_stylizes_with_the_shipped_models_only(tmp_path, capsys):
     html = (out / "index.html").read_text()
     for name in ("ukiyoe", "chinese_ink", "impressionism_monet", "postimpressionism_cezanne"):
         assert len(list((out / "shipped" / name).glob("*.png"))) == 5
-    # ukiyoe's card recommends the print finish: the page shows it beside the plain outputs.
-    finished = sorted((out / "shipped" / "ukiyoe_print").glob("*.png"))
-    assert len(finished) == 5 and "<th>ukiyoe + print</th>" in html
-    plain = out / "shipped" / "ukiyoe" / finished[0].name
-    assert not np.array_equal(np.asarray(Image.open(finished[0])), np.asarray(Image.open(plain)))
+    # ukiyoe's card recommends the print finish and chinese_ink's the ink finish: the page
+    # shows each beside the plain outputs.
+    for model, finish in (("ukiyoe", "print"), ("chinese_ink", "ink")):
+        finished = sorted((out / "shipped" / f"{model}_{finish}").glob("*.png"))
+        assert len(finished) == 5 and f"<th>{model} + {finish}</th>" in html
+        plain = out / "shipped" / model / finished[0].name
+        assert not np.array_equal(
+            np.asarray(Image.open(finished[0])), np.asarray(Image.open(plain))
+        )
     assert not (out / "runs").exists() and not (out / "data").exists()
     for link in re.findall(r'<img src="([^"]+)"', html):
         assert (out / unquote(link)).is_file(), link
