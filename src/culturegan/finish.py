@@ -262,6 +262,30 @@ def flat_areas(
     return fill[labels]
 
 
+def _as_arrays(photo: Image.Image, stylized: Image.Image) -> tuple[np.ndarray, np.ndarray, float]:
+    """(photo, output) as (H, W, 3) float32 RGB in [0, 1], the output resized to the photo's
+    size if it differs, and the picture's scale against :data:`REFERENCE_SIDE`."""
+    import numpy as np
+    from PIL import Image
+
+    photo = photo.convert("RGB")
+    stylized = stylized.convert("RGB")
+    if stylized.size != photo.size:
+        stylized = stylized.resize(photo.size, Image.Resampling.BICUBIC)
+    rgb_photo = np.asarray(photo, dtype=np.float32) / 255.0
+    rgb_out = np.asarray(stylized, dtype=np.float32) / 255.0
+    return rgb_photo, rgb_out, min(photo.size) / REFERENCE_SIDE
+
+
+def _contour_lines(
+    grey: np.ndarray, sigma: float, min_line: int, strength: float, scale: float
+) -> np.ndarray:
+    """Line darkness (H, W) in [0, strength] along the contours of ``grey`` (XDoG at ``sigma``
+    px, strokes under ``min_line`` px dropped; both at a 256 px side, scaled)."""
+    lines = xdog_lines(grey, sigma * scale)
+    return strength * drop_short_strokes(lines, max(1, round(min_line * scale**2)))
+
+
 def print_finish(
     photo: Image.Image,  # the picture the model was given
     stylized: Image.Image,  # the model's output (resized to the photo's size if it differs)
@@ -276,22 +300,16 @@ def print_finish(
     from culturegan.losses import GREY_WEIGHTS  # the luma every grey SSIM uses
 
     settings = settings or PrintFinish()
-    photo = photo.convert("RGB")
-    stylized = stylized.convert("RGB")
-    if stylized.size != photo.size:
-        stylized = stylized.resize(photo.size, Image.Resampling.BICUBIC)
-    scale = min(photo.size) / REFERENCE_SIDE
-    rgb_photo = np.asarray(photo, dtype=np.float32) / 255.0  # (H, W, 3)
-    rgb_out = np.asarray(stylized, dtype=np.float32) / 255.0
+    rgb_photo, rgb_out, scale = _as_arrays(photo, stylized)
     painted = lab2rgb(flat_areas(rgb2lab(rgb_photo), rgb2lab(rgb_out), settings, scale))
     if settings.detail > 0:
         sigma = settings.detail_sigma * scale
         grain = rgb_out - ndi.gaussian_filter(rgb_out, (sigma, sigma, 0))
         painted = painted + settings.detail * grain
     grey = rgb_photo @ np.array(GREY_WEIGHTS, dtype=np.float32)
-    lines = xdog_lines(grey, settings.line_sigma * scale)
-    lines = drop_short_strokes(lines, max(1, round(settings.min_line * scale**2)))
-    lines = settings.line_strength * lines
+    lines = _contour_lines(
+        grey, settings.line_sigma, settings.min_line, settings.line_strength, scale
+    )
     ink = np.array(settings.ink, dtype=np.float64) / 255.0
     painted = np.clip(painted, 0.0, 1.0) * (1.0 - lines[..., None]) + ink * lines[..., None]
     return Image.fromarray(np.round(painted * 255.0).astype(np.uint8))
@@ -326,13 +344,7 @@ def ink_finish(
     from culturegan.losses import GREY_WEIGHTS
 
     settings = settings or InkFinish()
-    photo = photo.convert("RGB")
-    stylized = stylized.convert("RGB")
-    if stylized.size != photo.size:
-        stylized = stylized.resize(photo.size, Image.Resampling.BICUBIC)
-    scale = min(photo.size) / REFERENCE_SIDE
-    rgb_photo = np.asarray(photo, dtype=np.float32) / 255.0
-    rgb_out = np.asarray(stylized, dtype=np.float32) / 255.0
+    rgb_photo, rgb_out, scale = _as_arrays(photo, stylized)
     luma = np.array(GREY_WEIGHTS, dtype=np.float32)
     grey_photo, grey_out = rgb_photo @ luma, rgb_out @ luma
     paper = rgb_out[grey_out >= np.quantile(grey_out, 1 - PAPER_SHARE_OF_OUTPUT)].mean(0)
@@ -362,9 +374,9 @@ def ink_finish(
     marks = np.clip((fine - settings.texture_floor) * MARK_STEEPNESS, 0.0, 1.0)
     marks = settings.texture * marks * busy
 
-    lines = xdog_lines(grey_photo, settings.line_sigma * scale)
-    lines = drop_short_strokes(lines, max(1, round(settings.min_line * scale**2)))
-    lines = settings.line_strength * lines
+    lines = _contour_lines(
+        grey_photo, settings.line_sigma, settings.min_line, settings.line_strength, scale
+    )
     if settings.wash_blur > 0:
         wash = ndi.gaussian_filter(wash, settings.wash_blur * scale)
     if bleed > 0:
