@@ -12,7 +12,7 @@ the finish's areas, washes and lines. Ratios are against the unfinished row of t
     python benchmarks/quality_finish.py --work /tmp/qc_b --target ukiyoe \\
         --model shipped=ukiyoe --model mine=runs/000-cut/model \\
         --out benchmarks/results/quality_finish_ukiyoe.json --grid docs/quality/finish.jpg
-    python benchmarks/quality_finish.py --work /tmp/qc_b --target chinese_ink --finish ink \
+    python benchmarks/quality_finish.py --work /tmp/qc_b --target chinese_ink --finish ink \\
         --model shipped=chinese_ink
 
 ``--photos train`` scores the first 64 training photos instead of the test photos: the finish's

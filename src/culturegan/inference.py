@@ -405,8 +405,8 @@ class Stylizer(ABC):
         tiles of that side, 0 never tiles; ``tileable``: a seamless (wrap-around) output;
         ``keep_alpha``: an input with transparency is stylized as colour and comes back with
         its own alpha, exactly (else it is laid over white); ``finish``: a non-learned last
-        stage drawn from the input and the output (``"print"``: flat inks and keyblock lines,
-        :mod:`culturegan.finish`).
+        stage drawn from the input and the output (``"print"``: flat inks and keyblock lines;
+        ``"ink"``: the output's paper, washes and brush lines; :mod:`culturegan.finish`).
         """
         request = self.check_inputs(
             source=source, target=target, seed=seed, reference=reference, mix=mix,

@@ -238,10 +238,11 @@ class PerceptualTerms:
         if self.styled:
             ref = features.style
             maps = [out[t] for t in self.style_taps]
-            focus = focus_weights(source, self.style_focus) if self.style_focus > 0 else None
+            focus = self.style_focus
             terms += [
                 ("style_stats", self.lambda_style_stats,
-                 lambda: style_stats_loss(maps, ref, paired=self.paired, focus=focus)),
+                 lambda: style_stats_loss(maps, ref, paired=self.paired, focus=focus_weights(
+                     source, focus) if focus > 0 else None)),
                 ("style_swd", self.lambda_style_swd,
                  lambda: self._per_item(style_swd_loss, maps, ref, seed)),
             ]  # fmt: skip
