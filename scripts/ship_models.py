@@ -157,8 +157,24 @@ def ship(
     finish: str | None = None,  # the finish the card recommends (culturegan.finish)
 ) -> list[Path]:
     check_finish(finish)
-    written: list[Path] = []
     staged: list[tuple[Path, Path]] = []
+    try:
+        return _ship(results, candidate, out, data, why, finish, staged)
+    finally:  # a refusal (a broken model, the size limit) leaves no hidden folder in the zoo
+        for tmp, _ in staged:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _ship(
+    results: dict[str, Any],
+    candidate: str,
+    out: Path,
+    data: Path,
+    why: str,
+    finish: str | None,
+    staged: list[tuple[Path, Path]],  # (hidden folder, its final name), filled as they are made
+) -> list[Path]:
+    written: list[Path] = []
     machine = results["machine"]
     for direction, block in results["directions"].items():
         target = block["target"]
@@ -171,6 +187,7 @@ def ship(
         tmp = out / f".{target}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)  # hidden until every model is staged and the size checked
+        staged.append((tmp, folder))
         for name in (CONFIG_NAME, WEIGHTS_NAME):
             shutil.copyfile(src / name, tmp / name)
             (tmp / name).chmod(0o644)  # package data: readable by everyone
@@ -221,7 +238,6 @@ def ship(
         text = card_text(meta, licence_notes(data, model["domains"]), LIMITS)
         (tmp / CARD_NAME).write_text(text, encoding="utf-8")
         read_card(tmp / CARD_NAME)  # parsable, or raise before anything is replaced
-        staged.append((tmp, folder))
         print(f"[ship] {target}: {row['candidate']}, {size / 1e6:.2f} MB, hit "
               f"{row['hit_rate']:.2f}, SSIM {row['ssim_grey']:.2f}", flush=True)  # fmt: skip
     # The whole zoo after the change (models of other cultures stay) must fit the limit.
@@ -230,7 +246,9 @@ def ship(
             and f.name not in replaced]  # fmt: skip
     total = sum(p.stat().st_size for f in [t for t, _ in staged] + kept for p in f.iterdir())
     if total > LIMIT_BYTES:
-        raise SystemExit(f"the zoo would take {total / 1e6:.1f} MB, over the 15 MB limit")
+        raise SystemExit(
+            f"the zoo would take {total / 1e6:.1f} MB, over the {LIMIT_BYTES / 1e6:g} MB limit"
+        )
     for tmp, folder in staged:
         if folder.exists():
             shutil.rmtree(folder)
