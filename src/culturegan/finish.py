@@ -367,7 +367,6 @@ def ink_finish(
     soft = means[labels, 0]
     wash = sum(np.clip((soft - q) / settings.wash_edge, 0.0, 1.0) for q in steps)
     wash = settings.wash / settings.washes * wash
-    bleed = settings.bleed * scale
 
     # Marks: the model's darker-than-around detail, where the photo has texture.
     fine = ndi.gaussian_filter(density, MARK_FINE_SIGMA * scale) - ndi.gaussian_filter(
@@ -384,8 +383,8 @@ def ink_finish(
     )
     if settings.wash_blur > 0:
         wash = ndi.gaussian_filter(wash, settings.wash_blur * scale)
-    if bleed > 0:
-        lines = ndi.gaussian_filter(lines, bleed)
+    if settings.bleed > 0:
+        lines = ndi.gaussian_filter(lines, settings.bleed * scale)
     cover = 1.0 - (1.0 - wash) * (1.0 - marks) * (1.0 - lines)
     painted = paper * (1.0 - cover[..., None]) + ink * cover[..., None]
     return Image.fromarray(np.round(np.clip(painted, 0.0, 1.0) * 255.0).astype(np.uint8))

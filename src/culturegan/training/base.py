@@ -238,11 +238,10 @@ class PerceptualTerms:
         if self.styled:
             ref = features.style
             maps = [out[t] for t in self.style_taps]
-            focus = self.style_focus
             terms += [
                 ("style_stats", self.lambda_style_stats,
-                 lambda: style_stats_loss(maps, ref, paired=self.paired, focus=focus_weights(
-                     source, focus) if focus > 0 else None)),
+                 lambda: style_stats_loss(maps, ref, paired=self.paired,
+                                          focus=self._focus(source))),
                 ("style_swd", self.lambda_style_swd,
                  lambda: self._per_item(style_swd_loss, maps, ref, seed)),
             ]  # fmt: skip
@@ -252,6 +251,10 @@ class PerceptualTerms:
                 total = total + weight * value
                 logs[f"loss/{name}{suffix}"] = value.item()
         return total, logs
+
+    def _focus(self, source: torch.Tensor) -> torch.Tensor | None:
+        """Where the style statistics read the outputs (``loss.style_focus``); None: evenly."""
+        return focus_weights(source, self.style_focus) if self.style_focus > 0 else None
 
     @property
     def styled(self) -> bool:
