@@ -137,7 +137,7 @@ def test_the_stylizer_applies_the_finish_to_its_own_output(tmp_path):
 def test_the_stylizer_refuses_unknown_and_seamless_finishes(tmp_path):
     stylizer = Stylizer.from_pretrained(save_tiny_model(tmp_path / "model"))
     photo = Image.new("RGB", (32, 32), (90, 120, 150))
-    with pytest.raises(ValueError, match="unknown finish 'oil'; choose from ink, print"):
+    with pytest.raises(ValueError, match="unknown finish 'oil'; choose from ink, paint, print"):
         stylizer([photo], finish="oil")
     with pytest.raises(ValueError, match="do not wrap around"):
         stylizer([photo], finish="print", tileable=True)
@@ -169,7 +169,7 @@ def test_a_transparent_input_keeps_its_alpha_through_the_finish(tmp_path):
     assert np.array_equal(np.asarray(result)[..., 3], rgba[..., 3])
 
 
-@pytest.mark.parametrize("finish", ["print", "ink"])
+@pytest.mark.parametrize("finish", ["print", "ink", "paint"])
 def test_cli_stylize_with_a_finish(tmp_path, capsys, finish):
     model = save_tiny_model(tmp_path / "model")
     photos = tmp_path / "photos"

@@ -156,7 +156,7 @@ def test_stylize_returns_a_png_that_differs_from_the_input(client):
     assert client.get("/api/health").json()["jobs"]["done"] == 0  # answered jobs are not kept
 
 
-@pytest.mark.parametrize("finish", ["print", "ink"])
+@pytest.mark.parametrize("finish", ["print", "ink", "paint"])
 def test_stylize_with_a_finish(client, finish):
     from culturegan.finish import apply_finish
 

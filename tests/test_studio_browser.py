@@ -120,7 +120,7 @@ def test_the_finish_chosen_on_the_page_is_the_one_applied(server, page, photo):
     page.wait_for_selector("body[data-ready='1']")
     page.select_option("#model", "models/multi")
     page.select_option("#target", "ink")
-    page.select_option("#finish", "ink")
+    page.select_option("#finish", "paint")
     page.set_input_files("#file", str(photo))
     page.click("#go")
     page.wait_for_selector(".card.done .after:not(.hidden)", timeout=20_000)
@@ -134,13 +134,13 @@ def test_the_finish_chosen_on_the_page_is_the_one_applied(server, page, photo):
             ).body()
         )
         for finish, finish_field in (
+            ("paint", {"finish": "paint"}),
             ("ink", {"finish": "ink"}),
-            ("print", {"finish": "print"}),
             (None, {}),
         )
     }
-    assert np.array_equal(shown, by_api["ink"])
-    assert not np.array_equal(shown, by_api["print"])
+    assert np.array_equal(shown, by_api["paint"])
+    assert not np.array_equal(shown, by_api["ink"])
     assert not np.array_equal(shown, by_api[None])
 
 

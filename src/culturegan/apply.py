@@ -115,7 +115,7 @@ def stylize_paths(
     tile: int | None = None,  # tile side (None: automatic for large images, 0: never)
     tileable: bool = False,  # seamless wrap-around textures
     keep_alpha: bool = True,  # inputs with transparency keep their alpha
-    finish: str | None = None,  # a non-learned last stage ("print", "ink": culturegan.finish)
+    finish: str | None = None,  # a non-learned last stage ("print", "ink", "paint")
     verb: str = "stylized",  # the summary's and progress bar's word for the work
 ) -> StylizeSummary:
     """Stylize image files and folders into ``out_dir`` as PNG; unreadable files are skipped.

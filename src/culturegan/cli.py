@@ -89,7 +89,8 @@ def _parser() -> argparse.ArgumentParser:
         choices=sorted(FINISHES),
         help="redraw the output in a medium's terms: 'print' = flat inks and keyblock lines "
         "from the photo's contours (woodblock prints, ukiyo-e); 'ink' = the output's paper, "
-        "washes by area and brush lines (Chinese ink)",
+        "washes by area and brush lines (Chinese ink); 'paint' = the output's colours laid as "
+        "brush strokes along the photo's contours (impressionist painting)",
     )
     multi = p.add_argument_group("multi-domain models")
     multi.add_argument(

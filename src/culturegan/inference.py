@@ -406,7 +406,8 @@ class Stylizer(ABC):
         ``keep_alpha``: an input with transparency is stylized as colour and comes back with
         its own alpha, exactly (else it is laid over white); ``finish``: a non-learned last
         stage drawn from the input and the output (``"print"``: flat inks and keyblock lines;
-        ``"ink"``: the output's paper, washes and brush lines; :mod:`culturegan.finish`).
+        ``"ink"``: the output's paper, washes and brush lines; ``"paint"``: the output's colours
+        as brush strokes along the photo's contours; :mod:`culturegan.finish`).
         """
         request = self.check_inputs(
             source=source, target=target, seed=seed, reference=reference, mix=mix,

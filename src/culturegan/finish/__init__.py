@@ -1,0 +1,99 @@
+"""Finishes: a non-learned last stage that redraws a model's output in a medium's own terms.
+
+A model trained for minutes on a CPU paints a culture's palette and texture, but not its
+technique: its output has the art's colours in soft, hatched areas, with a diagonal quilting
+or lattice over every flat area (docs/quality.md, sessions 12, 26 and 27). A finish keeps what
+the model chose (its colours, where it put them) and draws it the way the medium is made:
+
+- ``print`` (:mod:`.woodblock`): flat inks over superpixels of the photo and the output
+  together, some of the model's grain, keyblock lines along the photo's contours (XDoG).
+  For ukiyo-e.
+- ``ink`` (:mod:`.ink`): the model's lightest colour as the paper and its darkest as the ink;
+  washes over the same superpixels, stepped at the picture's own tones; the model's dark marks
+  only where the photo is busy; brush lines along the photo's contours. For Chinese ink.
+- ``paint`` (:mod:`.paint`): the output's colours laid as brush strokes along the photo's
+  contours, each stroke one colour and stopping at the photo's edges. For painting.
+
+Sizes are given for a picture whose shorter side is 256 px and scale with the picture, so a
+large photo gets as many areas and strokes per square inch and lines as wide relative to it.
+
+Each finish's settings were chosen on training photos and judged on 64 held-out photos by the
+independent Lite1 judge (hit rate, grey SSIM to the photo, kd_lite0 to held-out art):
+
+- ``print``, session 7's ``ukiyoe`` model: 0.75 -> 1.00, 0.377 -> 0.396, 0.244 -> 0.219. A
+  plain blur lifts the hit rate as much (0.98: the judge holds the models' fine relief texture
+  against them) but not SSIM or kd_lite0 (docs/quality.md, session 26).
+- ``ink``, the shipped ``chinese_ink``: 0.94 -> 0.95, 0.400 -> 0.450, 0.247 -> 0.259; a blur
+  as wide as its washes loses hit rate instead (down to 0.58; session 27).
+- ``paint``, the shipped ``postimpressionism_cezanne``: 0.42 -> 0.69 (the judge's own hit rate
+  on held-out Cezanne paintings is 0.68), 0.422 -> 0.403, 0.199 -> 0.168; a blur as wide as its
+  broad strokes' colour: 0.33. On the shipped Monet it costs the judge's hit rate: 0.97 ->
+  0.56 (session 28).
+
+Usage::
+
+    stylizer(["photo.jpg"], target="ukiyoe", finish="print")   # or `--finish print`
+    print_finish(photo, stylized).save("print.png")
+    ink_finish(photo, stylized, InkFinish(washes=2)).save("ink.png")
+    paint_finish(photo, stylized, PaintFinish(length=24)).save("painted.png")
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from culturegan.finish.common import REFERENCE_SIDE
+from culturegan.finish.ink import InkFinish, ink_finish
+from culturegan.finish.paint import PaintFinish, paint_finish
+from culturegan.finish.woodblock import PrintFinish, flat_areas, print_finish
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+__all__ = [
+    "FINISHES",
+    "MAX_FINISH_PIXELS",
+    "REFERENCE_SIDE",
+    "InkFinish",
+    "PaintFinish",
+    "PrintFinish",
+    "apply_finish",
+    "check_finish",
+    "check_finish_size",
+    "flat_areas",
+    "ink_finish",
+    "paint_finish",
+    "print_finish",
+]
+
+# A finish works on the whole picture (areas, strokes and lines do not tile): about 215 MB and
+# 1-5 s per megapixel (each of the three took about 900 MB over its inputs at 4.2 megapixels),
+# so a 24-megapixel photo needs some 5 GB.
+MAX_FINISH_PIXELS = 24_000_000
+
+
+FINISHES = {"print": PrintFinish, "ink": InkFinish, "paint": PaintFinish}
+
+
+def check_finish(name: str | None) -> None:
+    """Refuse an unknown finish name before any work (None = no finish)."""
+    if name is not None and name not in FINISHES:
+        raise ValueError(f"unknown finish '{name}'; choose from {', '.join(sorted(FINISHES))}")
+
+
+def check_finish_size(name: str, size: tuple[int, int], source: str = "") -> None:
+    """Refuse a picture too large for the finish, naming it, before the model runs."""
+    width, height = size
+    if width * height > MAX_FINISH_PIXELS:
+        what = f"'{source}'" if source else "an image"
+        raise ValueError(
+            f"{what} is {width} x {height} px: the '{name}' finish works on whole pictures of "
+            f"at most {MAX_FINISH_PIXELS // 1_000_000} megapixels (memory); downscale it or "
+            "drop the finish"
+        )
+
+
+def apply_finish(name: str, photo: Image.Image, stylized: Image.Image) -> Image.Image:
+    """The finish ``name`` with its default settings (see :data:`FINISHES`)."""
+    check_finish(name)
+    return FINISHES[name]().draw(photo, stylized)

@@ -1,0 +1,109 @@
+"""What the finishes share: picture arrays at a reference scale, XDoG contour lines, and
+SLIC superpixels of the photo and the model's output together with their area means."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+    from PIL import Image
+
+REFERENCE_SIDE = 256  # the finishes' sizes are for a picture whose shorter side is this long
+
+
+def xdog_lines(grey: np.ndarray, sigma: float) -> np.ndarray:
+    """(H, W) grey in [0, 1] -> line darkness in [0, 1] (1 = full line), by XDoG.
+
+    A sharpened difference of Gaussians (scales sigma and 1.6 sigma, sharpening 20) that is
+    paper (0) above a small threshold and falls smoothly to a full line below it.
+    """
+    import numpy as np
+    from scipy import ndimage as ndi
+
+    fine = ndi.gaussian_filter(grey, sigma)
+    coarse = ndi.gaussian_filter(grey, 1.6 * sigma)
+    sharpened = 21.0 * fine - 20.0 * coarse
+    threshold, steepness = 0.02, 10.0
+    return np.where(sharpened >= threshold, 0.0, -np.tanh(steepness * (sharpened - threshold)))
+
+
+def drop_short_strokes(lines: np.ndarray, min_pixels: int) -> np.ndarray:
+    """``lines`` with every 8-connected stroke (darkness > 0.5) of < ``min_pixels`` removed."""
+    import numpy as np
+    from scipy import ndimage as ndi
+
+    stroke = lines > 0.5
+    labels, _ = ndi.label(stroke, structure=np.ones((3, 3), dtype=bool))
+    sizes = np.bincount(labels.ravel())
+    keep = sizes >= min_pixels
+    keep[0] = True  # the background is not a stroke: its faint tails stay as they are
+    return np.where(keep[labels], lines, 0.0)
+
+
+def superpixels(
+    photo_lab: np.ndarray,  # (H, W, 3) CIELAB of the photo
+    out_lab: np.ndarray,  # (H, W, 3) CIELAB of the model's output
+    areas: int,  # superpixels per 256 x 256 pixels
+    fields_sigma: float,  # px at a 256 px side: the blur that takes the output's grain away
+    scale: float,
+) -> np.ndarray:
+    """(H, W) labels 0..n-1: SLIC areas of the photo and the output's colour fields together."""
+    import numpy as np
+    from scipy import ndimage as ndi
+    from skimage.segmentation import slic
+
+    h, w = photo_lab.shape[:2]
+    # The areas come from the output's colour fields, not its grain: segmenting the raw output
+    # lets SLIC cut noise into fragments that its connectivity pass merges across the photo's
+    # edges.
+    sigma = fields_sigma * scale
+    fields = ndi.gaussian_filter(out_lab, (sigma, sigma, 0))
+    features = np.concatenate([photo_lab, fields], axis=-1).astype(np.float32) / 100.0
+    return slic(
+        features,
+        n_segments=max(1, round(areas * h * w / REFERENCE_SIDE**2)),
+        compactness=0.1,  # for features in [-1, 1]: areas follow colour more than the grid
+        sigma=scale,
+        start_label=0,
+        channel_axis=-1,
+        convert2lab=False,
+    )
+
+
+def area_means(labels: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each label's mean of ``values`` (H, W, C) and its pixel count: ((n, C), (n,)); labels
+    with no pixel get 0."""
+    import numpy as np
+
+    flat = labels.ravel()
+    count = np.bincount(flat).astype(np.float64)
+    pixels = values.reshape(flat.size, -1).astype(np.float64)
+    means = np.stack([np.bincount(flat, pixels[:, c]) for c in range(pixels.shape[1])], axis=1)
+    present = count > 0
+    means[present] /= count[present, None]
+    return means, count
+
+
+def as_arrays(photo: Image.Image, stylized: Image.Image) -> tuple[np.ndarray, np.ndarray, float]:
+    """(photo, output) as (H, W, 3) float32 RGB in [0, 1], the output resized to the photo's
+    size if it differs, and the picture's scale against :data:`REFERENCE_SIDE`."""
+    import numpy as np
+    from PIL import Image
+
+    photo = photo.convert("RGB")
+    stylized = stylized.convert("RGB")
+    if stylized.size != photo.size:
+        stylized = stylized.resize(photo.size, Image.Resampling.BICUBIC)
+    rgb_photo = np.asarray(photo, dtype=np.float32) / 255.0
+    rgb_out = np.asarray(stylized, dtype=np.float32) / 255.0
+    return rgb_photo, rgb_out, min(photo.size) / REFERENCE_SIDE
+
+
+def contour_lines(
+    grey: np.ndarray, sigma: float, min_line: int, strength: float, scale: float
+) -> np.ndarray:
+    """Line darkness (H, W) in [0, strength] along the contours of ``grey`` (XDoG at ``sigma``
+    px, strokes under ``min_line`` px dropped; both at a 256 px side, scaled)."""
+    lines = xdog_lines(grey, sigma * scale)
+    return strength * drop_short_strokes(lines, max(1, round(min_line * scale**2)))

@@ -1,0 +1,118 @@
+"""The ``print`` finish: the model's output redrawn as a woodblock print.
+
+A ukiyo-e model's output has the prints' colours in soft, hatched areas with no keyblock line
+(docs/quality.md, session 26). The finish keeps what the model chose and draws it the way a
+woodblock print is made:
+
+1. **Flat colour areas.** The picture is cut into superpixels (SLIC, Achanta et al., TPAMI
+   2012) on the photo and the model's output together, so areas follow the photo's shapes and
+   the model's colour fields alike; each area takes the mean of the output's colours in it
+   (CIELAB), and those means are clustered (weighted k-means) into ``colours`` inks: one ink
+   per area, the same inks across the picture.
+2. **Some of the model's texture back.** ``detail`` times the output's own fine structure
+   (output minus its Gaussian blur) is added on top, as the grain of paper and pigment.
+3. **Keyblock lines.** Outlines from the photo's grey levels by an extended difference of
+   Gaussians (XDoG, Winnemöller et al., Computers & Graphics 2012), drawn in ``ink``; strokes
+   shorter than ``min_line`` pixels (foliage, noise) are dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from culturegan.finish.common import area_means, as_arrays, contour_lines, superpixels
+
+if TYPE_CHECKING:  # NumPy, SciPy and scikit-image load when a finish runs, not with the CLI
+    import numpy as np
+    from PIL import Image
+
+
+KMEANS_STARTS = 4  # k-means runs from other seeds; the one with the least spread is kept
+
+
+@dataclass(frozen=True)
+class PrintFinish:
+    """The ``print`` finish's settings (sizes at a 256 px shorter side; they scale)."""
+
+    colours: int = 8  # inks the areas are drawn with
+    areas: int = 400  # superpixels per 256 x 256 pixels
+    detail: float = 0.5  # share of the model's own fine texture added back
+    detail_sigma: float = 2.0  # blur (px) that separates that texture from the colour areas
+    line_sigma: float = 2.0  # XDoG scale (px): wider lines, fewer of them
+    min_line: int = 40  # strokes of fewer pixels are dropped
+    line_strength: float = 1.0  # 0 = no lines, 1 = lines in full ink
+    ink: tuple[int, int, int] = (28, 26, 30)  # the keyblock's colour (sumi ink)
+    seed: int = 0  # k-means seeding: the same picture gives the same print
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.colours <= 64:
+            raise ValueError(f"print finish: colours must be in [1, 64], got {self.colours}")
+        if self.areas < 1:
+            raise ValueError(f"print finish: areas must be >= 1, got {self.areas}")
+        if self.detail < 0 or self.detail_sigma <= 0 or self.line_sigma <= 0:
+            raise ValueError("print finish: detail must be >= 0 and the sigmas > 0")
+        if not 0 <= self.line_strength <= 1:
+            raise ValueError(
+                f"print finish: line_strength must be in [0, 1], got {self.line_strength}"
+            )
+        if len(self.ink) != 3 or not all(0 <= c <= 255 for c in self.ink):
+            raise ValueError(f"print finish: ink must be three values in [0, 255], got {self.ink}")
+
+    def draw(self, photo: Image.Image, stylized: Image.Image) -> Image.Image:
+        return print_finish(photo, stylized, self)
+
+
+def flat_areas(
+    photo_lab: np.ndarray,  # (H, W, 3) CIELAB of the photo
+    out_lab: np.ndarray,  # (H, W, 3) CIELAB of the model's output
+    settings: PrintFinish,
+    scale: float,
+) -> np.ndarray:
+    """(H, W, 3) CIELAB: one ink per superpixel of photo and output together."""
+    import numpy as np
+
+    from culturegan.culture.descriptors.colour import weighted_kmeans
+
+    labels = superpixels(photo_lab, out_lab, settings.areas, settings.detail_sigma, scale)
+    means, count = area_means(labels, out_lab)
+    present = count > 0
+    points, weights = means[present], count[present]
+    best_cost, fill = np.inf, np.zeros_like(means)
+    for start in range(KMEANS_STARTS):  # k-means++ can settle with two fields under one ink
+        inks, _ = weighted_kmeans(points, weights, settings.colours, seed=settings.seed + start)
+        distances = ((points[:, None, :] - inks[None]) ** 2).sum(-1)  # (areas, inks)
+        cost = (distances.min(1) * weights).sum()
+        if cost < best_cost:
+            best_cost = cost
+            fill[present] = inks[distances.argmin(1)]
+    return fill[labels]
+
+
+def print_finish(
+    photo: Image.Image,  # the picture the model was given
+    stylized: Image.Image,  # the model's output (resized to the photo's size if it differs)
+    settings: PrintFinish | None = None,
+) -> Image.Image:
+    """The model's output redrawn as a woodblock print: flat inks, its grain, keyblock lines."""
+    import numpy as np
+    from PIL import Image
+    from scipy import ndimage as ndi
+    from skimage.color import lab2rgb, rgb2lab
+
+    from culturegan.losses import GREY_WEIGHTS  # the luma every grey SSIM uses
+
+    settings = settings or PrintFinish()
+    rgb_photo, rgb_out, scale = as_arrays(photo, stylized)
+    painted = lab2rgb(flat_areas(rgb2lab(rgb_photo), rgb2lab(rgb_out), settings, scale))
+    if settings.detail > 0:
+        sigma = settings.detail_sigma * scale
+        grain = rgb_out - ndi.gaussian_filter(rgb_out, (sigma, sigma, 0))
+        painted = painted + settings.detail * grain
+    grey = rgb_photo @ np.array(GREY_WEIGHTS, dtype=np.float32)
+    lines = contour_lines(
+        grey, settings.line_sigma, settings.min_line, settings.line_strength, scale
+    )
+    ink = np.array(settings.ink, dtype=np.float64) / 255.0
+    painted = np.clip(painted, 0.0, 1.0) * (1.0 - lines[..., None]) + ink * lines[..., None]
+    return Image.fromarray(np.round(painted * 255.0).astype(np.uint8))
