@@ -629,21 +629,21 @@ def score_direction(
 # ----------------------------------------------------------------------------- report
 
 
-def picture_grid(columns: dict[str, list[Image.Image]], rows: int) -> Image.Image:
-    """Rows = the first ``rows`` inputs; columns = input and each candidate, 128 px cells."""
+def picture_grid(columns: dict[str, list[Image.Image]], rows: int, side: int = CELL) -> Image.Image:
+    """Rows = the first ``rows`` inputs; columns = input and each candidate, ``side`` px cells."""
     gap, label_height = 4, 18
-    step = CELL + gap
+    step = side + gap
     grid = Image.new("RGB", (len(columns) * step + gap, label_height + rows * step), "white")
     draw = ImageDraw.Draw(grid)
     font = ImageFont.load_default()
     for c, (label, images) in enumerate(columns.items()):
         x = gap + c * step
-        draw.text((x + 2, 3), label[: CELL // 6], fill="black", font=font)
+        draw.text((x + 2, 3), label[: side // 6], fill="black", font=font)
         for r, img in enumerate(images[:rows]):
-            scale = CELL / max(img.size)
+            scale = side / max(img.size)
             size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
             cell = img.resize(size, Image.LANCZOS)
-            offset = ((CELL - size[0]) // 2, (CELL - size[1]) // 2)
+            offset = ((side - size[0]) // 2, (side - size[1]) // 2)
             grid.paste(cell, (x + offset[0], label_height + r * step + offset[1]))
     return grid
 

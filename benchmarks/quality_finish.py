@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="results JSON")
     parser.add_argument("--grid", type=Path, help="picture: photos x (model, model + finish)")
     parser.add_argument("--grid-rows", type=int, default=6)
+    parser.add_argument("--grid-cell", type=int, default=qc.CELL, help="px per picture")
     parser.add_argument("--grid-blur", action="store_true", help="the control in the grid too")
     args = parser.parse_args(argv)
     judge_dir = args.work / "judge"
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         write_json(args.out, results)
     if args.grid:
-        grid = qc.picture_grid(columns, args.grid_rows)
+        grid = qc.picture_grid(columns, args.grid_rows, args.grid_cell)
         args.grid.parent.mkdir(parents=True, exist_ok=True)
         grid.save(args.grid, quality=90)
     print(f"{'model':28s} {'finish':7s} {'hit':>5s} {'p':>5s} {'ssim':>6s} {'kd':>6s}")

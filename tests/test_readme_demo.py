@@ -87,9 +87,10 @@ def test_demo_no_train_stylizes_with_the_shipped_models_only(tmp_path, capsys):
     html = (out / "index.html").read_text()
     for name in ("ukiyoe", "chinese_ink", "impressionism_monet", "postimpressionism_cezanne"):
         assert len(list((out / "shipped" / name).glob("*.png"))) == 5
-    # ukiyoe's card recommends the print finish and chinese_ink's the ink finish: the page
-    # shows each beside the plain outputs.
-    for model, finish in (("ukiyoe", "print"), ("chinese_ink", "ink")):
+    # ukiyoe's card recommends the print finish, chinese_ink's the ink finish and Cezanne's the
+    # paint finish: the page shows each beside the plain outputs.
+    finishes = {"ukiyoe": "print", "chinese_ink": "ink", "postimpressionism_cezanne": "paint"}
+    for model, finish in finishes.items():
         finished = sorted((out / "shipped" / f"{model}_{finish}").glob("*.png"))
         assert len(finished) == 5 and f"<th>{model} + {finish}</th>" in html
         plain = out / "shipped" / model / finished[0].name
