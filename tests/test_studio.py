@@ -109,6 +109,9 @@ def test_models_lists_shipped_folders_and_runs(client):
     models = {m["id"]: m for m in response.json()["models"]}
     assert {"ukiyoe", "chinese_ink", "models/multi", "models/x<b>", "runs/001-cut"} <= set(models)
     assert models["ukiyoe"]["options"] == [] and models["ukiyoe"]["default_target"] == "ukiyoe"
+    # A shipped model brings the finish its card recommends; a folder has none.
+    assert models["ukiyoe"]["finish"] == "print" and models["models/multi"]["finish"] is None
+    assert models["impressionism_monet"]["finish"] is None
     assert models["models/multi"]["options"] == ["mix", "reference", "seed", "strength"]
     assert models["runs/001-cut"]["origin"] == "run"
     assert "error" in models["runs/002-broken"] and "options" not in models["runs/002-broken"]

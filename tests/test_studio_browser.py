@@ -93,8 +93,12 @@ def test_upload_stylize_compare_and_download(server, page, photo, tmp_path):
     page.select_option("#model", "ukiyoe")
     assert page.locator("#strength").is_hidden()  # the shipped model honours no style options
     assert page.locator("#no-options").is_visible()
+    assert page.input_value("#finish") == "print"  # the finish its card recommends
+    page.select_option("#model", "postimpressionism_cezanne")
+    assert page.input_value("#finish") == "paint"
     page.select_option("#model", "models/multi")
     assert page.locator("#strength").is_visible() and page.locator("#no-options").is_hidden()
+    assert page.input_value("#finish") == ""  # a model without a card: none
     page.select_option("#target", "ink")
     page.locator("#strength").fill("0.6")
     assert page.locator("#strength-value").inner_text() == "0.6"

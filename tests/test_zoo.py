@@ -101,6 +101,11 @@ def test_stylize_with_style_and_no_model_flag(tmp_path, capsys):
     written = sorted(out.iterdir())
     assert [p.name for p in written] == ["p.png"]
     assert Image.open(written[0]).size == (48, 40)
+    assert "note: ukiyoe's card recommends --finish print" in capsys.readouterr().out
+    args = ["stylize", str(src), "--style", "ukiyoe", "--finish", "ink", "--out", str(out)]
+    assert main(args) == 0 and "recommends" not in capsys.readouterr().out  # a finish was chosen
+    args = ["stylize", str(src), "--style", "impressionism_monet", "--out", str(tmp_path / "m")]
+    assert main(args) == 0 and "recommends" not in capsys.readouterr().out  # its card does not
     assert main(["stylize", str(src), "--out", str(out)]) == 2
     assert "--style NAME" in capsys.readouterr().err
     assert main(["stylize", str(src), "--style", "ukiyoe", "--model", "ukiyoe",
@@ -113,6 +118,8 @@ def test_models_and_info_commands(capsys):
     for name in CULTURES:
         assert name in listed
     assert "MB" in listed and "photo -> ukiyoe" in listed
+    finishes = {line.split()[0]: line.split()[-1] for line in listed.splitlines()[1:5]}
+    assert finishes["ukiyoe"] == "print" and finishes["impressionism_monet"] == "-"
     assert main(["info", "ukiyoe"]) == 0
     assert "model card:" in capsys.readouterr().out
 

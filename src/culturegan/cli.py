@@ -250,7 +250,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
 def cmd_stylize(args: argparse.Namespace) -> int:
     from culturegan.apply import stylize_paths
-    from culturegan.zoo import model_from_options
+    from culturegan.zoo import model_from_options, shipped_model
 
     model_dir, target = model_from_options(
         style=args.style, model=args.model, revision=args.revision, target=args.target
@@ -274,6 +274,10 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         finish=args.finish,
     )
     print(summary.report())
+    recommended = shipped_model(args.style).finish if args.style else None
+    if recommended and args.finish is None:
+        print(f"note: {args.style}'s card recommends --finish {recommended} (not learned; "
+              "it redraws the output in the medium's terms)")  # fmt: skip
     return 0 if summary.written else 1
 
 
@@ -284,7 +288,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     if not models:
         print("this installation ships no models")
         return 0
-    print(f"{'name':<28} {'domains':<34} {'size':>8}  judge hit  SSIM   kd_lite0")
+    print(f"{'name':<28} {'domains':<34} {'size':>8}  judge hit  SSIM   kd_lite0  finish")
 
     def number(value: object) -> float:
         return float(value) if isinstance(value, (int, float)) else float("nan")
@@ -293,7 +297,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         hit, ssim, kd = (number(m.card.get(k)) for k in ("judge_hit_rate", "ssim_grey", "kd_lite0"))
         size = m.size_bytes / 1e6
         line = f"{m.name:<28} {' -> '.join(m.domains):<34} {size:>6.1f} MB  {hit:>9.2f}  {ssim:.2f}"
-        print(f"{line}   {kd:.3f}")
+        print(f"{line}   {kd:.3f}     {m.finish or '-'}")
     for m in (m for m in models if m.task != "style transfer"):
         size = m.size_bytes / 1e6
         psnr, base = number(m.card.get("psnr_model")), number(m.card.get("psnr_classical"))

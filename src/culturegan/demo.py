@@ -153,7 +153,7 @@ def shipped_models_section(out_dir: Path) -> tuple[dict, dict[str, str]]:
     for model in models:
         result = Stylizer.from_pretrained(model.path)(list(photos.values()), target=model.target)
         renderings = {model.name: result.images}
-        finish = model.card.get("finish")  # a card may recommend one (ukiyoe: print)
+        finish = model.finish  # a card may recommend one (ukiyoe: print)
         if finish:  # drawn on the outputs above: the model does not run twice
             renderings[f"{model.name} + {finish}"] = [
                 apply_finish(finish, photo, out)

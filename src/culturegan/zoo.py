@@ -46,6 +46,12 @@ class ShippedModel:
         return str(self.card.get("task", "style transfer"))
 
     @property
+    def finish(self) -> str | None:
+        """The finish the card recommends (``culturegan.finish``), or None."""
+        finish = self.card.get("finish")
+        return str(finish) if finish else None
+
+    @property
     def domains(self) -> list[str]:
         return [str(d) for d in self.card["domains"]]
 

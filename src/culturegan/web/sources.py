@@ -71,6 +71,7 @@ class ModelEntry:
     origin: str  # "shipped" | "folder" | "run"
     target: str | None  # the shipped model's culture; None: the model's first direction
     task: str = "style transfer"  # shipped models: what their card says (e.g. "restoration")
+    finish: str | None = None  # shipped models: the finish their card recommends
 
 
 class ModelRegistry:
@@ -91,17 +92,18 @@ class ModelRegistry:
             origin: str,
             target: str | None = None,
             task: str = "style transfer",
+            finish: str | None = None,
         ) -> None:
             entry_id, n = base_id, 2
             while entry_id in entries:
                 entry_id, n = f"{base_id}-{n}", n + 1
-            entries[entry_id] = ModelEntry(entry_id, path, origin, target, task)
+            entries[entry_id] = ModelEntry(entry_id, path, origin, target, task, finish)
 
         if shipped:
             from culturegan.zoo import list_shipped
 
             for model in list_shipped():
-                add(model.name, model.path, "shipped", model.target, model.task)
+                add(model.name, model.path, "shipped", model.target, model.task, model.finish)
         for folder in model_dirs or []:
             folder = Path(folder).expanduser()
             if (folder / CONFIG_NAME).is_file():
@@ -163,6 +165,7 @@ class ModelRegistry:
             "targets": targets,
             "default_target": default,
             "options": sorted(stylizer.options),
+            "finish": entry.finish,  # the page preselects it
         }
 
 

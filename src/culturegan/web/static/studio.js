@@ -70,6 +70,8 @@ const studio = (() => {
         label.classList.toggle("hidden", !model.options.includes(label.dataset.option));
       }
       if ($("no-options")) $("no-options").classList.toggle("hidden", model.options.length > 0);
+      // The finish the model's card recommends, if any; the user may change it.
+      if ($("finish")) $("finish").value = model.finish || "";
       if ($("model-info")) {
         $("model-info").textContent = `${model.kind} model (${model.origin}); domains: ${model.domains.join(", ")}`;
       }
