@@ -67,7 +67,7 @@ __all__ = [
 ]
 
 # A finish works on the whole picture (areas, strokes and lines do not tile): about 215 MB and
-# 1-5 s per megapixel (each of the three took about 900 MB over its inputs at 4.2 megapixels),
+# 1-6 s per megapixel (each of the three took about 900 MB over its inputs at 4.2 megapixels),
 # so a 24-megapixel photo needs some 5 GB.
 MAX_FINISH_PIXELS = 24_000_000
 

@@ -143,6 +143,10 @@ def paint_layer(
     for dy in range(-reach, reach + 1):
         ky = np.clip(cell_y + dy, 0, ny - 1)[:, None] * nx
         for dx in range(-reach, reach + 1):
+            # A start this many cells away is at least (cells - 1) spacings away on each axis.
+            gap_y, gap_x = max(abs(dy) - 1, 0), max(abs(dx) - 1, 0)
+            if (gap_y**2 + gap_x**2) * spacing**2 > (length / 2) ** 2:
+                continue  # no stroke from there reaches this pixel
             k = ky + np.clip(cell_x + dx, 0, nx - 1)[None, :]  # (H, W) the stroke tried here
             off_y, off_x = rows - start_y[k], cols - start_x[k]
             along = np.maximum(np.abs(off_x * cos[k] + off_y * sin[k]) - half_bar, 0.0)
