@@ -22,7 +22,8 @@ independent Lite1 judge (hit rate, grey SSIM to the photo, kd_lite0 to held-out 
 
 - ``print``, session 7's ``ukiyoe`` model: 0.75 -> 1.00, 0.377 -> 0.396, 0.244 -> 0.219. A
   plain blur lifts the hit rate as much (0.98: the judge holds the models' fine relief texture
-  against them) but not SSIM or kd_lite0 (docs/quality.md, session 26).
+  against them) but not SSIM or kd_lite0 (docs/quality.md, session 26). With thinner lines
+  (session 28), the shipped ``ukiyoe``: 1.00 -> 0.98, 0.366 -> 0.387, 0.282 -> 0.213.
 - ``ink``, the shipped ``chinese_ink``: 0.94 -> 0.95, 0.400 -> 0.450, 0.247 -> 0.259; a blur
   as wide as its washes loses hit rate instead (down to 0.58; session 27).
 - ``paint``, the shipped ``postimpressionism_cezanne``: 0.42 -> 0.69 (the judge's own hit rate

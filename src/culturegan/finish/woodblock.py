@@ -39,8 +39,8 @@ class PrintFinish:
     areas: int = 400  # superpixels per 256 x 256 pixels
     detail: float = 0.5  # share of the model's own fine texture added back
     detail_sigma: float = 2.0  # blur (px) that separates that texture from the colour areas
-    line_sigma: float = 2.0  # XDoG scale (px): wider lines, fewer of them
-    min_line: int = 40  # strokes of fewer pixels are dropped
+    line_sigma: float = 1.2  # XDoG scale (px): wider lines, fewer of them
+    min_line: int = 80  # strokes of fewer pixels are dropped
     line_strength: float = 1.0  # 0 = no lines, 1 = lines in full ink
     ink: tuple[int, int, int] = (28, 26, 30)  # the keyblock's colour (sumi ink)
     seed: int = 0  # k-means seeding: the same picture gives the same print
