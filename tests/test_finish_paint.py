@@ -69,6 +69,29 @@ def test_jitter_keeps_the_outputs_own_variation_as_broken_colour():
     assert (spread[0.0] < 0.4 * spread[1.0]).all()
 
 
+def test_the_fine_brush_paints_where_the_output_has_detail():
+    side = 256
+    rng = np.random.default_rng(4)
+    out = np.zeros((side, side, 3), np.uint8)
+    ramp = np.linspace(80, 200, side // 2)[None, :, None]  # a smooth ramp on the left
+    out[:, : side // 2] = (ramp * np.array([1.0, 0.8, 0.6])).astype(np.uint8)
+    cells = rng.integers(30, 226, (side // 4, side // 8, 3)).astype(np.uint8)
+    out[:, side // 2 :] = cells.repeat(4, 0).repeat(4, 1)  # detail on the right
+    photo = Image.new("RGB", (side, side), (128, 128, 128))
+    fine = np.asarray(paint_finish(photo, Image.fromarray(out)), float)
+    broad = np.asarray(paint_finish(photo, Image.fromarray(out), PaintFinish(detail=1.0)), float)
+    # The smooth half is the broad brush's alone (the fine brush leaves it), 16 px from the seam.
+    left = slice(0, side // 2 - 16)
+    assert np.array_equal(fine[:, left], broad[:, left])
+    # On the detailed half the fine brush keeps more of the output's detail.
+    right = np.s_[:, side // 2 + 16 :]
+
+    def error(painted: np.ndarray) -> float:
+        return float(np.abs(painted[right] - out[right]).mean())
+
+    assert error(fine) < 0.85 * error(broad)
+
+
 def test_strokes_stop_at_the_photos_edges():
     side = 256
     photo = np.full((side, side, 3), 30, np.uint8)

@@ -156,7 +156,8 @@ def paint_layer(
             hit &= np.abs(grey - start_grey[k]) < settings.edge
             np.copyto(best, top, where=hit)
             np.copyto(winner, k, where=hit)
-            np.copyto(across, side, where=hit)
+            if settings.bristles > 0:
+                np.copyto(across, side, where=hit)
 
     painted = winner >= 0
     strokes = colour[at][winner[painted]]  # (painted pixels, 3)
