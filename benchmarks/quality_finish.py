@@ -148,11 +148,14 @@ def main(argv: list[str] | None = None) -> int:
         grid = qc.picture_grid(columns, args.grid_rows, args.grid_cell)
         args.grid.parent.mkdir(parents=True, exist_ok=True)
         grid.save(args.grid, quality=90)
-    print(f"{'model':28s} {'finish':7s} {'hit':>5s} {'p':>5s} {'ssim':>6s} {'kd':>6s}")
+    print(f"{'model':28s} {'finish':7s} {'hit':>5s} {'p':>5s} {'ssim':>6s} {'kd':>6s}  verdicts")
     for row in rows:
+        called = sorted(row["verdicts"].items(), key=lambda kv: -kv[1])
+        verdicts = ", ".join(f"{name} {n}" for name, n in called if n)  # what the judge said
         print(
             f"{row['model'][:28]:28s} {row['finish'] or '-':7s} {row['hit_rate']:5.2f} "
-            f"{row['mean_target_prob']:5.2f} {row['ssim_grey']:6.3f} {row['kd_lite0']:6.3f}"
+            f"{row['mean_target_prob']:5.2f} {row['ssim_grey']:6.3f} {row['kd_lite0']:6.3f}  "
+            f"{verdicts}"
         )
     return 0
 
