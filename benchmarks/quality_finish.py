@@ -5,11 +5,11 @@ The same split, judge and scores (judge hit rate, mean target probability, verdi
 to the photo, kd_lite0 to the judging art) as ``quality_cultures.py``, whose ``--work`` folder
 it reuses (run that once first). Each model stylizes the photos once; the finish redraws those
 same outputs, so the rows of a model differ by the finish alone. A third row per model is a
-control: the outputs under a Gaussian blur as wide as the finish's own (the print's
-``detail_sigma``, the ink's ``wash_blur``, the blur the paint's broad strokes take their colour
-from; scaled like the finish), which shows how much of a change in the judge's figures comes
-from smoothing the model's texture away rather than from the finish's areas, washes, lines and
-strokes. Ratios are against the unfinished row of the same run.
+control: the outputs under a Gaussian blur as wide as the finish's own widest (its settings'
+``smoothing``: the print's ``detail_sigma``, the ink's ``wash_blur``, the blur the paint's broad
+strokes take their colour from; scaled like the finish), which shows how much of a change in the
+judge's figures comes from smoothing the model's texture away rather than from the finish's
+areas, washes, lines and strokes. Ratios are against the unfinished row of the same run.
 
     python benchmarks/quality_finish.py --work /tmp/qc_b --target ukiyoe \\
         --model shipped=ukiyoe --model mine=runs/000-cut/model \\
@@ -41,19 +41,10 @@ from scipy import ndimage as ndi  # noqa: E402
 from culturegan.data.images import load_image, pil_to_tensor  # noqa: E402
 from culturegan.fileio import write_json  # noqa: E402
 from culturegan.finish import FINISHES, REFERENCE_SIDE  # noqa: E402
-from culturegan.finish.paint import COLOUR_SIGMA  # noqa: E402
 from culturegan.inference import Stylizer  # noqa: E402
 from culturegan.metrics.judge import Judge  # noqa: E402
 
 TRAIN_PHOTOS = 64  # training photos scored with --photos train
-
-
-# The control's blur: each finish's own widest smoothing of the model's output (px at 256 px).
-CONTROL_SIGMA = {
-    "print": lambda settings: settings.detail_sigma,
-    "ink": lambda settings: settings.wash_blur,
-    "paint": lambda settings: COLOUR_SIGMA * settings.width,  # the broad strokes' colour
-}
 
 
 def parse_setting(text: str, finish: str) -> tuple[str, object]:
@@ -93,7 +84,6 @@ def main(argv: list[str] | None = None) -> int:
     if not (judge_dir / "config.json").is_file():
         raise SystemExit(f"no judge in '{judge_dir}': run quality_cultures.py --work first")
     settings = FINISHES[args.finish](**dict(parse_setting(s, args.finish) for s in args.set))
-    control_sigma = CONTROL_SIGMA[args.finish](settings)
     models = dict(m.split("=", 1) for m in args.model)
 
     split = qc.split_dataset(qc.DEFAULT_DATA, qc.SPLIT_SEED)
@@ -120,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         plain = {"model": label, "path": model, "finish": None, **score(outputs.images)}
         done = {"model": label, "path": model, "finish": args.finish, **score(finished)}
         done["finish_seconds_per_image"] = seconds
-        soft = [blurred(o, control_sigma) for o in outputs.images]
+        soft = [blurred(o, settings.smoothing) for o in outputs.images]
         control = {"model": label, "path": model, "finish": "blur", **score(soft)}
         for row in (done, control):
             for key in ("hit_rate", "ssim_grey", "kd_lite0"):

@@ -61,6 +61,12 @@ class InkFinish:
             raise ValueError("ink finish: wash_edge, line_sigma and texture_sigma must be > 0, "
                              "wash_blur and bleed >= 0")  # fmt: skip
 
+    @property
+    def smoothing(self) -> float:
+        """px at a 256 px side: the widest blur of the output it draws from (the washes'
+        spread); a blur this wide is quality_finish.py's control."""
+        return self.wash_blur
+
     def draw(self, photo: Image.Image, stylized: Image.Image) -> Image.Image:
         return ink_finish(photo, stylized, self)
 

@@ -80,6 +80,12 @@ class PaintFinish:
                 "paint finish: edge and flow_sigma must be > 0, detail and spread >= 0"
             )
 
+    @property
+    def smoothing(self) -> float:
+        """px at a 256 px side: the widest blur of the output it paints from (the broad strokes'
+        colour); a blur this wide is quality_finish.py's control."""
+        return COLOUR_SIGMA * self.width
+
     def draw(self, photo: Image.Image, stylized: Image.Image) -> Image.Image:
         return paint_finish(photo, stylized, self)
 
@@ -139,7 +145,8 @@ def paint_layer(
     half_bar, radius2 = (length - width) / 2, (width / 2) ** 2
     best = np.full((h, w), -0.5, np.float32)  # the top stroke's order at each pixel so far
     winner = np.full((h, w), -1, np.int64)
-    across = np.zeros((h, w), np.float32)  # the pixel's offset across its top stroke
+    # The pixel's offset across its top stroke: the bristles' streaks follow it.
+    across = np.zeros((h, w), np.float32) if settings.bristles > 0 else None
     for dy in range(-reach, reach + 1):
         ky = np.clip(cell_y + dy, 0, ny - 1)[:, None] * nx
         for dx in range(-reach, reach + 1):
@@ -156,12 +163,12 @@ def paint_layer(
             hit &= np.abs(grey - start_grey[k]) < settings.edge
             np.copyto(best, top, where=hit)
             np.copyto(winner, k, where=hit)
-            if settings.bristles > 0:
+            if across is not None:
                 np.copyto(across, side, where=hit)
 
     painted = winner >= 0
     strokes = colour[at][winner[painted]]  # (painted pixels, 3)
-    if settings.bristles > 0:
+    if across is not None:
         period = max(1.2, BRISTLE_PERIOD * width)
         wave = np.sin(2 * math.pi * across[painted] / period + phase[winner[painted]])
         strokes = strokes * (1.0 + settings.bristles * wave)[:, None]
@@ -194,19 +201,19 @@ def paint_finish(
 
     own = blur(SAMPLE_SIGMA * scale)  # the output's variation, its lattice's finest grain off
     length, width = settings.length * scale, settings.width * scale
+    broad = blur(COLOUR_SIGMA * width)  # the colours each brush's strokes start from
+    fine = blur(COLOUR_SIGMA * settings.fine * width)
+
+    def jittered(local: np.ndarray) -> np.ndarray:
+        return local + settings.jitter * (own - local)
+
     canvas = blur(UNDERPAINT_SIGMA * width)
-    broad = None
-    for brush in (1.0, settings.fine):
-        size = brush * width
-        local = blur(COLOUR_SIGMA * size)
-        colour = local + settings.jitter * (own - local)
-        where = None
-        if broad is None:
-            broad = local
-        else:  # the fine brush: where the output has detail the broad brush's colours miss
-            far = np.sqrt(((local - broad) ** 2).sum(-1))
-            where = ndi.uniform_filter(far, round(size) + 1) > settings.detail
-        canvas = paint_layer(
-            canvas, colour, grey, angle, where, brush * length, size, settings, rng
-        )
+    canvas = paint_layer(canvas, jittered(broad), grey, angle, None, length, width, settings, rng)
+    # The fine brush: where the output has detail the broad brush's colours miss.
+    size = settings.fine * width
+    far = np.sqrt(((fine - broad) ** 2).sum(-1))
+    detail = ndi.uniform_filter(far, round(size) + 1) > settings.detail
+    canvas = paint_layer(
+        canvas, jittered(fine), grey, angle, detail, settings.fine * length, size, settings, rng
+    )
     return Image.fromarray(np.round(np.clip(canvas, 0.0, 1.0) * 255.0).astype(np.uint8))

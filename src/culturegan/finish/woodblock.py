@@ -59,6 +59,12 @@ class PrintFinish:
         if len(self.ink) != 3 or not all(0 <= c <= 255 for c in self.ink):
             raise ValueError(f"print finish: ink must be three values in [0, 255], got {self.ink}")
 
+    @property
+    def smoothing(self) -> float:
+        """px at a 256 px side: the widest blur of the output it draws from (the one that
+        separates grain from colour areas); a blur this wide is quality_finish.py's control."""
+        return self.detail_sigma
+
     def draw(self, photo: Image.Image, stylized: Image.Image) -> Image.Image:
         return print_finish(photo, stylized, self)
 
