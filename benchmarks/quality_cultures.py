@@ -61,7 +61,7 @@ from culturegan.data.images import load_image, pil_to_tensor, scan_images
 from culturegan.data.splits import hash_split
 from culturegan.fileio import atomic_write, write_json
 from culturegan.inference import Stylizer
-from culturegan.metrics.content import added_band, ssim
+from culturegan.metrics.content import added_band, grid_peaks, ssim
 from culturegan.metrics.judge import (
     ARTIFACT_CLASS,
     Judge,
@@ -288,6 +288,21 @@ CANDIDATES: dict[str, dict[str, Any]] = {
         "ablation": "session 26: fewshot_structure_long with the art seen through a Gaussian "
         "blur (sigma 1 px) by the style statistics: the judge holds the fine relief texture "
         "against ukiyo-e models, and a blur of their outputs lifts it to 0.97-1.00",
+    },
+    "fewshot_structure_long shift10": {
+        "preset": "fewshot_structure_long",
+        "overrides": {"loss.lambda_shift": 10.0},
+        "multi_domain": False,
+        "ablation": "session 29: fewshot_structure_long with the shift term at 10 (the output "
+        "of the photo moved by 1-7 px must be the output moved): against the lattice fixed to "
+        "the generator's 8-pixel grid",
+    },
+    "fewshot_structure_long styleblur1 shift10": {
+        "preset": "fewshot_structure_long",
+        "overrides": {"loss.style_blur": 1.0, "loss.lambda_shift": 10.0},
+        "multi_domain": False,
+        "directions": ["photo->ukiyoe"],
+        "ablation": "session 29: the shipped ukiyo-e model's settings with the shift term at 10",
     },
     "fewshot_structure_long structure1.5": {
         "preset": "fewshot_structure_long",
@@ -566,6 +581,8 @@ def score_images(
         "ssim_grey": float(ssim(inputs, images, grey=True).mean()) if inputs else None,
         # The colour step a model adds at the worst side of each picture (a band along an edge).
         "border_band": float(added_band(images, inputs).mean()) if inputs else None,
+        # A pattern fixed to the generator's 8-pixel grid (the lattice): about 1 = none.
+        "grid_peak": float(grid_peaks(images, period=8).mean()),
         "kd_lite0": kd.value,
         "kd_lite0_std": kd.extra["std"],
     }
@@ -692,7 +709,10 @@ def markdown(results: dict[str, Any], grids: dict[str, str]) -> str:
         "kd_lite0: kernel distance (KID formula) on lite0 features to the target's judging art "
         "(unbiased, so it can dip below 0); band: the largest colour step an output has "
         "between its outermost 1/32 and the strip inside it at one of its four sides, less "
-        "the input's there, on a 0-1 scale (`metrics.content.border_steps`). A closed-set "
+        "the input's there, on a 0-1 scale (`metrics.content.border_steps`); grid: the power of "
+        "the outputs' grey level at the harmonics of an 8-pixel period over that of the "
+        "frequencies around them (`metrics.content.grid_peaks`; about 1 for photos and art, "
+        "higher for a lattice fixed to the generator's grid). A closed-set "
         "judge must file every image somewhere (without a reject class it calls uniform noise "
         "chinese_ink, p = 0.95), so besides photo and the four cultures it has a reject class "
         "of generated noise, flat colour, blobs and stripes (`artifact`) for outputs that are "
@@ -702,11 +722,11 @@ def markdown(results: dict[str, Any], grids: dict[str, str]) -> str:
     header = (
         "| candidate | steps | batch | s/step | judge hit rate (higher) | mean target prob "
         "(higher) | judge's commonest verdict | SSIM grey to input (higher) "
-        "| kd_lite0 to judging art (lower) | band at an edge (lower) |"
+        "| kd_lite0 to judging art (lower) | band at an edge (lower) | grid (lower) |"
     )
     for direction, block in results["directions"].items():
         lines += [f"### {direction} ({block['num_test_photos']} test photos)", "", header]
-        lines.append("|---|---:|---:|---:|---:|---:|---|---:|---:|---:|")
+        lines.append("|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|")
         for r in block["rows"]:
             name = f"_{r['candidate']}_" if r["reference"] else f"`{r['candidate']}`"
             lines.append(
@@ -714,7 +734,7 @@ def markdown(results: dict[str, Any], grids: dict[str, str]) -> str:
                 f"{_fmt(r.get('seconds_per_step'), '.3f') if not r['reference'] else ''} | "
                 f"{r['hit_rate']:.2f} | {r['mean_target_prob']:.3f} | {_commonest(r)} | "
                 f"{_fmt(r['ssim_grey'], '.3f')} | {r['kd_lite0']:.3g} | "
-                f"{_fmt(r.get('border_band'), '.3f')} |"
+                f"{_fmt(r.get('border_band'), '.3f')} | {_fmt(r.get('grid_peak'), '.1f')} |"
             )
         if direction in grids:
             lines += ["", f"![{direction}]({grids[direction]})"]

@@ -17,6 +17,10 @@ areas, washes, lines and strokes. Ratios are against the unfinished row of the s
     python benchmarks/quality_finish.py --work /tmp/qc_b --target chinese_ink --finish ink \\
         --model shipped=chinese_ink
 
+``--shifts 8`` has every model stylize with 8 passes over the photo moved within its generator's
+pixel grid, averaged (``Stylizer(..., shifts=8)``): every row then shows the models without the
+lattice fixed to that grid.
+
 ``--photos train`` scores the first 64 training photos instead of the test photos: the finish's
 settings were chosen there (``--set line_sigma=1.5 detail=1.0`` for another setting), so that
 the test photos stay unseen by the choice as well as by the models.
@@ -73,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--finish", choices=sorted(FINISHES), default="print")
     parser.add_argument("--photos", choices=("test", "train"), default="test")
+    parser.add_argument(
+        "--shifts", type=int, default=1, help="the models' passes moved within their grid, averaged"
+    )
     parser.add_argument("--set", nargs="*", default=[], help="finish settings, key=value")
     parser.add_argument("--out", type=Path, help="results JSON")
     parser.add_argument("--grid", type=Path, help="picture: photos x (model, model + finish)")
@@ -103,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = [{"model": "photos unchanged (floor)", "finish": None, **score(pils)}]
     columns = {"input": pils}
     for label, model in models.items():
-        outputs = Stylizer.from_pretrained(model)(pils, source=qc.PHOTO, target=args.target)
+        stylizer = Stylizer.from_pretrained(model)
+        outputs = stylizer(pils, source=qc.PHOTO, target=args.target, shifts=args.shifts)
         t0 = time.perf_counter()
         finished = [settings.draw(p, o) for p, o in zip(pils, outputs.images, strict=True)]
         seconds = (time.perf_counter() - t0) / len(pils)
@@ -128,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         "photos": args.photos,
         "num_photos": len(pils),
         "finish_settings": asdict(settings),
+        "shifts": args.shifts,
         "machine": qc.machine_facts(threads=torch.get_num_threads()),
         "command": "python benchmarks/quality_finish.py " + " ".join(argv or sys.argv[1:]),
         "rows": rows,
@@ -138,14 +147,17 @@ def main(argv: list[str] | None = None) -> int:
         grid = qc.picture_grid(columns, args.grid_rows, args.grid_cell)
         args.grid.parent.mkdir(parents=True, exist_ok=True)
         grid.save(args.grid, quality=90)
-    print(f"{'model':28s} {'finish':7s} {'hit':>5s} {'p':>5s} {'ssim':>6s} {'kd':>6s}  verdicts")
+    print(
+        f"{'model':28s} {'finish':7s} {'hit':>5s} {'p':>5s} {'ssim':>6s} {'kd':>6s} "
+        f"{'grid':>5s}  verdicts"
+    )
     for row in rows:
         called = sorted(row["verdicts"].items(), key=lambda kv: -kv[1])
         verdicts = ", ".join(f"{name} {n}" for name, n in called if n)  # what the judge said
         print(
             f"{row['model'][:28]:28s} {row['finish'] or '-':7s} {row['hit_rate']:5.2f} "
-            f"{row['mean_target_prob']:5.2f} {row['ssim_grey']:6.3f} {row['kd_lite0']:6.3f}  "
-            f"{verdicts}"
+            f"{row['mean_target_prob']:5.2f} {row['ssim_grey']:6.3f} {row['kd_lite0']:6.3f} "
+            f"{row['grid_peak']:5.1f}  {verdicts}"
         )
     return 0
 

@@ -47,6 +47,19 @@ class BandStylizer(IdentityStylizer):
         return out
 
 
+class LatticeStylizer(IdentityStylizer):
+    """Keeps the photo but adds a diagonal pattern fixed to its 4-pixel grid (size_multiple)."""
+
+    def _stylize(self, pils, request):
+        out = []
+        for img in pils:
+            arr = np.asarray(img).astype(np.float64)
+            rows, cols = np.indices(arr.shape[:2])
+            arr += 20 * np.cos(2 * np.pi * (rows + cols) / self.size_multiple)[..., None]
+            out.append(Image.fromarray(arr.clip(0, 255).astype(np.uint8)))
+        return out
+
+
 class NoisyMultiDomainStylizer(Stylizer):
     """Three domains; the seed adds different noise, so outputs of one input differ."""
 
@@ -127,6 +140,17 @@ def test_a_band_down_one_side_is_measured(demo_root, tmp_path):
     assert all(0.3 < band <= 1 for band in bands)
     assert result["metrics"]["border_band"] == pytest.approx(np.mean(bands))
     assert not higher_is_better("border_band")
+
+
+def test_a_pattern_fixed_to_the_models_grid_is_measured(demo_root, tmp_path):
+    splits = load_splits(demo_root, domains=["photo", "woodblock"], ratios=RATIOS)
+    clean, lattice = (
+        evaluate_model(model, splits, split="val", max_images=4, cache_dir=tmp_path)["pairs"]
+        for model in (IdentityStylizer(), LatticeStylizer())
+    )
+    for key in ("photo->woodblock", "woodblock->photo"):
+        assert lattice[key]["metrics"]["grid_peak"] > 3 * clean[key]["metrics"]["grid_peak"]
+    assert not higher_is_better("grid_peak")
 
 
 def test_multi_domain_model_gives_matrices_and_diversity(demo_root, tmp_path):

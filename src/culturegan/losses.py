@@ -26,6 +26,7 @@ Usage::
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -423,6 +424,42 @@ def structure_loss(
     if not terms:
         raise ValueError(f"images of {tuple(output.shape[-2:])} px are smaller than the window")
     return _mean(terms)
+
+
+def shift_equivariance_loss(
+    generator: Callable[[torch.Tensor], torch.Tensor],
+    source: torch.Tensor,
+    output: torch.Tensor,
+    *,
+    multiple: int,
+    rng: torch.Generator,
+    items: int = 2,
+) -> torch.Tensor:
+    """A drawing that moves with the photo: L1 between ``generator``'s output for a crop of
+    ``source`` and the same crop of ``output`` (``generator(source)``, computed by the caller).
+
+    A generator that downsamples by ``multiple`` can paint a pattern fixed to its own pixel
+    grid, the same wherever the photo's content falls (the shipped models' 8-pixel diagonal
+    lattice, docs/quality.md, session 29). Such a pattern stays put when the photo moves by a
+    number of pixels that is not a multiple of the grid, so the crop's output and the output's
+    crop disagree by it; content-driven texture moves with the photo and costs nothing. The
+    crop starts at a random offset (1 to ``multiple`` - 1 rows and columns, never both
+    multiples of the grid), is ``multiple`` pixels smaller, and is compared away from its
+    borders (``multiple`` pixels, where the padding differs). The first ``items`` images of the
+    batch are used; both sides carry gradients. ``rng`` draws the offsets."""
+    height, width = source.shape[-2:]
+    if multiple < 2 or height < 4 * multiple or width < 4 * multiple:
+        raise ValueError(
+            f"the shift term needs images of at least {4 * max(multiple, 2)} px "
+            f"and a grid of at least 2 px, got {height} x {width} and {multiple}"
+        )
+    dy, dx = (int(v) for v in torch.randint(0, multiple, (2,), generator=rng))
+    if dy == 0 and dx == 0:  # a whole-grid move proves nothing: move one axis instead
+        dx = int(torch.randint(1, multiple, (1,), generator=rng))
+    h, w, m = height - multiple, width - multiple, multiple
+    moved = generator(source[:items, :, dy : dy + h, dx : dx + w])
+    expected = output[:items, :, dy : dy + h, dx : dx + w]
+    return (moved - expected)[..., m : h - m, m : w - m].abs().mean()
 
 
 def sobel_gradients(g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

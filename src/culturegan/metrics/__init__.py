@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # the same names, for type checkers; at run time they load on
     from culturegan.metrics.content import (
         added_band,
         border_steps,
+        grid_peaks,
         pairwise_diversity,
         perceptual_distance,
         ssim,
@@ -82,6 +83,7 @@ __getattr__, __dir__ = lazy_exports(
         "train_classifier": "culturegan.metrics.classifier",
         "added_band": "culturegan.metrics.content",
         "border_steps": "culturegan.metrics.content",
+        "grid_peaks": "culturegan.metrics.content",
         "pairwise_diversity": "culturegan.metrics.content",
         "perceptual_distance": "culturegan.metrics.content",
         "ssim": "culturegan.metrics.content",
@@ -134,6 +136,7 @@ __all__ = [
     "frechet_distance",
     "get_backbone",
     "get_stats",
+    "grid_peaks",
     "higher_is_better",
     "kernel_distance",
     "list_backbones",

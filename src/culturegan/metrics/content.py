@@ -12,6 +12,11 @@
   0 means identical features; for ReLU features it lies in [0, 2].
 * :func:`pairwise_diversity` is the mean perceptual distance over all pairs of several outputs
   of one input (StarGAN v2's diversity score, with our distance in place of LPIPS).
+* :func:`grid_peaks` measures a pattern fixed to a generator's pixel grid: how far the grey
+  level's spectrum peaks at the harmonics of a period (8 px: a generator that draws from 1/8
+  resolution) above the frequencies around them. About 1 to 2 for photos and paintings; the
+  diagonal lattice of the models shipped in session 28 reads 11 to 44 (docs/quality.md,
+  session 29).
 * :func:`border_steps` measures a band along an image's edge: per side, how far the mean colour
   of the outermost strip is from that of the strip just inside it. A generator that reads its
   zero padding as a position marker paints such a band on every output, whatever the photo.
@@ -21,6 +26,7 @@ Usage::
     s = ssim(inputs, outputs)                         # (B,) in [-1, 1]
     b = border_steps(outputs) - border_steps(inputs)  # (B, 4): left, right, top, bottom
     band = added_band(outputs, inputs)                # (B,): the worst side, what was added
+    peak = grid_peaks(outputs, period=8)              # (B,): 1 = no grid pattern
     d = perceptual_distance(inputs, outputs, backbone) # (B,)
 """
 
@@ -114,6 +120,36 @@ def added_band(
     """Per output: the largest colour step at one of its sides less the input's there, not
     below 0 (the ``border_band`` metric of one image): (B,)."""
     return (border_steps(outputs) - border_steps(inputs)).amax(dim=1).clamp(min=0)
+
+
+def grid_peaks(images: torch.Tensor | Sequence[torch.Tensor], *, period: int = 8) -> torch.Tensor:
+    """Per image: the power of its grey level at the harmonics of ``period`` (the frequencies
+    (i, j) / ``period`` cycles a pixel, except 0), summed, over the same sum of the mean power
+    of the 8 frequencies around each: (B,). Images in [-1, 1], at least 2 periods a side; only
+    the top-left whole periods are read.
+
+    A pattern that repeats every ``period`` pixels puts all its power on those harmonics, while
+    a picture's own content spreads its power smoothly: white noise reads 1, photos and
+    paintings about 1 to 2 (up to 4), a lattice tied to a generator's 8-pixel grid 5 to 40."""
+    rows = []
+    for x in images:
+        h, w = (side - side % period for side in x.shape[-2:])
+        if period < 2 or h < 2 * period or w < 2 * period:
+            size = tuple(x.shape[-2:])
+            raise ValueError(f"grid_peaks needs a period of at least 2 px and images of at least "
+                             f"two periods a side, got {period} and {size}")  # fmt: skip
+        weights = torch.tensor(GREY_WEIGHTS, dtype=torch.float64, device=x.device)
+        g = torch.einsum("c,chw->hw", weights, x[:, :h, :w].double())
+        power = torch.fft.fft2(g - g.mean()).abs() ** 2
+        ky, kx = h // period, w // period
+        # Sum of each 3 x 3 neighbourhood (circular), less its centre, over 8.
+        around = (
+            sum(power.roll((a, b), dims=(0, 1)) for a in (-1, 0, 1) for b in (-1, 0, 1) if a or b)
+            / 8
+        )
+        at, near = power[::ky, ::kx], around[::ky, ::kx]
+        rows.append((at.sum() - at[0, 0]) / (near.sum() - near[0, 0] + 1e-12))
+    return torch.stack(rows).float() if rows else torch.empty(0)
 
 
 def map_distance(maps_a: Sequence[torch.Tensor], maps_b: Sequence[torch.Tensor]) -> torch.Tensor:

@@ -16,6 +16,9 @@ name (per backbone B)       meaning                                             
 ``ssim``                    SSIM output vs input, pixels                           higher
 ``border_band``             colour step the model adds at an image's edge (worst   lower
                             side; a band painted down one side), pixels
+``grid_peak``               a pattern fixed to the generator's pixel grid: the     lower
+                            outputs' spectral peaks at its period's harmonics
+                            (about 1 = none), pixels
 ``style_acc``               share of outputs the classifier puts in the target     higher
 ``diversity_B``             mean pairwise perceptual distance between outputs of   higher
                             one input under different seeds (diverse models only)
@@ -54,7 +57,13 @@ from culturegan.fileio import write_json
 from culturegan.inference import Stylizer
 from culturegan.metrics.backbones import Backbone, get_backbone
 from culturegan.metrics.classifier import StyleClassifier, predict
-from culturegan.metrics.content import added_band, map_distance, pairwise_diversity, ssim
+from culturegan.metrics.content import (
+    added_band,
+    grid_peaks,
+    map_distance,
+    pairwise_diversity,
+    ssim,
+)
 from culturegan.metrics.features import folder_stats
 from culturegan.metrics.registry import append_jsonl, higher_is_better
 from culturegan.metrics.stats import FeatureStats, fd_from_stats, kernel_distance
@@ -330,6 +339,8 @@ def _evaluate_pair(
     perceptual: dict[str, list[float]] = {name: [] for name in nets}
     ssims: list[float] = []
     bands: list[float] = []  # per output: the largest colour step it adds at one of its sides
+    peaks: list[float] = []  # per output large enough: spectral peaks of the generator's grid
+    period = max(2, getattr(stylizer, "size_multiple", 8))
     hits = total = 0
     target_index = None
     if clf is not None:
@@ -349,6 +360,9 @@ def _evaluate_pair(
         x_out = [pil_to_tensor(o) for o in outs]
         ssims += ssim(x_in, x_out).tolist()
         bands += added_band(x_out, x_in).tolist()
+        large = [x for x in x_out if min(x.shape[-2:]) >= 2 * period]
+        if large:
+            peaks += grid_peaks(large, period=period).tolist()
         for name, net in nets.items():
             pooled_in, maps_in = net.extract(x_in)
             pooled_out, maps_out = net.extract(x_out)
@@ -382,6 +396,8 @@ def _evaluate_pair(
     metrics: dict[str, float] = {}
     if ssims:
         metrics.update(ssim=float(np.mean(ssims)), border_band=float(np.mean(bands)))
+    if peaks:
+        metrics["grid_peak"] = float(np.mean(peaks))
     for name in nets:
         stats = _distribution_metrics(
             key, name, out_stats[name], ref_stats[name], in_stats[name], notes, len(refs)

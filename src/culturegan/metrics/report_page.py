@@ -21,7 +21,10 @@ from typing import Any
 from culturegan.report import render_page
 
 # Column order of the per-direction table; metrics named "<prefix>_<backbone>" follow it.
-_ORDER = ("artfid", "fd", "kd", "perceptual", "ssim", "border_band", "style_acc", "diversity")
+_ORDER = (
+    "artfid", "fd", "kd", "perceptual", "ssim", "border_band", "grid_peak", "style_acc",
+    "diversity",
+)  # fmt: skip
 _HELP = {
     "fd": "Fréchet distance, outputs vs real target images (FID with inception); lower is better",
     "fd_inputs": "the same distance for the untouched inputs: what the model starts from",
@@ -30,6 +33,7 @@ _HELP = {
     "artfid": "(1 + perceptual) * (1 + fd), after ArtFID; lower is better",
     "ssim": "structural similarity of output and input (pixels); higher keeps more structure",
     "border_band": "colour step the model adds at an image's edge (worst side); lower is better",
+    "grid_peak": "pattern fixed to the generator's pixel grid (about 1 = none); lower is better",
     "style_acc": "share of outputs the style classifier assigns to the target; higher is better",
     "diversity": "mean perceptual distance between outputs of one input under different seeds",
 }
@@ -47,7 +51,7 @@ def _backbone_of(metric: str, backbones: dict[str, Any]) -> str | None:
 def _label(metric: str, backbones: dict[str, Any]) -> str:
     name = _backbone_of(metric, backbones)
     if name is None or name not in backbones:
-        return "pixels" if metric in ("ssim", "border_band") else ""
+        return "pixels" if metric in ("ssim", "border_band", "grid_peak") else ""
     return f"{name}@{backbones[name]['weight_sha256'][:12]}"
 
 

@@ -36,7 +36,7 @@ from torch import nn
 
 from culturegan.checkpoint import pretrained_config
 from culturegan.config import RunConfig
-from culturegan.losses import AdversarialLoss, patch_nce_loss
+from culturegan.losses import AdversarialLoss, patch_nce_loss, shift_equivariance_loss
 from culturegan.models import build_discriminator, build_generator
 from culturegan.models.features import PatchProjector, encoder_features, parse_layers
 from culturegan.training.base import (
@@ -67,6 +67,7 @@ class CUTRecipe(Recipe):
         self.num_patches = loss.num_patches
         self.temperature = loss.nce_temperature
         self.flip_equivariance = loss.flip_equivariance
+        self.lambda_shift = loss.lambda_shift
         if self.num_patches < 1 or self.temperature <= 0:
             raise ValueError(
                 f"need loss.num_patches >= 1 and loss.nce_temperature > 0, got "
@@ -178,6 +179,12 @@ class CUTRecipe(Recipe):
                 losses["loss/nce_idt"] = loss_nce_idt.item()
                 loss_nce = 0.5 * (loss_nce + loss_nce_idt)
             loss_g = loss_g + loss_nce
+        if self.lambda_shift > 0:  # real[:n] is what fake_b was made from, flipped or not
+            loss_shift = shift_equivariance_loss(
+                self.g_ab, real[:n], fake_b, multiple=self.g_ab.size_multiple, rng=self.generator
+            )
+            losses["loss/shift"] = loss_shift.item()
+            loss_g = loss_g + self.lambda_shift * loss_shift
         if self.perceptual.enabled:
             source = real_a.flip(3) if flipped else real_a  # the image fake_b was made from
             terms, logs = self.perceptual(fake_b, source, real_b, step=step)

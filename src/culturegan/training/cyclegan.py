@@ -27,7 +27,13 @@ from torch import nn
 
 from culturegan.checkpoint import pretrained_config
 from culturegan.config import RunConfig
-from culturegan.losses import AdversarialLoss, ImagePool, cycle_loss, identity_loss
+from culturegan.losses import (
+    AdversarialLoss,
+    ImagePool,
+    cycle_loss,
+    identity_loss,
+    shift_equivariance_loss,
+)
 from culturegan.models import build_discriminator, build_generator
 from culturegan.training.base import (
     DomainPerceptualTerms,
@@ -76,6 +82,8 @@ class CycleGANRecipe(Recipe):
         seed = cfg.train.seed
         self.pool_a = ImagePool(cfg.loss.pool_size, seed=seed * 2 + 1)  # fakes of domain A
         self.pool_b = ImagePool(cfg.loss.pool_size, seed=seed * 2 + 2)
+        # The shift term's offsets (loss.lambda_shift); its state is part of the checkpoint.
+        self.shift_rng = torch.Generator().manual_seed(seed * 2 + 7)
 
         o = cfg.optim
         betas = (o.beta1, o.beta2)
@@ -120,6 +128,14 @@ class CycleGANRecipe(Recipe):
             terms_ba, logs_ba = to_a(fake_a, real_b, real_a, step=step, suffix="_ba")
             loss_g = loss_g + terms_ab + terms_ba
             losses.update(logs_ab | logs_ba)
+        if self.cfg.loss.lambda_shift > 0:
+            shift_ab, shift_ba = (
+                shift_equivariance_loss(g, real, fake, multiple=g.size_multiple,
+                                        rng=self.shift_rng)
+                for g, real, fake in ((self.g_ab, real_a, fake_b), (self.g_ba, real_b, fake_a))
+            )  # fmt: skip
+            loss_g = loss_g + self.cfg.loss.lambda_shift * (shift_ab + shift_ba)
+            losses.update({"loss/shift_ab": shift_ab.item(), "loss/shift_ba": shift_ba.item()})
         if lam_idt > 0:
             loss_idt_a = identity_loss(self.g_ba(real_a), real_a)
             loss_idt_b = identity_loss(self.g_ab(real_b), real_b)
@@ -207,6 +223,7 @@ class CycleGANRecipe(Recipe):
             "pool_a": self.pool_a.state_dict(),
             "pool_b": self.pool_b.state_dict(),
             "augment": self.augment.state_dict(),
+            "shift_rng": self.shift_rng.get_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -222,3 +239,5 @@ class CycleGANRecipe(Recipe):
         self.pool_b.load_state_dict(state["pool_b"])
         if "augment" in state:  # checkpoints from before DiffAugment have none
             self.augment.load_state_dict(state["augment"])
+        if "shift_rng" in state:  # nor have those from before the shift term
+            self.shift_rng.set_state(state["shift_rng"])
