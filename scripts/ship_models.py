@@ -30,7 +30,7 @@ import yaml
 
 from culturegan.checkpoint import CONFIG_NAME, WEIGHTS_NAME
 from culturegan.finish import check_finish
-from culturegan.inference import Stylizer
+from culturegan.inference import Stylizer, shift_offsets
 from culturegan.zoo import CARD_NAME, ZOO_DIR, read_card
 
 LIMIT_BYTES = 15_000_000  # all shipped models together (issue #10)
@@ -98,7 +98,13 @@ def card_text(meta: dict[str, Any], notes: dict[str, list[str]], limits: str) ->
         f"**{meta['judge_hit_rate']:.0%}** of the outputs to `{target}` (mean probability "
         f"{meta['mean_target_prob']:.2f}; its verdicts: {meta['judge_verdicts']}). Grey-level "
         f"SSIM to the input photo {meta['ssim_grey']:.2f}; kd_lite0 to the judging art "
-        f"{meta['kd_lite0']:.3f} (unstylized photos: {meta['kd_lite0_photos']:.3f}).",
+        f"{meta['kd_lite0']:.3f} (unstylized photos: {meta['kd_lite0_photos']:.3f})."
+        + (
+            f" Lattice fixed to the generator's pixel grid (grid_peak, about 1-2 for photos and "
+            f"paintings): {meta['grid_peak']:.1f}."
+            if "grid_peak" in meta
+            else ""
+        ),
         "",
         f"Candidate `{meta['candidate']}`, chosen by {meta['chosen_by']}.",
         "",
@@ -109,6 +115,16 @@ def card_text(meta: dict[str, Any], notes: dict[str, list[str]], limits: str) ->
                 "",
             ]
             if meta.get("finish")
+            else []
+        ),  # fmt: skip
+        *(
+            [
+                f"Recommended passes: `--shifts {meta['shifts']}` (the model run on the photo "
+                "moved within its pixel grid, averaged: its lattice cancels; as many times the "
+                "time; docs/quality.md, session 29).",
+                "",
+            ]
+            if meta.get("shifts", 1) > 1
             else []
         ),  # fmt: skip
         "## Known limits",
@@ -155,11 +171,13 @@ def ship(
     data: Path,
     why: str = "",
     finish: str | None = None,  # the finish the card recommends (culturegan.finish)
+    shifts: int = 1,  # the passes the card recommends (Stylizer shifts)
 ) -> list[Path]:
     check_finish(finish)
+    shift_offsets(shifts, 8)  # one of SHIFT_PASSES, or a clear error
     staged: list[tuple[Path, Path]] = []
     try:
-        return _ship(results, candidate, out, data, why, finish, staged)
+        return _ship(results, candidate, out, data, why, finish, shifts, staged)
     finally:  # a refusal (a broken model, the size limit) leaves no hidden folder in the zoo
         for tmp, _ in staged:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -172,6 +190,7 @@ def _ship(
     data: Path,
     why: str,
     finish: str | None,
+    shifts: int,
     staged: list[tuple[Path, Path]],  # (hidden folder, its final name), filled as they are made
 ) -> list[Path]:
     written: list[Path] = []
@@ -233,8 +252,12 @@ def _ship(
             "kd_lite0_photos": round(floor["kd_lite0"], 5),
             "size_mb": round(size / 1e6, 3),
         }
+        if row.get("grid_peak") is not None:  # results from session 29 on
+            meta["grid_peak"] = round(row["grid_peak"], 1)
         if finish:
             meta["finish"] = finish
+        if shifts > 1:
+            meta["shifts"] = shifts
         text = card_text(meta, licence_notes(data, model["domains"]), LIMITS)
         (tmp / CARD_NAME).write_text(text, encoding="utf-8")
         read_card(tmp / CARD_NAME)  # parsable, or raise before anything is replaced
@@ -268,10 +291,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, help="cultures-dev (default: the results' data)")
     parser.add_argument("--why", default="", help="why this candidate (goes into the cards)")
     parser.add_argument("--finish", help="the finish the cards recommend (e.g. print)")
+    parser.add_argument("--shifts", type=int, default=1, help="the passes the cards recommend")
     args = parser.parse_args(argv)
     results = json.loads(args.results.read_text())
     data = args.data or Path(results["split"]["data"])
-    ship(results, args.candidate, args.out, data, args.why, args.finish)
+    ship(results, args.candidate, args.out, data, args.why, args.finish, args.shifts)
     return 0
 
 

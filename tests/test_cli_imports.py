@@ -82,13 +82,14 @@ def test_lazy_handlers_name_real_functions(module, name):
 
 
 def test_written_out_defaults_equal_the_library_ones():
-    from culturegan import commands, onnx_export, temporal
+    from culturegan import commands, inference, onnx_export, temporal
     from culturegan.culture import cli as culture_cli
     from culturegan.culture.descriptors import DEFAULT_SIZE
 
     assert commands.DEFAULT_OPSET == onnx_export.DEFAULT_OPSET
     assert commands.DEFAULT_TEMPORAL == temporal.DEFAULT_TEMPORAL
     assert commands.FLOW_METHODS == temporal.FLOW_METHODS
+    assert commands.SHIFT_PASSES == inference.SHIFT_PASSES
     assert culture_cli.DEFAULT_SIZE == DEFAULT_SIZE
 
 

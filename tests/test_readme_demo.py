@@ -97,6 +97,21 @@ def test_demo_no_train_stylizes_with_the_shipped_models_only(tmp_path, capsys):
         assert not np.array_equal(
             np.asarray(Image.open(finished[0])), np.asarray(Image.open(plain))
         )
+    # Cezanne's card also recommends 8 passes: its finished column is drawn over their average.
+    from culturegan.data.synthetic import photo_sources
+    from culturegan.inference import Stylizer
+
+    name, photo = next(iter(photo_sources().items()))
+    photo.thumbnail((256, 256), Image.Resampling.LANCZOS)
+    shown = np.asarray(
+        Image.open(out / "shipped" / "postimpressionism_cezanne_paint" / f"{name}.png")
+    )
+    cezanne = Stylizer.from_pretrained("postimpressionism_cezanne")
+    passes, once = (
+        np.asarray(cezanne([photo], shifts=n, finish="paint").images[0], np.float64) for n in (8, 1)
+    )
+    assert np.abs(shown - passes).mean() < 1 < np.abs(shown - once).mean()
+    assert "--shifts 8" in html
     assert not (out / "runs").exists() and not (out / "data").exists()
     for link in re.findall(r'<img src="([^"]+)"', html):
         assert (out / unquote(link)).is_file(), link

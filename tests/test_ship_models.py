@@ -66,6 +66,7 @@ def results_for(tmp_path: Path) -> tuple[dict, Path]:
                         "hit_rate": 0.7,
                         "mean_target_prob": 0.6,
                         "ssim_grey": 0.35,
+                        "grid_peak": 3.14,
                     },
                 ],
             }
@@ -87,7 +88,7 @@ def test_ship_copies_the_best_readable_candidate_with_its_card(tmp_path, ship_mo
     zoo = tmp_path / "zoo"
     (zoo / "chinese_ink").mkdir(parents=True)
     (zoo / "chinese_ink" / "model.safetensors").write_bytes(b"another culture's model")
-    written = ship_models.ship(results, "best", zoo, data, finish="print")
+    written = ship_models.ship(results, "best", zoo, data, finish="print", shifts=8)
     assert written == [zoo / "ukiyoe"]
     # "best" skips A (SSIM 0.25, under the content floor) for B.
     src = Path(results["models"]["photo->ukiyoe"]["B"]["model"])
@@ -99,6 +100,8 @@ def test_ship_copies_the_best_readable_candidate_with_its_card(tmp_path, ship_mo
     assert card["training_images"] == "photo 2, ukiyoe 1"
     text = (shipped / "README.md").read_text()
     assert "public domain (test)" in text and "Recommended finish: `--finish print`" in text
+    assert card["shifts"] == 8 and "Recommended passes: `--shifts 8`" in text
+    assert card["grid_peak"] == 3.1 and "photos and paintings): 3.1." in text
     Stylizer.from_pretrained(shipped)  # it loads
     # The other culture's model stays, and nothing hidden is left behind.
     assert (zoo / "chinese_ink" / "model.safetensors").read_bytes() == b"another culture's model"
@@ -112,6 +115,8 @@ def test_ship_refuses_before_replacing_anything(tmp_path, ship_models, monkeypat
     (zoo / "ukiyoe" / "model.safetensors").write_bytes(b"the model shipped before")
     with pytest.raises(ValueError, match="unknown finish 'oil'"):
         ship_models.ship(results, "B", zoo, data, finish="oil")
+    with pytest.raises(ValueError, match="shifts must be one of 1, 4, 8, 16"):
+        ship_models.ship(results, "B", zoo, data, shifts=3)
     with pytest.raises(SystemExit, match="no candidate 'C' for ukiyoe"):
         ship_models.ship(results, "C", zoo, data)
     monkeypatch.setattr(ship_models, "LIMIT_BYTES", 1000)  # the zoo's size limit (15 MB)

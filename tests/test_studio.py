@@ -112,6 +112,9 @@ def test_models_lists_shipped_folders_and_runs(client):
     # A shipped model brings the finish its card recommends; a folder has none.
     assert models["ukiyoe"]["finish"] == "print" and models["models/multi"]["finish"] is None
     assert models["impressionism_monet"]["finish"] is None
+    # Likewise the passes (Stylizer shifts): Cezanne's card recommends 8.
+    assert models["postimpressionism_cezanne"]["shifts"] == 8
+    assert models["ukiyoe"]["shifts"] == models["models/multi"]["shifts"] == 1
     assert models["models/multi"]["options"] == ["mix", "reference", "seed", "strength"]
     assert models["runs/001-cut"]["origin"] == "run"
     assert "error" in models["runs/002-broken"] and "options" not in models["runs/002-broken"]
@@ -174,6 +177,19 @@ def test_stylize_with_a_finish(client, finish):
     assert np.array_equal(decoded(finished.content), np.asarray(expected, dtype=np.int16))
 
 
+def test_stylize_with_several_passes(client):
+    from culturegan.inference import Stylizer
+
+    photo = png(size=(80, 64), seed=4)
+    files = {"file": ("a.png", photo, "image/png")}
+    response = client.post("/api/stylize", data={"model": "ukiyoe", "shifts": "8"}, files=files)
+    assert response.status_code == 200
+    expected = Stylizer.from_pretrained("ukiyoe")([Image.open(io.BytesIO(photo))], shifts=8)
+    assert np.array_equal(decoded(response.content), np.asarray(expected.images[0], np.int16))
+    once = client.post("/api/stylize", data={"model": "ukiyoe"}, files=files)
+    assert not np.array_equal(decoded(once.content), decoded(response.content))
+
+
 def test_stylize_sample_photo(client):
     response = client.post("/api/stylize", data={"model": "runs/001-cut", "sample": "chelsea"})
     assert response.status_code == 200
@@ -234,6 +250,7 @@ def test_reference_and_mix(client):
         ({"model": "ukiyoe", "samples": "2"}, 400, "gives one rendering per input"),
         ({"model": "ukiyoe", "target": "ink"}, 400, "unknown target domain 'ink'"),
         ({"model": "ukiyoe", "finish": "oil"}, 400, "unknown finish 'oil'"),
+        ({"model": "ukiyoe", "shifts": "3"}, 400, "shifts must be one of 1, 4, 8, 16"),
         ({"model": "models/multi", "strength": "2"}, 400, "strength must be in [0, 1]"),
         ({"model": "models/multi", "strength": "nan"}, 400, "must be finite"),
         ({"model": "models/multi", "strength": "abc"}, 400, "'strength' must be a float"),

@@ -94,11 +94,12 @@ def test_upload_stylize_compare_and_download(server, page, photo, tmp_path):
     assert page.locator("#strength").is_hidden()  # the shipped model honours no style options
     assert page.locator("#no-options").is_visible()
     assert page.input_value("#finish") == "print"  # the finish its card recommends
+    assert page.input_value("#shifts") == "1"  # and the passes: once
     page.select_option("#model", "postimpressionism_cezanne")
-    assert page.input_value("#finish") == "paint"
+    assert page.input_value("#finish") == "paint" and page.input_value("#shifts") == "8"
     page.select_option("#model", "models/multi")
     assert page.locator("#strength").is_visible() and page.locator("#no-options").is_hidden()
-    assert page.input_value("#finish") == ""  # a model without a card: none
+    assert page.input_value("#finish") == "" and page.input_value("#shifts") == "1"  # no card
     page.select_option("#target", "ink")
     page.locator("#strength").fill("0.6")
     assert page.locator("#strength-value").inner_text() == "0.6"

@@ -348,6 +348,9 @@ def test_cli_end_to_end(tmp_path, capsys):
     # a two-domain model cannot honour a seed: refused before anything is written
     assert main(args + ["--seed", "3"]) == 2
     assert "seed" in capsys.readouterr().err
+    # several passes per frame, as for images (the lattice cancels; tests/test_shifts.py)
+    assert main(args + ["--size", "32", "--shifts", "4"]) == 0
+    assert "4 frames" in capsys.readouterr().out
 
 
 def test_upright_turns_a_stored_frame_by_the_display_rotation():

@@ -106,6 +106,13 @@ def test_stylize_with_style_and_no_model_flag(tmp_path, capsys):
     assert main(args) == 0 and "recommends" not in capsys.readouterr().out  # a finish was chosen
     args = ["stylize", str(src), "--style", "impressionism_monet", "--out", str(tmp_path / "m")]
     assert main(args) == 0 and "recommends" not in capsys.readouterr().out  # its card does not
+    # Cezanne's card recommends 8 passes too: named when they are not asked for.
+    args = ["stylize", str(src), "--style", "postimpressionism_cezanne", "--finish", "paint",
+            "--out", str(tmp_path / "c")]  # fmt: skip
+    assert main(args) == 0
+    said = capsys.readouterr().out
+    assert "recommends --shifts 8" in said and "recommends --finish" not in said
+    assert main([*args, "--shifts", "8"]) == 0 and "recommends" not in capsys.readouterr().out
     assert main(["stylize", str(src), "--out", str(out)]) == 2
     assert "--style NAME" in capsys.readouterr().err
     assert main(["stylize", str(src), "--style", "ukiyoe", "--model", "ukiyoe",

@@ -116,6 +116,7 @@ def stylize_paths(
     tileable: bool = False,  # seamless wrap-around textures
     keep_alpha: bool = True,  # inputs with transparency keep their alpha
     finish: str | None = None,  # a non-learned last stage ("print", "ink", "paint")
+    shifts: int = 1,  # passes moved within the generator's grid, averaged (4, 8, 16)
     verb: str = "stylized",  # the summary's and progress bar's word for the work
 ) -> StylizeSummary:
     """Stylize image files and folders into ``out_dir`` as PNG; unreadable files are skipped.
@@ -144,7 +145,7 @@ def stylize_paths(
     options = {
         "source": source, "target": target, "reference": reference, "mix": mix,
         "strength": strength, "batch_size": batch_size, "tile": tile, "tileable": tileable,
-        "keep_alpha": keep_alpha, "finish": finish,
+        "keep_alpha": keep_alpha, "finish": finish, "shifts": shifts,
     }  # fmt: skip
     seeds = sample_seeds(seed, samples)
     request = stylizer.check_inputs(seed=seeds[0], **options)

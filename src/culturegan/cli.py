@@ -22,6 +22,7 @@ from culturegan import __version__
 
 
 def _parser() -> argparse.ArgumentParser:
+    from culturegan.commands import add_shifts_argument
     from culturegan.config import add_override_arguments
     from culturegan.finish import FINISHES
 
@@ -92,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
         "washes by area and brush lines (Chinese ink); 'paint' = the output's colours laid as "
         "brush strokes along the photo's contours (impressionist painting)",
     )
+    add_shifts_argument(p)
     multi = p.add_argument_group("multi-domain models")
     multi.add_argument(
         "--seed", type=int, help="noise seed of the style code (default: the average style)"
@@ -272,12 +274,16 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         tileable=args.tileable,
         keep_alpha=not args.no_alpha,
         finish=args.finish,
+        shifts=args.shifts,
     )
     print(summary.report())
-    recommended = shipped_model(args.style).finish if args.style else None
-    if recommended and args.finish is None:
-        print(f"note: {args.style}'s card recommends --finish {recommended} (not learned; "
+    card = shipped_model(args.style) if args.style else None
+    if card and card.finish and args.finish is None:
+        print(f"note: {args.style}'s card recommends --finish {card.finish} (not learned; "
               "it redraws the output in the medium's terms)")  # fmt: skip
+    if card and card.shifts > 1 and args.shifts == 1:
+        print(f"note: {args.style}'s card recommends --shifts {card.shifts} (its lattice "
+              f"cancels, at {card.shifts} times the time)")  # fmt: skip
     return 0 if summary.written else 1
 
 

@@ -24,6 +24,20 @@ Handler = Callable[[argparse.Namespace], int]
 DEFAULT_OPSET = 18  # culturegan.onnx_export.DEFAULT_OPSET
 DEFAULT_TEMPORAL = 0.4  # culturegan.temporal.DEFAULT_TEMPORAL
 FLOW_METHODS = ("dis", "farneback")  # culturegan.temporal.FLOW_METHODS
+SHIFT_PASSES = (1, 4, 8, 16)  # culturegan.inference.SHIFT_PASSES
+
+
+def add_shifts_argument(parser: argparse.ArgumentParser) -> None:
+    """``--shifts N``: the Stylizer's ``shifts`` (``stylize``, ``stylize-video``)."""
+    parser.add_argument(
+        "--shifts",
+        type=int,
+        choices=SHIFT_PASSES,
+        default=1,
+        help="run the model N times on the picture moved within its pixel grid and average: a "
+        "lattice fixed to the grid cancels, the content stays (8 removes the shipped models' "
+        "lattice; N times the time; default: %(default)s, once)",
+    )
 
 
 def lazy_handler(module: str, name: str) -> Handler:
@@ -103,6 +117,7 @@ def add_stylize_video(subparsers: Any) -> dict[str, Handler]:
     p.add_argument("--batch-size", type=int, default=1, help="frames per network call")
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_shifts_argument(p)
     multi = p.add_argument_group("multi-domain models: one style code for the whole video")
     multi.add_argument("--seed", type=int, help="noise seed of the style code")
     multi.add_argument("--reference", help="take the style from this image")

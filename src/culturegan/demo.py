@@ -151,13 +151,18 @@ def shipped_models_section(out_dir: Path) -> tuple[dict, dict[str, str]]:
         atomic_write(path, lambda tmp, im=photo: im.save(tmp, format="PNG"))
     outputs: dict[str, dict[str, Path]] = {}  # column -> photo -> output file
     for model in models:
-        result = Stylizer.from_pretrained(model.path)(list(photos.values()), target=model.target)
+        stylizer = Stylizer.from_pretrained(model.path)
+        result = stylizer(list(photos.values()), target=model.target)
         renderings = {model.name: result.images}
         finish = model.finish  # a card may recommend one (ukiyoe: print)
-        if finish:  # drawn on the outputs above: the model does not run twice
+        if finish:  # drawn on the outputs above, or on those of the passes the card recommends
+            base = result.images
+            if model.shifts > 1:
+                base = stylizer(list(photos.values()), target=model.target, shifts=model.shifts)
+                base = base.images
             renderings[f"{model.name} + {finish}"] = [
                 apply_finish(finish, photo, out)
-                for photo, out in zip(photos.values(), result.images, strict=True)
+                for photo, out in zip(photos.values(), base, strict=True)
             ]
         for column, images in renderings.items():
             outputs[column] = {}

@@ -107,6 +107,7 @@ class Request:
     tileable: bool = False  # wrap-around output (seamless texture)
     keep_alpha: bool = True  # inputs with transparency come back with their alpha
     finish: str | None = None  # a non-learned last stage (culturegan.finish.FINISHES)
+    shifts: int = 1  # passes over the picture moved within the generator's grid, averaged
 
 
 def pad_to_multiple(
@@ -126,6 +127,57 @@ def pad_to_multiple(
     # Reflection needs each pad to be smaller than the side; tiny images fall back to replicate.
     mode = "reflect" if max(lead, ph - lead) < h and max(lead, pw - lead) < w else "replicate"
     return F.pad(x, (lead, pw - lead, lead, ph - lead), mode=mode), (h, w)
+
+
+SHIFT_PASSES = (1, 4, 8, 16)
+
+
+def shift_offsets(passes: int, multiple: int) -> list[tuple[int, int]]:
+    """The (rows, columns) a picture is moved by for ``passes`` averaged passes of a generator
+    whose coarsest map is 1/``multiple`` of the picture (:data:`SHIFT_PASSES`).
+
+    A pattern fixed to that grid repeats every ``multiple`` pixels; moving the picture by
+    ``offset`` moves its harmonic (i, j) (in cycles per ``multiple`` pixels) by a phase of
+    2 pi (i dy + j dx) / ``multiple`` against the content, so the average over the offsets
+    cancels every harmonic whose phases sum to 0. With q = ``multiple`` / 4: 4 passes, {0, 2q}
+    on both axes, cancel the harmonics with an odd i or j (the period-8 diagonal lattice of the
+    shipped models); 8 add those moved by (q, q) and cancel the period-4 ones too; 16, {0, q,
+    2q, 3q} on both axes, all but period 2. Grids under 4 px move by whole pixels."""
+    if passes not in SHIFT_PASSES:
+        raise ValueError(f"shifts must be one of {', '.join(map(str, SHIFT_PASSES))} passes, "
+                         f"got {passes!r}")  # fmt: skip
+    q, half = max(1, multiple // 4), max(1, multiple // 2)
+    if passes == 16:
+        return [(a * q, b * q) for a in range(4) for b in range(4)]
+    square = [(a * half, b * half) for a in range(2) for b in range(2)][:passes]
+    return square + [(dy + q, dx + q) for dy, dx in square] if passes == 8 else square
+
+
+def shift_average(
+    x: torch.Tensor,
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    offsets: Sequence[tuple[int, int]],
+    *,
+    wrap: bool = False,
+) -> torch.Tensor:
+    """The mean over ``offsets`` of ``fn`` applied to the (B, C, H, W) batch moved down and
+    right by (dy, dx) and moved back: ``fn`` must map a picture to one of the same size.
+    Moved with mirrored rows and columns above and left (``wrap``: around the torus, for
+    tileable textures), then cropped back to H x W."""
+    total = None
+    h, w = x.shape[-2:]
+    for dy, dx in offsets:
+        if wrap:
+            out = fn(x.roll((dy, dx), dims=(-2, -1))).roll((-dy, -dx), dims=(-2, -1))
+        elif dy or dx:
+            mode = "reflect" if dy < h and dx < w else "replicate"
+            out = fn(F.pad(x, (dx, 0, dy, 0), mode=mode))[..., dy : dy + h, dx : dx + w]
+        else:
+            out = fn(x)
+        total = out if total is None else total + out
+    if total is None:
+        raise ValueError("shift_average needs at least one offset")
+    return total / len(offsets)
 
 
 def marks_top_left(network: torch.nn.Module) -> bool:
@@ -303,6 +355,7 @@ class Stylizer(ABC):
         tileable: bool = False,
         keep_alpha: bool = True,
         finish: str | None = None,
+        shifts: int = 1,
     ) -> Request:
         """Refuse what this model cannot do (with a message saying why), resolve the rest."""
         given = {
@@ -321,6 +374,7 @@ class Stylizer(ABC):
         if tileable and tile:
             raise ValueError("a tileable texture is made in one pass; drop the tile size")
         check_finish(finish)
+        shift_offsets(shifts, self.size_multiple)  # one of SHIFT_PASSES, or a clear error
         if tileable and finish:
             raise ValueError(
                 f"the '{finish}' finish draws areas and lines that do not wrap around; "
@@ -370,6 +424,7 @@ class Stylizer(ABC):
             tileable=bool(tileable),
             keep_alpha=bool(keep_alpha),
             finish=finish,
+            shifts=shifts,
         )
         self._resolve(request)
         return request
@@ -396,6 +451,7 @@ class Stylizer(ABC):
         tileable: bool = False,
         keep_alpha: bool = True,
         finish: str | None = None,
+        shifts: int = 1,
     ) -> StylizeResult:
         """Stylize ``images`` (files or PIL images).
 
@@ -407,12 +463,15 @@ class Stylizer(ABC):
         its own alpha, exactly (else it is laid over white); ``finish``: a non-learned last
         stage drawn from the input and the output (``"print"``: flat inks and keyblock lines;
         ``"ink"``: the output's paper, washes and brush lines; ``"paint"``: the output's colours
-        as brush strokes along the photo's contours; :mod:`culturegan.finish`).
+        as brush strokes along the photo's contours; :mod:`culturegan.finish`); ``shifts``: run
+        the model 4, 8 or 16 times on the picture moved within its generator's pixel grid and
+        average the outputs moved back (:func:`shift_offsets`): a lattice fixed to that grid
+        cancels while the content, which moves with the picture, stays; as many times the time.
         """
         request = self.check_inputs(
             source=source, target=target, seed=seed, reference=reference, mix=mix,
             strength=strength, batch_size=batch_size, tile=tile, tileable=tileable,
-            keep_alpha=keep_alpha, finish=finish,
+            keep_alpha=keep_alpha, finish=finish, shifts=shifts,
         )  # fmt: skip
         pils, sources = read_inputs(_as_list(images), keep_alpha=request.keep_alpha)
         if request.finish:
@@ -445,6 +504,7 @@ class Stylizer(ABC):
         large images (or every image, with ``request.tile``) go through overlapping tiles, with
         the instance-norm statistics of ``network`` taken from one downscaled pass."""
         outputs: list[Image.Image | None] = [None] * len(pils)
+        offsets = shift_offsets(request.shifts, self.size_multiple)  # tileable textures
         by_size: dict[tuple[int, int], list[int]] = {}
         for i, img in enumerate(pils):
             if request.tileable:
@@ -452,7 +512,7 @@ class Stylizer(ABC):
                     raise ValueError("this model cannot make tileable textures")
                 outputs[i] = tileable_apply(
                     img,
-                    lambda x, i=i: fn(x, [i]),
+                    lambda x, i=i: shift_average(x, lambda b: fn(b, [i]), offsets, wrap=True),
                     network=network,
                     size_multiple=self.size_multiple,
                     device=self.device,
@@ -462,7 +522,7 @@ class Stylizer(ABC):
             if tile:
                 outputs[i] = tiled_apply(
                     img,
-                    lambda x, i=i: self._forward(x, lambda b: fn(b, [i])),
+                    lambda x, i=i: self._forward(x, lambda b: fn(b, [i]), request.shifts),
                     network=network,
                     tile=tile,
                     size_multiple=self.size_multiple,
@@ -475,17 +535,22 @@ class Stylizer(ABC):
             for start in range(0, len(indices), request.batch_size):
                 chunk = indices[start : start + request.batch_size]
                 batch = torch.stack([pil_to_tensor(pils[i]) for i in chunk]).to(self.device)
-                result = self._forward(batch, lambda b, c=chunk: fn(b, c)).cpu()  # (B, 3, H, W)
+                # (B, 3, H, W)
+                result = self._forward(batch, lambda b, c=chunk: fn(b, c), request.shifts).cpu()
                 for i, tensor in zip(chunk, result, strict=True):
                     outputs[i] = tensor_to_pil(tensor)
         return outputs
 
     def _forward(
-        self, batch: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor]
+        self, batch: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor], shifts: int = 1
     ) -> torch.Tensor:
         m, multiple = self.edge_margin, self.size_multiple
-        padded, (h, w) = pad_to_multiple(batch, multiple, MIN_MULTIPLES * multiple, m)
-        return fn(padded)[..., m : m + h, m : m + w]
+
+        def once(x: torch.Tensor) -> torch.Tensor:
+            padded, (h, w) = pad_to_multiple(x, multiple, MIN_MULTIPLES * multiple, m)
+            return fn(padded)[..., m : m + h, m : m + w]
+
+        return shift_average(batch, once, shift_offsets(shifts, multiple))
 
 
 def _load_networks(

@@ -202,6 +202,7 @@ def stylize_video(
     reference: Any = None,
     mix: str | dict[str, float] | None = None,
     strength: float | None = None,
+    shifts: int | None = None,  # passes moved within the generator's grid, averaged
     temporal: float = DEFAULT_TEMPORAL,  # 0 = per frame .. 1 = keep the warped past
     flow: str = "dis",  # optical flow of the temporal stage: "dis" or "farneback"
     size: int | None = None,  # shorter side of the output in pixels; None = the input's
@@ -229,7 +230,7 @@ def stylize_video(
     if not 0 <= crf <= 51:
         raise ValueError(f"crf must be in [0, 51], got {crf}")
     given = {"source": source, "target": target, "seed": seed, "reference": reference,
-             "mix": mix, "strength": strength}  # fmt: skip
+             "mix": mix, "strength": strength, "shifts": shifts}  # fmt: skip
     options = {k: v for k, v in given.items() if v is not None}
     request = stylizer.check_inputs(**options, batch_size=batch_size)  # refuse before any work
     if request.reference is not None:
@@ -356,6 +357,7 @@ def cmd_stylize_video(args: argparse.Namespace) -> int:
                 reference=args.reference,
                 mix=args.mix,
                 strength=args.strength,
+                shifts=args.shifts,
                 temporal=args.temporal,
                 flow=args.flow,
                 size=args.size,

@@ -52,6 +52,11 @@ class ShippedModel:
         return str(finish) if finish else None
 
     @property
+    def shifts(self) -> int:
+        """The passes the card recommends (``Stylizer(..., shifts=)``; 1: once)."""
+        return int(self.card.get("shifts", 1))
+
+    @property
     def domains(self) -> list[str]:
         return [str(d) for d in self.card["domains"]]
 

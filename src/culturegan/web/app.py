@@ -30,7 +30,7 @@ from starlette.exceptions import HTTPException
 
 from culturegan.finish import FINISHES
 from culturegan.grid import column_grid, style_grid
-from culturegan.inference import sample_seeds
+from culturegan.inference import SHIFT_PASSES, sample_seeds
 from culturegan.web import forms, reports
 from culturegan.web.forms import StudioError, number, result_response, text
 from culturegan.web.jobs import (
@@ -200,6 +200,7 @@ def create_app(settings: StudioSettings, *, registry: ModelRegistry | None = Non
             "models": list(registry.entries),
             "samples": sample_names(),
             "finishes": sorted(FINISHES),
+            "shift_passes": SHIFT_PASSES,
         }
         return templates.TemplateResponse(request, f"{page}.html", context)
 
@@ -284,6 +285,7 @@ def create_app(settings: StudioSettings, *, registry: ModelRegistry | None = Non
                 "strength": number(form, "strength", float, 1.0),
                 "mix": text(form, "mix"),
                 "finish": text(form, "finish"),
+                "shifts": number(form, "shifts", int, 1),
             }
             seed = number(form, "seed", int, None)
             samples = number(form, "samples", int, 1)

@@ -72,6 +72,7 @@ class ModelEntry:
     target: str | None  # the shipped model's culture; None: the model's first direction
     task: str = "style transfer"  # shipped models: what their card says (e.g. "restoration")
     finish: str | None = None  # shipped models: the finish their card recommends
+    shifts: int = 1  # shipped models: the passes their card recommends (Stylizer shifts)
 
 
 class ModelRegistry:
@@ -93,17 +94,19 @@ class ModelRegistry:
             target: str | None = None,
             task: str = "style transfer",
             finish: str | None = None,
+            shifts: int = 1,
         ) -> None:
             entry_id, n = base_id, 2
             while entry_id in entries:
                 entry_id, n = f"{base_id}-{n}", n + 1
-            entries[entry_id] = ModelEntry(entry_id, path, origin, target, task, finish)
+            entries[entry_id] = ModelEntry(entry_id, path, origin, target, task, finish, shifts)
 
         if shipped:
             from culturegan.zoo import list_shipped
 
             for model in list_shipped():
-                add(model.name, model.path, "shipped", model.target, model.task, model.finish)
+                add(model.name, model.path, "shipped", model.target, model.task, model.finish,
+                    model.shifts)  # fmt: skip
         for folder in model_dirs or []:
             folder = Path(folder).expanduser()
             if (folder / CONFIG_NAME).is_file():
@@ -166,6 +169,7 @@ class ModelRegistry:
             "default_target": default,
             "options": sorted(stylizer.options),
             "finish": entry.finish,  # the page preselects it
+            "shifts": entry.shifts,  # likewise
         }
 
 

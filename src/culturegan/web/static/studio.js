@@ -72,6 +72,7 @@ const studio = (() => {
       if ($("no-options")) $("no-options").classList.toggle("hidden", model.options.length > 0);
       // The finish the model's card recommends, if any; the user may change it.
       if ($("finish")) $("finish").value = model.finish || "";
+      if ($("shifts")) $("shifts").value = String(model.shifts || 1);
       if ($("model-info")) {
         $("model-info").textContent = `${model.kind} model (${model.origin}); domains: ${model.domains.join(", ")}`;
       }
@@ -118,6 +119,7 @@ const studio = (() => {
       data.set("model", model.id);
       data.set("target", $("target").value);
       if ($("finish").value) data.set("finish", $("finish").value);
+      if ($("shifts").value !== "1") data.set("shifts", $("shifts").value);
       if (model.options.includes("strength")) data.set("strength", $("strength").value);
       if (model.options.includes("seed")) {
         data.set("seed", $("seed").value);
