@@ -156,13 +156,12 @@ def shipped_models_section(out_dir: Path) -> tuple[dict, dict[str, str]]:
         renderings = {model.name: result.images}
         finish = model.finish  # a card may recommend one (ukiyoe: print)
         if finish:  # drawn on the outputs above, or on those of the passes the card recommends
-            base = result.images
+            base = result
             if model.shifts > 1:
                 base = stylizer(list(photos.values()), target=model.target, shifts=model.shifts)
-                base = base.images
             renderings[f"{model.name} + {finish}"] = [
                 apply_finish(finish, photo, out)
-                for photo, out in zip(photos.values(), base, strict=True)
+                for photo, out in zip(photos.values(), base.images, strict=True)
             ]
         for column, images in renderings.items():
             outputs[column] = {}

@@ -38,6 +38,7 @@ from collections.abc import Sequence
 import torch
 
 from culturegan.losses import GREY_WEIGHTS, gaussian_window, ssim_map
+from culturegan.losses import grey as grey_levels  # ssim() has a "grey" flag
 from culturegan.metrics.backbones import Backbone
 
 SSIM_WINDOW = 11
@@ -138,8 +139,7 @@ def grid_peaks(images: torch.Tensor | Sequence[torch.Tensor], *, period: int = 8
             size = tuple(x.shape[-2:])
             raise ValueError(f"grid_peaks needs a period of at least 2 px and images of at least "
                              f"two periods a side, got {period} and {size}")  # fmt: skip
-        weights = torch.tensor(GREY_WEIGHTS, dtype=torch.float64, device=x.device)
-        g = torch.einsum("c,chw->hw", weights, x[:, :h, :w].double())
+        g = grey_levels(x[None, :, :h, :w].double())[0, 0]
         power = torch.fft.fft2(g - g.mean()).abs() ** 2
         ky, kx = h // period, w // period
         # Sum of each 3 x 3 neighbourhood (circular), less its centre, over 8.

@@ -340,7 +340,7 @@ def _evaluate_pair(
     ssims: list[float] = []
     bands: list[float] = []  # per output: the largest colour step it adds at one of its sides
     peaks: list[float] = []  # per output large enough: spectral peaks of the generator's grid
-    period = max(2, getattr(stylizer, "size_multiple", 8))
+    period = max(2, stylizer.size_multiple)
     hits = total = 0
     target_index = None
     if clf is not None:
