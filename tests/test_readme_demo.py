@@ -149,3 +149,24 @@ def test_an_interrupted_demo_says_how_to_resume_each_stopped_run(tmp_path, capsy
     monkeypatch.setattr(demo, "run_demo", interrupted_between_runs)
     assert main(["demo", "--out", str(tmp_path)]) == 128 + signal.SIGINT
     assert "run the demo again" in capsys.readouterr().out
+
+
+def test_demo_job_config_layers_preset_culture_settings_and_extras(tmp_path):
+    # benchmarks/demo_seeds.py trains one culture as the demo does, at other seeds: the preset,
+    # then the culture's own settings, then the benchmark's extras, which win.
+    from culturegan.demo import CULTURE_OVERRIDES, demo_job_config
+
+    wood = CULTURE_OVERRIDES["fewshot"]["woodblock"]
+    runs = tmp_path / "runs"
+    cfg = demo_job_config("fewshot", "woodblock", ["photo", "woodblock"], tmp_path, runs, 64, 300)
+    assert cfg.loss.lambda_style_stats == wood["loss.lambda_style_stats"] != 1.0  # preset: 1.0
+    assert (cfg.model.palette, cfg.loss.perceptual_size) == (8, 128)
+    assert (cfg.train.steps, cfg.data.crop_size, cfg.data.load_size) == (300, 64, 72)
+    assert cfg.train.name == "demo-woodblock" and cfg.train.runs_dir == str(runs)
+    extra = {"train.seed": 6, "loss.lambda_style_stats": 2.0}
+    other = demo_job_config(
+        "fewshot", "woodblock", ["photo", "woodblock"], tmp_path, runs, 64, 300, extra=extra
+    )
+    assert (other.train.seed, other.loss.lambda_style_stats, other.model.palette) == (6, 2.0, 8)
+    impasto = demo_job_config("fewshot", "impasto", ["photo", "impasto"], tmp_path, runs, 64, 150)
+    assert (impasto.loss.lambda_style_stats, impasto.model.palette) == (1.0, 0)

@@ -141,9 +141,10 @@ def test_grid_peaks_refuse_images_smaller_than_two_periods():
 def test_the_setting_is_checked():
     with pytest.raises(ValueError, match="loss.lambda_shift=-1"):
         load_config("fewshot_structure", {"loss.lambda_shift": -1}).validate()
-    with pytest.raises(ValueError, match="lambda_shift applies to the cut and cyclegan"):
-        load_config("multidomain_cpu", {"loss.lambda_shift": 1}).validate()
+    with pytest.raises(ValueError, match="lambda_shift applies to the cut, cyclegan and multi"):
+        load_config("pix2pix_tiny", {"loss.lambda_shift": 1}).validate()
     load_config("cyclegan_tiny", {"loss.lambda_shift": 1}).validate()
+    load_config("multidomain_cpu", {"loss.lambda_shift": 1}).validate()
 
 
 def test_cut_logs_the_term_and_resumes_exactly_with_it(tiny_cfg):
@@ -174,3 +175,29 @@ def test_cyclegan_trains_both_generators_with_the_term_and_resumes_exactly(tiny_
     assert not torch.equal(state, fresh)  # it drew its offsets from its own stream
     tiny_cfg.train.steps = 4
     assert_resumes_exactly(tiny_cfg, ("g_ab", "g_ba", "d_a", "d_b"))
+
+
+def test_multidomain_draws_each_item_in_its_own_style_with_the_term_and_resumes_exactly(
+    tmp_path,
+):
+    from culturegan.data.synthetic import build_demo_dataset
+    from culturegan.training.multidomain import MultiDomainRecipe
+    from test_multidomain import tiny_multidomain_cfg
+
+    root = tmp_path / "data"
+    build_demo_dataset(root, size=32, photos=8, art_per_style=8, heldout_photos=1)
+    cfg = tiny_multidomain_cfg(root, tmp_path / "runs", 4)
+    cfg.loss.lambda_shift = 5.0
+    cfg.validate()
+    torch.manual_seed(0)
+    domains = ("impasto", "ink_wash", "photo", "woodblock")
+    recipe = MultiDomainRecipe(cfg, device=CPU, domains=domains)
+    gen = torch.Generator().manual_seed(0)
+    batch = {k: torch.rand(4, 3, 32, 32, generator=gen) * 2 - 1 for k in ("x", "x_ref", "x_ref2")}
+    batch.update(y=torch.tensor([2, 2, 2, 2]), y_trg=torch.tensor([0, 3, 1, 3]))
+    losses = recipe.train_step(batch, 0)
+    assert np.isfinite(losses["loss/shift"]) and losses["loss/shift"] > 0
+    state = recipe.state_dict()["shift_rng"]
+    fresh = torch.Generator().manual_seed(cfg.train.seed * 2 + 7).get_state()
+    assert not torch.equal(state, fresh)  # it drew its offsets from its own stream
+    assert_resumes_exactly(cfg, ("generator", "mapping", "style_encoder", "discriminator"))

@@ -121,7 +121,7 @@ class LossConfig:
     nce_temperature: float = 0.07  # tau
     flip_equivariance: bool = False  # FastCUT's flip augmentation
     # ours: the output of the photo moved by a few pixels is the output moved (no pattern fixed
-    # to the generator's own grid; losses.shift_equivariance_loss); cut and cyclegan recipes
+    # to the generator's own grid; losses.shift_equivariance_loss); cut, cyclegan, multidomain
     lambda_shift: float = 0.0
     # culture priors: lists of target domains each prior applies to (empty = off)
     edge_domains: list[str] = field(default_factory=list)  # keep the input's edges/strokes
@@ -319,9 +319,9 @@ class RunConfig:
         if (loss.gan_start or loss.gan_ramp) and self.train.recipe not in ("cut", "multidomain"):
             raise ValueError("loss.gan_start and loss.gan_ramp apply to the cut and multidomain "
                              f"recipes, not to {self.train.recipe}")  # fmt: skip
-        if loss.lambda_shift and self.train.recipe not in ("cut", "cyclegan"):
-            raise ValueError("loss.lambda_shift applies to the cut and cyclegan recipes, not to "
-                             f"{self.train.recipe}")  # fmt: skip
+        if loss.lambda_shift and self.train.recipe not in ("cut", "cyclegan", "multidomain"):
+            raise ValueError("loss.lambda_shift applies to the cut, cyclegan and multidomain "
+                             f"recipes, not to {self.train.recipe}")  # fmt: skip
         if loss.perceptual_size < 0 or 0 < loss.perceptual_size < 32:
             raise ValueError(
                 f"loss.perceptual_size must be 0 (images as they are) or at least 32 px, got "

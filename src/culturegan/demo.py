@@ -26,12 +26,14 @@ from __future__ import annotations
 import shutil
 import signal
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
 from culturegan.apply import stylize_paths
-from culturegan.config import load_config
+from culturegan.config import RunConfig, load_config
 from culturegan.data.images import load_image, pil_to_tensor, scan_images
 from culturegan.data.synthetic import ART_STYLES, build_demo_dataset
 from culturegan.grid import column_grid, style_grid
@@ -40,6 +42,9 @@ from culturegan.report import render_page, svg_line_chart
 from culturegan.training import TrainResult
 from culturegan.training.logger import read_log
 from culturegan.training.side_by_side import train_many
+
+if TYPE_CHECKING:
+    from culturegan.metrics.judge import Judge
 
 DEMO_STEPS = {"fewshot": 200, "multidomain": 550, "cyclegan": 800}
 DEMO_MARKER = ".culturegan-demo"  # only folders under a marked --out are ever deleted
@@ -75,6 +80,12 @@ DEMO_HELDOUT = 32
 # Session 25: the three runs train side by side (one thread each on 2 cores): 77 s instead of
 # 92 s, 97% / 94% / 100%. Fewer steps lose: woodblock 200 mean 0.78 (300: 0.83), ink_wash 150
 # 0.81-1.00 (200: 0.94-1.00); impasto 100 holds (0.97-1.00) but is not on the longest path.
+# Session 30, on an AMD EPYC (AVX2, 69-89 GFLOP/s), where the demo read woodblock 66%:
+# benchmarks/demo_seeds.py (woodblock alone as the demo trains it, seeds 0-7, two one-thread
+# runs side by side) read 0.66-0.94 (mean 0.78, 3 of 8 seeds at 0.8); with its Lite0 feature
+# statistics weighted 5 instead of 1, 0.44-1.00 (mean 0.85, 7 of 8 at 0.8), SSIM to the photo
+# about the same. Steps 450, palette weight 20, content 0.5, the guide and 12 colours did
+# not do better (docs/quality.md, session 30).
 CULTURE_OVERRIDES: dict[str, dict[str, dict[str, object]]] = {
     "fewshot": {
         "ink_wash": {"loss.perceptual_size": 128},
@@ -83,6 +94,7 @@ CULTURE_OVERRIDES: dict[str, dict[str, dict[str, object]]] = {
             "loss.lambda_flat": 5.0,
             "loss.flat_segments": 16,
             "model.palette": 8,
+            "loss.lambda_style_stats": 5.0,
         },
     },
 }
@@ -197,6 +209,42 @@ def shipped_models_section(out_dir: Path) -> tuple[dict, dict[str, str]]:
     return shipped, {"shipped models": f"{len(models)}, {len(photos)} photos in {seconds:.1f} s"}
 
 
+def demo_job_config(
+    recipe: str,
+    job: str,
+    job_domains: Sequence[str],
+    data_root: Path,
+    runs_dir: Path,
+    size: int,
+    steps: int,
+    *,
+    fast: bool = False,
+    extra: dict[str, object] | None = None,
+) -> RunConfig:
+    """The config of one demo training run: the recipe's preset, the demo's data and size, the
+    culture's own settings (CULTURE_OVERRIDES), then ``extra`` (benchmarks/demo_seeds.py)."""
+    overrides: dict[str, object] = {
+        "data.root": str(data_root),
+        "data.domains": list(job_domains),
+        "data.load_size": size + size // 8,
+        "data.crop_size": size,
+        "train.steps": steps,
+        "train.runs_dir": str(runs_dir),
+        "train.name": "demo-"
+        + ("cultures" if job == "all" and recipe == "multidomain" else "-".join(job_domains[1:])),
+        "train.log_every": max(1, min(10, steps // 4)),
+        "train.sample_every": max(1, steps // 4),
+        "train.checkpoint_every": max(1, steps // 2),
+    }
+    overrides.update(CULTURE_OVERRIDES.get(recipe, {}).get(job, {}))
+    if fast:
+        overrides.update({"model.ngf": 8, "model.ndf": 8})
+        if recipe == "multidomain":
+            overrides["model.max_channels"] = 32
+    overrides.update(extra or {})
+    return load_config(DEMO_PRESETS[recipe], overrides)
+
+
 def run_demo(
     out_dir: Path,
     *,
@@ -257,30 +305,9 @@ def run_demo(
         for job in jobs
     }
     for job, job_domains in jobs.items():
-        n_job = job_steps[job]
-        overrides = {
-            "data.root": str(data_root),
-            "data.domains": job_domains,
-            "data.load_size": size + size // 8,
-            "data.crop_size": size,
-            "train.steps": n_job,
-            "train.runs_dir": str(out_dir / "runs"),
-            "train.name": "demo-"
-            + (
-                "cultures"
-                if job == "all" and recipe == "multidomain"
-                else "-".join(job_domains[1:])
-            ),  # fmt: skip
-            "train.log_every": max(1, min(10, n_job // 4)),
-            "train.sample_every": max(1, n_job // 4),
-            "train.checkpoint_every": max(1, n_job // 2),
-        }
-        overrides.update(CULTURE_OVERRIDES.get(recipe, {}).get(job, {}))
-        if fast:
-            overrides.update({"model.ngf": 8, "model.ndf": 8})
-            if recipe == "multidomain":
-                overrides["model.max_channels"] = 32
-        cfgs[job] = load_config(DEMO_PRESETS[recipe], overrides)
+        cfgs[job] = demo_job_config(
+            recipe, job, job_domains, data_root, out_dir / "runs", size, job_steps[job], fast=fast
+        )
     # fewshot's three small runs train side by side in processes on a multi-core CPU
     # (training.side_by_side): 59 s instead of 74 s on 2 cores (session 25).
     results = train_many(cfgs, progress=progress)
@@ -370,21 +397,19 @@ def _describe_overrides(overrides: dict[str, dict[str, object]], runs: dict[str,
     )
 
 
-def judge_demo(stylized: dict[str, dict[str, Path]], *, size: int) -> dict[str, str]:
-    """The demo measures itself: the share of stylized held-out photos that an independent
-    style classifier assigns to each target culture.
+def fit_demo_judge(styles: Sequence[str], *, size: int) -> Judge:
+    """The demo's independent judge of ``styles`` (in the demo's order: the art's seeds follow it).
 
-    The classifier is :func:`culturegan.metrics.judge.fit_judge` on ImageNet EfficientNet-Lite1
-    features (no training loss or discriminator looks through Lite1), fitted on images made
-    afresh for it: new crops of the training photos and synthetic art drawn with seeds the
-    training set does not use, plus a reject class of generated artifacts (noise, flat colour,
-    stripes) so that a broken output cannot pass for a culture.
+    :func:`culturegan.metrics.judge.fit_judge` on ImageNet EfficientNet-Lite1 features (no
+    training loss or discriminator looks through Lite1), fitted on images made afresh for it:
+    new crops of the training photos and synthetic art drawn with seeds the training set does not
+    use, plus a reject class of generated artifacts (noise, flat colour, stripes) so that a broken
+    output cannot pass for a culture.
     """
     import numpy as np
 
-    from culturegan.culture.classify import accuracy_interval
     from culturegan.data.synthetic import TRAIN_PHOTOS, make_art_image, make_photo_crops
-    from culturegan.metrics.judge import ARTIFACT_CLASS, artifact_images, fit_judge, judge_scores
+    from culturegan.metrics.judge import ARTIFACT_CLASS, artifact_images, fit_judge
 
     n = 24
 
@@ -394,15 +419,26 @@ def judge_demo(stylized: dict[str, dict[str, Path]], *, size: int) -> dict[str, 
     classes: dict = {
         "photo": [pil_to_tensor(im) for im in make_photo_crops(TRAIN_PHOTOS, n, size, 7)]
     }
-    for k, style in enumerate(stylized):
+    for k, style in enumerate(styles):
         art = [make_art_image(style, s, size) for s in seeds(10_000 * (k + 1))]
         classes[style] = [pil_to_tensor(im) for im in art]
     classes[ARTIFACT_CLASS] = artifact_images(n, size=size, seed=0)
-    judge = fit_judge(classes, backbone="lite1", folds=3)
+    return fit_judge(classes, backbone="lite1", folds=3)
+
+
+def judge_demo(stylized: dict[str, dict[str, Path]], *, size: int) -> dict[str, str]:
+    """The demo measures itself: the share of stylized held-out photos that an independent
+    style classifier (:func:`fit_demo_judge`) assigns to each target culture."""
+    import numpy as np
+
+    from culturegan.culture.classify import accuracy_interval
+    from culturegan.metrics.judge import judge_scores
+
+    judge = fit_demo_judge(list(stylized), size=size)
     cv = judge.cross_validated_accuracy
     figures = {
         "judge (Lite1 classifier on freshly made images)": (
-            f"{len(classes)} classes, cross-validated accuracy "
+            f"{len(judge.classes)} classes, cross-validated accuracy "
             + ("n/a" if cv is None else f"{cv:.0%}")
         )
     }

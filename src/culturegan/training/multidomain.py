@@ -36,7 +36,7 @@ from torch import nn
 
 from culturegan.checkpoint import pretrained_config
 from culturegan.config import RunConfig
-from culturegan.losses import AdversarialLoss, Logits
+from culturegan.losses import AdversarialLoss, Logits, shift_equivariance_loss
 from culturegan.models import build_discriminator
 from culturegan.models.discriminators import PatchDiscriminator
 from culturegan.models.multidomain import (
@@ -140,6 +140,8 @@ class MultiDomainRecipe(Recipe):
         # Before the discriminator, real and fake alike; its own seeded stream.
         self.augment = build_augment(cfg, seed=cfg.train.seed * 2 + 5)
         self.perceptual = DomainPerceptualTerms(cfg, self.domains)
+        # The shift term's offsets (loss.lambda_shift); its state is part of the checkpoint.
+        self.shift_rng = torch.Generator().manual_seed(cfg.train.seed * 2 + 7)
         loss = cfg.loss
         self.prior_ids = {
             prior: self._domain_ids(getattr(loss, f"{prior}_domains"), prior)
@@ -259,6 +261,17 @@ class MultiDomainRecipe(Recipe):
             s_trg = self._target_style(batch, z1, None)
         x_fake = self._generate(x, s_trg, y_trg)
         loss_adv = x.new_zeros(())
+        loss_shift = x.new_zeros(())
+        if loss_cfg.lambda_shift > 0:  # the first two items, each with its own style and domain
+            n = min(2, len(x))
+            loss_shift = shift_equivariance_loss(
+                lambda v: self._generate(v, s_trg[:n], y_trg[:n]),
+                x,
+                x_fake,
+                multiple=self.generator.size_multiple,
+                rng=self.shift_rng,
+                items=n,
+            )
         if lambda_gan > 0:
             loss_adv = self.adv.generator(self.discriminator(aug(x_fake), y_trg))
         # Each term below costs generator or encoder passes: computed only while it weighs.
@@ -305,6 +318,7 @@ class MultiDomainRecipe(Recipe):
             + loss_cfg.lambda_own_style * loss_own
             + loss_cfg.lambda_domain_cls * loss_cls
             + loss_cfg.lambda_fake_cls * loss_fake_cls
+            + loss_cfg.lambda_shift * loss_shift
         )
         total_g = total_g + self._prior_losses(x, x_fake, y_trg, losses, adversarial=lambda_gan > 0)
         if self.perceptual.enabled:  # x_ref is an artwork of each item's target domain
@@ -334,6 +348,8 @@ class MultiDomainRecipe(Recipe):
                 "weight/lambda_ds": lambda_ds,
             }
         )
+        if loss_cfg.lambda_shift > 0:
+            losses["loss/shift"] = loss_shift.item()
         return self.check_finite(losses, step, "lower optim.lr or raise loss.lambda_r1")
 
     def _generate(
@@ -447,6 +463,7 @@ class MultiDomainRecipe(Recipe):
                 "sched_g": self.sched_g.state_dict(),
                 "sched_d": self.sched_d.state_dict(),
                 "augment": self.augment.state_dict(),
+                "shift_rng": self.shift_rng.get_state(),
             }
         )
         return state
@@ -463,3 +480,5 @@ class MultiDomainRecipe(Recipe):
         self.sched_d.load_state_dict(state["sched_d"])
         if "augment" in state:  # checkpoints from before DiffAugment have none
             self.augment.load_state_dict(state["augment"])
+        if "shift_rng" in state:  # nor have those from before the shift term
+            self.shift_rng.set_state(state["shift_rng"])
