@@ -49,12 +49,14 @@ from culturegan.training.side_by_side import train_many
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_speed import cpu_info, matmul_peak  # noqa: E402
 
+OWN_KEYS = ("train.seed", "train.runs_dir", "train.name")  # the script sets these per run
+
 
 def parse_seeds(text: str) -> list[int]:
     seeds: list[int] = []
     for part in text.split(","):
         lo, _, hi = part.partition("-")
-        seeds.extend(range(int(lo), int(hi or lo) + 1))
+        seeds.extend(s for s in range(int(lo), int(hi or lo) + 1) if s not in seeds)
     return seeds
 
 
@@ -67,6 +69,8 @@ def parse_setting(text: str) -> tuple[str, dict[str, object]]:
         key, sep, value = item.partition("=")
         if not sep:
             raise SystemExit(f"--setting '{text}': '{item}' is not KEY=VALUE")
+        if key in OWN_KEYS:
+            raise SystemExit(f"--setting '{text}': {key} is set by the script (--seeds)")
         extra[key] = yaml.safe_load(value)
     return label, extra
 
@@ -81,22 +85,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cores", type=int, default=2, help="runs side by side (one thread each)")
     args = ap.parse_args(argv)
     settings = [parse_setting(s) for s in args.setting or ["demo="]]
+    labels = [label for label, _ in settings]
+    if len(set(labels)) < len(labels):
+        raise SystemExit(f"--setting labels must differ: {', '.join(labels)}")
     seeds = parse_seeds(args.seeds)
     size = 64
     data_root = args.work / "data"
-    if not (data_root / "_heldout_photos").is_dir():
+    built = data_root / ".complete"  # written last: a half-built dataset is built again
+    if not built.is_file():
         shutil.rmtree(data_root, ignore_errors=True)
         build_demo_dataset(
             data_root, size=size, styles=ART_STYLES, seed=0, heldout_photos=DEMO_HELDOUT
         )
+        built.write_text("the demo's dataset (seed 0), complete\n")
     photos = scan_images(data_root / "_heldout_photos", check="none").files
     inputs = torch.stack([pil_to_tensor(load_image(p)) for p in photos])
     t0 = time.perf_counter()
     judge = fit_demo_judge(list(ART_STYLES), size=size)
     print(f"judge: {judge.summary()} ({time.perf_counter() - t0:.0f} s)", flush=True)
-    steps = CULTURE_STEPS["fewshot"].get(args.culture, DEMO_STEPS["fewshot"])
-    rows = []
+    demo_steps = CULTURE_STEPS["fewshot"].get(args.culture, DEMO_STEPS["fewshot"])
+    rows: list[dict] = []
     for label, extra in settings:
+        extra = dict(extra)
+        steps = int(extra.pop("train.steps", demo_steps))  # sets the demo's cadence too
         cfgs = {}
         for seed in seeds:
             runs_dir = args.work / "runs" / label / f"seed{seed}"
@@ -115,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         results = train_many(cfgs, cores=args.cores, progress=False)
         seconds = time.perf_counter() - t0
         stopped = [name for name in cfgs if name not in results or not results[name].finished]
-        if stopped:  # interrupted: each started run keeps its checkpoint
+        if stopped:  # interrupted: the settings done so far are in --out
             print(f"{label}: stopped before the end ({', '.join(stopped)})", file=sys.stderr)
             return 130
         per_seed = []
@@ -148,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         row = {
             "setting": label,
             "overrides": extra,
-            "steps": cfgs[next(iter(cfgs))].train.steps,
+            "steps": steps,
             "train_seconds": seconds,
             "seeds": per_seed,
             "mean_hit_rate": float(hits.mean()),
@@ -167,24 +178,25 @@ def main(argv: list[str] | None = None) -> int:
             f" training {seconds:.0f} s",
             flush=True,
         )
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        peak = matmul_peak(torch.get_num_threads(), 1024, 10)
-        args.out.write_text(
-            json.dumps(
-                {
-                    "culture": args.culture,
-                    "seeds": seeds,
-                    "heldout_photos": len(photos),
-                    "torch": torch.__version__,
-                    "matmul_peak_gflops": peak,
-                    "cpu": cpu_info(),
-                    "rows": rows,
-                },
-                indent=1,
-            )
-        )
+        if args.out:  # after every setting, so an interruption keeps what is done
+            write_figures(args.out, args.culture, seeds, len(photos), rows)
     return 0
+
+
+def write_figures(out: Path, culture: str, seeds: list[int], photos: int, rows: list) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figures = {
+        "culture": culture,
+        "seeds": seeds,
+        "heldout_photos": photos,
+        "torch": torch.__version__,
+        "matmul_peak_gflops": matmul_peak(torch.get_num_threads(), 1024, 10),
+        "cpu": cpu_info(),
+        "rows": rows,
+    }
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(figures, indent=1))
+    tmp.replace(out)
 
 
 if __name__ == "__main__":

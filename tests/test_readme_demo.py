@@ -170,3 +170,23 @@ def test_demo_job_config_layers_preset_culture_settings_and_extras(tmp_path):
     assert (other.train.seed, other.loss.lambda_style_stats, other.model.palette) == (6, 2.0, 8)
     impasto = demo_job_config("fewshot", "impasto", ["photo", "impasto"], tmp_path, runs, 64, 150)
     assert (impasto.loss.lambda_style_stats, impasto.model.palette) == (1.0, 0)
+
+
+def test_demo_seeds_reads_seeds_and_settings_and_refuses_what_it_sets_itself():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "demo_seeds", ROOT / "benchmarks" / "demo_seeds.py"
+    )
+    demo_seeds = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo_seeds)
+    assert demo_seeds.parse_seeds("0-3,2,7") == [0, 1, 2, 3, 7]  # a seed is trained once
+    assert demo_seeds.parse_setting("demo=") == ("demo", {})
+    label, extra = demo_seeds.parse_setting("g=loss.lambda_guide=2,model.palette=12")
+    assert (label, extra) == ("g", {"loss.lambda_guide": 2, "model.palette": 12})
+    with pytest.raises(SystemExit, match="train.seed is set by the script"):
+        demo_seeds.parse_setting("x=train.seed=3")
+    with pytest.raises(SystemExit, match="'oops' is not KEY=VALUE"):
+        demo_seeds.parse_setting("x=oops")
+    with pytest.raises(SystemExit, match="labels must differ"):
+        demo_seeds.main(["--setting", "a=", "--setting", "a=model.palette=12"])

@@ -195,7 +195,19 @@ def test_multidomain_draws_each_item_in_its_own_style_with_the_term_and_resumes_
     gen = torch.Generator().manual_seed(0)
     batch = {k: torch.rand(4, 3, 32, 32, generator=gen) * 2 - 1 for k in ("x", "x_ref", "x_ref2")}
     batch.update(y=torch.tensor([2, 2, 2, 2]), y_trg=torch.tensor([0, 3, 1, 3]))
+    calls = []
+    generate = recipe._generate
+
+    def recorded(x, s, y, generator=None):
+        calls.append((tuple(x.shape), len(s), y.tolist()))
+        return generate(x, s, y, generator)
+
+    recipe._generate = recorded
     losses = recipe.train_step(batch, 0)
+    # the shift pass: the first two items' crops (32 px less the generator's grid), in their
+    # own styles and target domains
+    side = 32 - recipe.generator.size_multiple
+    assert ((2, 3, side, side), 2, [0, 3]) in calls
     assert np.isfinite(losses["loss/shift"]) and losses["loss/shift"] > 0
     state = recipe.state_dict()["shift_rng"]
     fresh = torch.Generator().manual_seed(cfg.train.seed * 2 + 7).get_state()

@@ -80,12 +80,14 @@ DEMO_HELDOUT = 32
 # Session 25: the three runs train side by side (one thread each on 2 cores): 77 s instead of
 # 92 s, 97% / 94% / 100%. Fewer steps lose: woodblock 200 mean 0.78 (300: 0.83), ink_wash 150
 # 0.81-1.00 (200: 0.94-1.00); impasto 100 holds (0.97-1.00) but is not on the longest path.
-# Session 30, on an AMD EPYC (AVX2, 69-89 GFLOP/s), where the demo read woodblock 66%:
+# Session 30, on an AMD EPYC (AVX2, 89-120 GFLOP/s; session 29's demo read woodblock 66%):
 # benchmarks/demo_seeds.py (woodblock alone as the demo trains it, seeds 0-7, two one-thread
 # runs side by side) read 0.66-0.94 (mean 0.78, 3 of 8 seeds at 0.8); with its Lite0 feature
 # statistics weighted 5 instead of 1, 0.44-1.00 (mean 0.85, 7 of 8 at 0.8), SSIM to the photo
-# about the same. Steps 450, palette weight 20, content 0.5, the guide and 12 colours did
-# not do better (docs/quality.md, session 30).
+# about the same; at seeds 8-15, 0.91 and 8 of 8 against 0.89 and 7 of 8 (16 seeds: mean 0.88
+# and 15 at 0.8, against 0.83 and 10). Steps 450, palette weight 20, content 0.5 and the
+# guide gained less on the same seeds; 12 colours as much but kept a tenth of the photo
+# (docs/quality.md, session 30).
 CULTURE_OVERRIDES: dict[str, dict[str, dict[str, object]]] = {
     "fewshot": {
         "ink_wash": {"loss.perceptual_size": 128},
