@@ -103,6 +103,14 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     judge = fit_demo_judge(list(ART_STYLES), size=size)
     print(f"judge: {judge.summary()} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    machine = {  # measured once, before the runs
+        "culture": args.culture,
+        "seeds": seeds,
+        "heldout_photos": len(photos),
+        "torch": torch.__version__,
+        "matmul_peak_gflops": matmul_peak(torch.get_num_threads(), 1024, 10),
+        "cpu": cpu_info(),
+    }
     demo_steps = CULTURE_STEPS["fewshot"].get(args.culture, DEMO_STEPS["fewshot"])
     rows: list[dict] = []
     for label, extra in settings:
@@ -141,10 +149,9 @@ def main(argv: list[str] | None = None) -> int:
                 target=args.culture,
                 progress=False,
             )
-            written = sorted(summary.written)
-            scores = judge_scores(judge, written, args.culture)
-            by_stem = {p.stem: p for p in written}
+            by_stem = {p.stem: p for p in summary.written}
             outputs = torch.stack([pil_to_tensor(load_image(by_stem[p.stem])) for p in photos])
+            scores = judge_scores(judge, outputs, args.culture)  # the files, read once
             grey_ssim = float(ssim(inputs, outputs, grey=True).mean())
             per_seed.append(
                 {
@@ -179,21 +186,12 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         if args.out:  # after every setting, so an interruption keeps what is done
-            write_figures(args.out, args.culture, seeds, len(photos), rows)
+            write_figures(args.out, {**machine, "rows": rows})
     return 0
 
 
-def write_figures(out: Path, culture: str, seeds: list[int], photos: int, rows: list) -> None:
+def write_figures(out: Path, figures: dict) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
-    figures = {
-        "culture": culture,
-        "seeds": seeds,
-        "heldout_photos": photos,
-        "torch": torch.__version__,
-        "matmul_peak_gflops": matmul_peak(torch.get_num_threads(), 1024, 10),
-        "cpu": cpu_info(),
-        "rows": rows,
-    }
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(json.dumps(figures, indent=1))
     tmp.replace(out)
