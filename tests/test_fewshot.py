@@ -617,6 +617,52 @@ def test_palette_head_draws_only_mixtures_of_its_colours_and_rebuilds_from_confi
         build_generator("resnet_6blocks", ngf=8, palette=4)  # only the mobile ones have a head
 
 
+@pytest.mark.parametrize("window", [1, 5])
+def test_hard_palette_head_blends_in_training_and_paints_inks_out_of_it(window):
+    torch.manual_seed(0)
+    g = build_generator("mobile_unet_3blocks", ngf=8, palette=4, palette_hard=window)
+    soft = build_generator("mobile_unet_3blocks", ngf=8, palette=4)
+    soft.load_state_dict(g.state_dict())
+    head = g.model[-1]
+    seen: list[torch.Tensor] = []
+    head.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].detach()))
+    x = images(2, 32, 5)
+    assert torch.equal(g(x), soft(x))  # training: the same blend, so the same gradient
+    g.eval()
+    with torch.no_grad():
+        y = g(x)
+        blended = soft(x)
+    colors = torch.tanh(head.colors).detach()  # (4, 3)
+    # Each pixel is the colour with the largest softmax weight summed over its window
+    # (edges repeated), computed here by hand.
+    half = window // 2
+    weights = F.pad(seen[-1].softmax(dim=1), (half,) * 4, mode="replicate")
+    votes = sum(weights[..., i : i + 32, j : j + 32] for i in range(window) for j in range(window))
+    expected = colors[votes.argmax(dim=1)].permute(0, 3, 1, 2)
+    # Summed in another order, a near tie (votes within float rounding) may go either way.
+    top = votes.topk(2, dim=1).values
+    clear = (top[:, 0] - top[:, 1] > 1e-5 * window**2).unsqueeze(1).expand_as(y)
+    assert float(clear.float().mean()) > 0.95
+    assert torch.equal(y[clear], expected[clear])
+    assert len(torch.unique(y.permute(0, 2, 3, 1).reshape(-1, 3), dim=0)) > 1
+    assert float((blended - y).abs().max()) > 0.05  # where the soft head blends
+    # A lone pixel of another ink: kept by a one-pixel window, outvoted by a wider one.
+    logits = torch.zeros(1, 4, 8, 8)
+    logits[:, 0] = 5.0
+    logits[0, 1, 3, 4] = 10.0
+    lone = (head(logits)[0, :, 3, 4] == colors[1]).all()
+    assert bool(lone) == (window == 1)
+    again = generator_from_config(g.config).eval()
+    again.load_state_dict(g.state_dict())
+    with torch.no_grad():
+        assert again.config["palette_hard"] == window and torch.equal(again(x), y)
+    with pytest.raises(ValueError, match="palette_hard needs a palette"):
+        build_generator("mobile_unet_3blocks", ngf=8, palette_hard=window)
+    for bad in (2, 17, -1, True):
+        with pytest.raises(ValueError, match="odd window of 1-15 px"):
+            build_generator("mobile_unet_3blocks", ngf=8, palette=4, palette_hard=bad)
+
+
 CREAM, INDIGO, VERMILION = (238, 225, 194), (30, 48, 96), (214, 66, 42)
 
 
@@ -761,6 +807,40 @@ def test_domain_weights_give_the_direction_aimed_at_a_domain_its_own_terms(tiny_
         assert "loss/outline" in logged and "loss/palette" not in logged
     set_field(tiny_cfg, "loss.domain_weights", ["sketch:outline=5"])
     with pytest.raises(ValueError, match="sketch"):
+        train(tiny_cfg, progress=False)
+
+
+def test_a_hard_palette_trains_as_a_soft_one_and_ships_inks(tiny_cfg):
+    for key, value in {"train.recipe": "cut", "model.generator": "mobile_unet_3blocks",
+                       "model.ngf": 4, "model.palette": 3, "loss.lambda_nce": 0.0,
+                       "loss.lambda_content": 1.0, "loss.lambda_palette": 1.0,
+                       "train.steps": 3, "data.load_size": 72,
+                       "data.crop_size": 64}.items():  # fmt: skip
+        set_field(tiny_cfg, key, value)
+
+    def weights(run) -> dict[str, torch.Tensor]:
+        return flat_state(load_training_state(run.run_dir / CHECKPOINT_NAME)["recipe"])
+
+    soft = train(tiny_cfg, progress=False)
+    set_field(tiny_cfg, "model.palette_hard", 5)
+    hard = train(tiny_cfg, progress=False)
+    assert weights(hard).keys() == weights(soft).keys()
+    assert all(torch.equal(v, weights(soft)[k]) for k, v in weights(hard).items())
+    config = json.loads((hard.run_dir / "model" / "config.json").read_text())
+    assert config["networks"]["g_ab"]["palette_hard"] == 5
+    from culturegan.inference import Stylizer
+
+    photo = Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8))
+    inks = np.asarray(Stylizer.from_pretrained(hard.run_dir / "model")([photo]).images[0])
+    blends = np.asarray(Stylizer.from_pretrained(soft.run_dir / "model")([photo]).images[0])
+    assert len(np.unique(inks.reshape(-1, 3), axis=0)) <= 3  # the model folder paints its inks
+    assert len(np.unique(blends.reshape(-1, 3), axis=0)) > 3
+    set_field(tiny_cfg, "model.palette_hard", 4)
+    with pytest.raises(ValueError, match="palette_hard must be 0 .blend. or an odd window"):
+        train(tiny_cfg, progress=False)
+    set_field(tiny_cfg, "model.palette_hard", 5)
+    set_field(tiny_cfg, "model.palette", 0)
+    with pytest.raises(ValueError, match="palette_hard needs model.palette > 0"):
         train(tiny_cfg, progress=False)
 
 

@@ -67,6 +67,10 @@ def test_demo_end_to_end_fast(tmp_path, capsys, recipe):
         }
         assert lengths == {6}
         assert "per-culture settings" in html and "loss.perceptual_size=128" in html
+        # woodblock paints with its 8 inks, not blends of them (model.palette_hard).
+        for picture in sorted((out / "stylized").glob("woodblock/*.png")):
+            colours = np.asarray(Image.open(picture).convert("RGB")).reshape(-1, 3)
+            assert len(np.unique(colours, axis=0)) <= 8, picture
     # Section 0: every shipped model on scikit-image's photos, before any training.
     assert "Models that ship with culturegan" in html
     assert len(sorted((out / "shipped").glob("*/*.png"))) >= 5 * 5  # 5 photos, 4 models + photos

@@ -61,6 +61,10 @@ class ModelConfig:
     # where those K colours start: art (k-means of the target's training images) | spread (fixed
     # colours over the RGB cube); see culturegan.data.palette
     palette_init: str = "art"
+    # N (odd): the trained model paints each pixel in one of the K colours, the one its N x N
+    # neighbourhood weighs most, instead of the softmax's blend (0): inks as printed. Training
+    # blends either way.
+    palette_hard: int = 0
     # mobile generators (mobile_*): padding of the stride-2 convolutions, zeros | reflect
     # (zeros leaves a border marker a generator can draw on), ICNR initialisation of the
     # sub-pixel output layer (no 2 x 2 pattern at the start) and a fixed tent filter after it
@@ -246,7 +250,12 @@ class RunConfig:
         if self.model.palette_init not in PALETTE_INITS:
             raise ValueError(f"model.palette_init must be one of {', '.join(PALETTE_INITS)}, "
                              f"got {self.model.palette_init!r}")  # fmt: skip
-        from culturegan.models.fast import PAD_MODES  # the networks' layer, loaded lazily
+        # the networks' layer, loaded lazily
+        from culturegan.models.fast import PAD_MODES, check_palette_hard
+
+        if self.model.palette_hard and not palette:
+            raise ValueError("model.palette_hard needs model.palette > 0 (the inks to pick from)")
+        check_palette_hard(self.model.palette_hard, "model.palette_hard")
 
         m = self.model
         if m.pad_mode not in PAD_MODES:

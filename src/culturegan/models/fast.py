@@ -48,6 +48,18 @@ def check_pad_mode(pad_mode: str) -> None:
         raise ValueError(f"pad_mode must be one of {', '.join(PAD_MODES)}, got {pad_mode!r}")
 
 
+MAX_VOTE = 15  # the widest palette_hard window (the generators' grid is 8 px)
+
+
+def check_palette_hard(window: int, name: str = "palette_hard") -> None:
+    """0 (the palette's blend) or an odd vote window of 1-MAX_VOTE pixels (PaletteHead)."""
+    odd = type(window) is int and window % 2 == 1 and 1 <= window <= MAX_VOTE  # not a bool
+    if not (window == 0 or odd):
+        raise ValueError(
+            f"{name} must be 0 (blend) or an odd window of 1-{MAX_VOTE} px, got {window}"
+        )
+
+
 def downsampling_conv(cin: int, cout: int, pad_mode: str = "zeros") -> nn.Conv2d:
     """3x3 stride-2 convolution, bias-free (an instance norm follows), ``pad_mode`` padding.
 
@@ -169,6 +181,8 @@ class MobileResnetGenerator(nn.Module):
     ``palette`` K > 0: the last layer draws with K learned colours instead of free RGB. It
     predicts K logits per pixel and the output is the softmax-weighted mix of the colours
     (:class:`PaletteHead`): a sharp softmax paints flat areas of one ink, a soft one blends.
+    ``palette_hard`` N (odd): out of training, every pixel is one of the colours instead, the one
+    that weighs most over its N x N neighbourhood, as a print is printed (:class:`PaletteHead`).
     """
 
     size_multiple = 8  # pixel unshuffle + two stride-2 convolutions
@@ -182,6 +196,7 @@ class MobileResnetGenerator(nn.Module):
         n_blocks: int = 6,
         expansion: int = 2,
         palette: int = 0,
+        palette_hard: int = 0,
         pad_mode: str = "zeros",
         icnr: bool = False,
         output_tent: bool = False,
@@ -201,8 +216,13 @@ class MobileResnetGenerator(nn.Module):
             "n_blocks": n_blocks,
             "expansion": expansion,
         }
+        if palette_hard and not palette:
+            raise ValueError("palette_hard needs a palette (palette > 0)")
+        check_palette_hard(palette_hard)
         if palette:
             self.config["palette"] = palette
+        if palette_hard:  # model folders written before the option read as soft
+            self.config["palette_hard"] = palette_hard
         if pad_mode != "zeros":  # model folders written before the option read as zeros
             self.config["pad_mode"] = pad_mode
         if output_tent:
@@ -226,7 +246,7 @@ class MobileResnetGenerator(nn.Module):
             subpixel,  # sub-pixel convolution
             nn.PixelShuffle(2),  # (B, 4C, H/2, W/2) -> (B, C, H, W)
             *([TentFilter()] if output_tent else []),
-            PaletteHead(palette, out_channels) if palette else nn.Tanh(),
+            PaletteHead(palette, out_channels, hard=palette_hard) if palette else nn.Tanh(),
         ]
         self.model = nn.Sequential(*layers)
         # PatchNCE layers in the spirit of CUT's "0,4,8,12,16" for its ResNet: the first
@@ -248,10 +268,20 @@ class PaletteHead(nn.Module):
     Woodblock prints and ink paintings are made with a few inks; a generator that must mix
     its pixels from a handful of colours cannot drift into the saturated colour noise a free
     RGB output shows early in training, and flat areas cost it nothing.
+
+    ``hard`` N (odd; 0: blend): out of training (``.eval()``), each pixel takes the one colour
+    whose softmax weight summed over its N x N neighbourhood is largest. Training still blends,
+    for the gradient. A soft head is free to paint a blend that is none of the inks: the demo's
+    woodblock models painted half vermilion, half cream as a greige no print has. Where two
+    inks nearly tie, the generator's lattice decides pixel by pixel (N = 1): a checkerboard no
+    block prints; a 5 x 5 vote, under the generator's 8-pixel grid, removes it and keeps the
+    shapes (docs/quality.md, session 31). Training through the hard choice (straight-through)
+    was tried and lost.
     """
 
-    def __init__(self, num_colors: int, channels: int = 3) -> None:
+    def __init__(self, num_colors: int, channels: int = 3, *, hard: int = 0) -> None:
         super().__init__()
+        self.hard = hard
         # Spread over the colour cube: a fixed low-discrepancy start, not the global RNG.
         # Training replaces it with the target art's colours (model.palette_init art).
         k = torch.arange(num_colors, dtype=torch.float32).unsqueeze(1)
@@ -273,6 +303,11 @@ class PaletteHead(nn.Module):
 
     def forward(self, logits: torch.Tensor) -> torch.Tensor:
         weights = logits.softmax(dim=1)  # (B, K, H, W)
+        if self.hard and not self.training:
+            half = self.hard // 2  # edges repeated: every pixel votes over N x N
+            votes = F.avg_pool2d(F.pad(weights, (half,) * 4, mode="replicate"), self.hard, 1)
+            ink = votes.argmax(dim=1)  # (B, H, W)
+            return torch.tanh(self.colors)[ink].permute(0, 3, 1, 2)
         return torch.einsum("bkhw,kc->bchw", weights, torch.tanh(self.colors))
 
 

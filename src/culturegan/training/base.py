@@ -112,7 +112,10 @@ CONTENT_TAPS = (7, 10)
 def generator_kwargs(cfg: RunConfig) -> dict[str, Any]:
     """What the two-domain recipes pass to ``build_generator`` (the mobile generators' options
     only when set, so other generators keep refusing them clearly)."""
-    off = {"palette": 0, "pad_mode": "zeros", "icnr": False, "output_tent": False}
+    off = {
+        "palette": 0, "palette_hard": 0, "pad_mode": "zeros", "icnr": False,
+        "output_tent": False,
+    }  # fmt: skip
     set_options = {k: getattr(cfg.model, k) for k, v in off.items() if getattr(cfg.model, k) != v}
     return {"ngf": cfg.model.ngf, **set_options}
 
