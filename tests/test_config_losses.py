@@ -47,6 +47,8 @@ def test_cli_override_flags_are_collected():
         ({"nope.steps": 1}, "not of the form section.field"),
         ({"train.steps": "many"}, "not a valid int"),
         ({"train.steps": 1.5}, "not a valid int"),
+        ({"model.palette_hard": True}, "model.palette_hard=True is not a valid int"),  # not 1
+        ({"loss.lambda_gan": False}, "not a valid float"),
         ({"loss.style_taps": "0,x"}, "loss.style_taps='0,x' is not a valid list"),
         ({"loss.style_taps": [0, 2.5]}, "is not a valid list"),
     ],

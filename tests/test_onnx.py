@@ -115,12 +115,16 @@ def test_cli_handler_exports_and_reports_errors(exported, tmp_path, capsys):
 
 
 def test_a_hard_palette_exports_and_paints_the_same_inks(tmp_path):
-    torch.manual_seed(3)
-    net = build_generator("mobile_unet_3blocks", ngf=8, palette=4, palette_hard=5).eval()
-    with torch.no_grad():
-        for p in net.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    path = export_generator(net, tmp_path / "inks.onnx", size_multiple=8, check=False)
+    def inks_net(seed: int) -> torch.nn.Module:
+        torch.manual_seed(seed)
+        net = build_generator("mobile_unet_3blocks", ngf=8, palette=4, palette_hard=5).eval()
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(torch.randn_like(p) * 0.05)
+        return net
+
+    net = inks_net(3)
+    path = export_generator(net, tmp_path / "inks.onnx", size_multiple=8)  # checked: no raise
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     x = torch.rand(2, 3, 48, 72, generator=torch.Generator().manual_seed(0)) * 2 - 1
     with torch.no_grad():
@@ -135,3 +139,6 @@ def test_a_hard_palette_exports_and_paints_the_same_inks(tmp_path):
     differ = np.abs(got - expected).max(axis=1) > 1e-3  # (B, H, W)
     assert differ.mean() < 0.01
     assert len(np.unique(got.transpose(0, 2, 3, 1).reshape(-1, 3), axis=0)) > 1
+    # The export's check still catches a file that paints other inks than the network.
+    with pytest.raises(RuntimeError, match="paints another ink than PyTorch"):
+        check_parity(inks_net(4), path, sizes=[(1, 32, 32)], inks=True)

@@ -470,6 +470,8 @@ def _coerce(value: Any, current: Any, dotted: str, source: str) -> Any:
             return [str(v) for v in items]
         if isinstance(current, int) and isinstance(value, float) and not value.is_integer():
             raise ValueError(value)
+        if isinstance(current, int | float) and isinstance(value, bool):  # true is not 1
+            raise ValueError(value)
         return expected(value)
     except (TypeError, ValueError):
         raise ValueError(

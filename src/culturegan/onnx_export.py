@@ -42,6 +42,9 @@ INPUT_NAME = "image"
 OUTPUT_NAME = "stylized"
 DEFAULT_OPSET = 18
 PARITY_TOLERANCE = 1e-3  # max |onnxruntime - PyTorch| on outputs in [-1, 1]
+# A palette model painting inks (model.palette_hard) picks one colour per pixel: where two tie
+# to within the runtimes' rounding, the two may pick differently. At most this share of pixels.
+INK_FLIP_SHARE = 0.01
 
 
 def _require(module: str) -> Any:
@@ -119,14 +122,22 @@ def export_generator(
     onnx.checker.check_model(model)
     atomic_write(out, lambda tmp: onnx.save_model(model, str(tmp)))
     if check:
-        check_parity(net, out, sizes=[(1, 4 * m, 6 * m), (3, 10 * m, 7 * m)])
+        inks = bool(getattr(net, "config", {}).get("palette_hard"))
+        check_parity(net, out, sizes=[(1, 4 * m, 6 * m), (3, 10 * m, 7 * m)], inks=inks)
     return out
 
 
 def check_parity(
-    net: nn.Module, onnx_path: str | Path, *, sizes: Sequence[tuple[int, int, int]]
+    net: nn.Module,
+    onnx_path: str | Path,
+    *,
+    sizes: Sequence[tuple[int, int, int]],
+    inks: bool = False,
 ) -> float:
-    """Max |onnxruntime - PyTorch| over random inputs of (batch, height, width) ``sizes``."""
+    """Max |onnxruntime - PyTorch| over random inputs of (batch, height, width) ``sizes``.
+
+    ``inks`` (a model that paints one palette colour per pixel): the max over the pixels where
+    both pick the same colour; up to INK_FLIP_SHARE of the pixels may pick another one."""
     session = _session(onnx_path, threads=None)
     generator = torch.Generator().manual_seed(0)
     worst = 0.0
@@ -145,7 +156,16 @@ def check_parity(
                 f"'{onnx_path}' gives shape {got.shape} for input {tuple(x.shape)}, "
                 f"PyTorch {expected.shape}"
             )
-        diff = float(np.abs(got - expected).max())
+        per_pixel = np.abs(got - expected).max(axis=1)  # (B, H, W)
+        if inks:
+            flipped = per_pixel > PARITY_TOLERANCE
+            if not flipped.mean() <= INK_FLIP_SHARE:
+                raise RuntimeError(
+                    f"'{onnx_path}' paints another ink than PyTorch at {flipped.mean():.1%} "
+                    f"of the pixels at {tuple(x.shape)} (tolerance {INK_FLIP_SHARE:.0%})"
+                )
+            per_pixel = per_pixel[~flipped]
+        diff = float(per_pixel.max(initial=0.0))
         if not diff <= PARITY_TOLERANCE:
             raise RuntimeError(
                 f"'{onnx_path}' differs from PyTorch by {diff:.2e} at {tuple(x.shape)} "
