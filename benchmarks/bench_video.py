@@ -159,11 +159,13 @@ def _grey(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
 
 
-def flicker_table(clip: Path, stylizer: Any, work: Path) -> dict[str, Any]:
+def flicker_table(
+    clip: Path, stylizer: Any, work: Path, finish: str | None = None
+) -> dict[str, Any]:
     recorder = Recorder(WEIGHTS)
     summary = stylize_video(
         clip, work / "flicker.mp4", stylizer=stylizer, temporal=PIPELINE_WEIGHT,
-        progress=False, observer=recorder,
+        finish=finish, progress=False, observer=recorder,
     )  # fmt: skip
     dis, farneback = recorder.dis.result(), recorder.farneback.result()
     rows = []
@@ -214,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
         "--photo", default="astronaut", help="scikit-image photo the clip pans over"
     )
     parser.add_argument("--no-speed", action="store_true", help="flicker table only")
+    parser.add_argument(
+        "--finish", help="also the flicker with this finish on every frame (print, ink, paint)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     sizes = {"480p": (854, 480), "720p": (1280, 720)}
@@ -244,6 +249,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{sizes[first][0]} x {sizes[first][1]}, {args.seconds} s over `{args.photo}`"
         )
         print(f"flicker pass: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+        if args.finish:  # the same clip, each frame finished before the temporal stage
+            report["flicker_finish"] = flicker_table(
+                clip, stylizers["pytorch"], work, finish=args.finish
+            )
+            report["flicker_finish"].update(clip=report["flicker"]["clip"], finish=args.finish)
         report["speed"] = []
         for label, (w, h) in {} if args.no_speed else sizes.items():
             clip = make_clip(work / f"speed_{label}.mp4", width=w, height=h,
@@ -288,6 +298,26 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {r['flicker_farneback']:.4f} | {_change(r['flicker_reduction_farneback'])} "
             f"| {r['ssim_to_per_frame']:.3f} | {r['ssim_loss']:.3f} |"
         )
+    finished = report.get("flicker_finish")
+    if finished:
+        lines += [
+            "",
+            f"The same clip with `--finish {finished['finish']}` on every frame (before the "
+            "temporal stage; 'vs unfinished' compares with the table above at the same "
+            "--temporal):",
+            "",
+            "| --temporal | flicker (DIS flow) | vs per frame | vs unfinished "
+            "| flicker (Farneback) | vs unfinished |",
+            "|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r, plain in zip(finished["rows"], flicker["rows"], strict=True):
+            lines.append(
+                f"| {r['temporal']:g} | {r['flicker_dis']:.4f} "
+                f"| {_change(r['flicker_reduction_dis'])} "
+                f"| {r['flicker_dis'] / plain['flicker_dis']:.2f} x "
+                f"| {r['flicker_farneback']:.4f} "
+                f"| {r['flicker_farneback'] / plain['flicker_farneback']:.2f} x |"
+            )
     lines += [
         "",
         "Frames per second of the whole pipeline (decode, stylize, flow, blend, encode):",

@@ -663,6 +663,51 @@ def test_hard_palette_head_blends_in_training_and_paints_inks_out_of_it(window):
             build_generator("mobile_unet_3blocks", ngf=8, palette=4, palette_hard=bad)
 
 
+def test_an_ink_model_stays_in_its_inks_over_averaged_passes_and_tiles():
+    from culturegan.data.images import tensor_to_pil
+    from culturegan.inference import Stylizer
+
+    torch.manual_seed(0)
+    g = build_generator("mobile_unet_3blocks", ngf=8, palette=4, palette_hard=5).eval()
+    g.model[-1].set_colors(torch.tensor([[0.9, 0.8, 0.6], [-0.8, -0.6, -0.2],
+                                         [0.7, -0.6, -0.7], [-0.9, -0.9, -0.9]]))  # fmt: skip
+    config = {"kind": "two_domain", "domains": ["photo", "art"],
+              "directions": {"photo->art": "g"}, "size_multiple": 8}  # fmt: skip
+    stylizer = Stylizer.from_modules({"g": g}, config)
+    ink_row = tensor_to_pil(torch.tanh(g.model[-1].colors).detach().T[:, None])  # 4 x 1 px
+    inks = {tuple(c) for c in np.asarray(ink_row)[0]}
+    assert len(inks) == 4
+    rng = np.random.default_rng(3)
+    photo = Image.fromarray(rng.integers(0, 256, (80, 96, 3), np.uint8))
+
+    def colours(image: Image.Image) -> set[tuple[int, ...]]:
+        return {tuple(c) for c in np.asarray(image).reshape(-1, 3)}
+
+    def run(**options) -> np.ndarray:
+        out = stylizer([photo], **options).images[0]
+        assert colours(out) <= inks, options  # every pixel one of the inks
+        return np.asarray(out)
+
+    class Painted(torch.nn.Module):  # the same network, its passes averaged as pictures
+        def __init__(self) -> None:
+            super().__init__()
+            self.g = g
+
+        def forward(self, batch: torch.Tensor) -> torch.Tensor:
+            return self.g(batch)
+
+    as_pictures = Stylizer.from_modules({"g": Painted()}, config)
+    once = run(tile=0)
+    assert np.array_equal(once, np.asarray(as_pictures([photo], tile=0).images[0]))
+    for options in ({"shifts": 8, "tile": 0}, {"tile": 48}, {"tile": 48, "shifts": 4}):
+        blended = as_pictures([photo], **options).images[0]
+        assert len(colours(blended) - inks) > 10, options  # averaged as pictures: blends
+        averaged = run(**options)
+        same = (averaged == once).all(axis=-1).mean()  # the votes move only near-ties
+        assert 0.6 < same < 1.0, (options, same)
+    run(tileable=True, shifts=4)
+
+
 CREAM, INDIGO, VERMILION = (238, 225, 194), (30, 48, 96), (214, 66, 42)
 
 

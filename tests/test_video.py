@@ -186,8 +186,10 @@ def test_style_options_reach_every_frame_and_unset_ones_are_not_passed(tmp_path)
     clip = write_clip(tmp_path / "in.mp4", translating_frames(5))
     stylizer = Invert()
     stylize_video(clip, tmp_path / "o.mp4", stylizer=stylizer, target="art", seed=7,
-                  mix="a:1,b:2", strength=0.5, batch_size=2, progress=False)  # fmt: skip
-    expected = {"target": "art", "seed": 7, "mix": "a:1,b:2", "strength": 0.5, "batch_size": 2}
+                  mix="a:1,b:2", strength=0.5, finish="print", batch_size=2,
+                  progress=False)  # fmt: skip
+    expected = {"target": "art", "seed": 7, "mix": "a:1,b:2", "strength": 0.5,
+                "finish": "print", "batch_size": 2}  # fmt: skip
     assert stylizer.calls == [expected] * 3  # batches of 2, 2, 1
     stylizer = Invert()
     stylize_video(clip, tmp_path / "o.mp4", stylizer=stylizer, progress=False)
@@ -351,6 +353,21 @@ def test_cli_end_to_end(tmp_path, capsys):
     # several passes per frame, as for images (the lattice cancels; tests/test_shifts.py)
     assert main(args + ["--size", "32", "--shifts", "4"]) == 0
     assert "4 frames" in capsys.readouterr().out
+    # each frame finished (here in ink: the output's paper, washes and brush lines)
+    assert main(args + ["--size", "32"]) == 0
+    plain = decoded(out)
+    assert main(args + ["--size", "32", "--finish", "ink"]) == 0
+    assert "4 frames" in capsys.readouterr().out
+    inked = decoded(out)
+    assert len(inked) == 4 and inked[0].shape == plain[0].shape
+    assert np.abs(inked[0].astype(int) - plain[0]).mean() > 5
+    # a shipped model's card: its finish is named when the command does not ask for it
+    shipped = ["stylize-video", str(clip), "--style", "ukiyoe", "--out", str(out), "--size",
+               "32", "--no-progress"]  # fmt: skip
+    assert main(shipped) == 0
+    assert "note: ukiyoe's card recommends --finish print" in capsys.readouterr().out
+    assert main(shipped + ["--finish", "print"]) == 0
+    assert "recommends" not in capsys.readouterr().out
 
 
 def test_upright_turns_a_stored_frame_by_the_display_rotation():

@@ -252,7 +252,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
 def cmd_stylize(args: argparse.Namespace) -> int:
     from culturegan.apply import stylize_paths
-    from culturegan.zoo import model_from_options, shipped_model
+    from culturegan.zoo import card_notes, model_from_options
 
     model_dir, target = model_from_options(
         style=args.style, model=args.model, revision=args.revision, target=args.target
@@ -277,13 +277,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         shifts=args.shifts,
     )
     print(summary.report())
-    card = shipped_model(args.style) if args.style else None
-    if card and card.finish and args.finish is None:
-        print(f"note: {args.style}'s card recommends --finish {card.finish} (not learned; "
-              "it redraws the output in the medium's terms)")  # fmt: skip
-    if card and card.shifts > 1 and args.shifts == 1:
-        print(f"note: {args.style}'s card recommends --shifts {card.shifts} (its lattice "
-              f"cancels, at {card.shifts} times the time)")  # fmt: skip
+    card_notes(args.style, finish=args.finish, shifts=args.shifts)
     return 0 if summary.written else 1
 
 

@@ -95,6 +95,8 @@ def add_restore(subparsers: Any) -> dict[str, Handler]:
 
 def add_stylize_video(subparsers: Any) -> dict[str, Handler]:
     """Add ``stylize-video`` (culturegan.video); returns {command: handler}."""
+    from culturegan.finish import FINISHES
+
     p = subparsers.add_parser(
         "stylize-video", help="stylize a video, GIF or folder of frames (needs the video extra)"
     )
@@ -117,6 +119,12 @@ def add_stylize_video(subparsers: Any) -> dict[str, Handler]:
     p.add_argument("--batch-size", type=int, default=1, help="frames per network call")
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--finish",
+        choices=sorted(FINISHES),
+        help="redraw each stylized frame in a medium's terms before the temporal stage "
+        "(print, ink or paint; see `culturegan stylize --help`)",
+    )
     add_shifts_argument(p)
     multi = p.add_argument_group("multi-domain models: one style code for the whole video")
     multi.add_argument("--seed", type=int, help="noise seed of the style code")

@@ -499,11 +499,17 @@ class Stylizer(ABC):
         fn: Callable[[torch.Tensor, list[int]], torch.Tensor],
         request: Request,
         network: torch.nn.Module | None = None,
+        paint: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> list[Image.Image]:
         """``fn(padded (B, 3, H', W'), indices) -> (B, 3, H', W')`` over batches of equal size;
         large images (or every image, with ``request.tile``) go through overlapping tiles, with
-        the instance-norm statistics of ``network`` taken from one downscaled pass."""
+        the instance-norm statistics of ``network`` taken from one downscaled pass.
+
+        With ``paint``, ``fn`` returns (B, K, H', W') instead (a hard palette's ink votes):
+        passes and tiles average those, and ``paint`` turns the average into RGB, so that an
+        averaged picture is still painted in the inks."""
         outputs: list[Image.Image | None] = [None] * len(pils)
+        finish = paint if paint is not None else (lambda y: y)
         offsets = shift_offsets(request.shifts, self.size_multiple)  # tileable textures
         by_size: dict[tuple[int, int], list[int]] = {}
         for i, img in enumerate(pils):
@@ -516,6 +522,7 @@ class Stylizer(ABC):
                     network=network,
                     size_multiple=self.size_multiple,
                     device=self.device,
+                    paint=paint,
                 )
                 continue
             tile = auto_tile(img.size) if request.tile is None else request.tile
@@ -528,6 +535,7 @@ class Stylizer(ABC):
                     size_multiple=self.size_multiple,
                     margin=self.edge_margin,
                     device=self.device,
+                    paint=paint,
                 )
                 continue
             by_size.setdefault(img.size, []).append(i)
@@ -536,7 +544,8 @@ class Stylizer(ABC):
                 chunk = indices[start : start + request.batch_size]
                 batch = torch.stack([pil_to_tensor(pils[i]) for i in chunk]).to(self.device)
                 # (B, 3, H, W)
-                result = self._forward(batch, lambda b, c=chunk: fn(b, c), request.shifts).cpu()
+                result = self._forward(batch, lambda b, c=chunk: fn(b, c), request.shifts)
+                result = finish(result).cpu()
                 for i, tensor in zip(chunk, result, strict=True):
                     outputs[i] = tensor_to_pil(tensor)
         return outputs
@@ -624,6 +633,9 @@ class TwoDomainStylizer(_NetworkStylizer):
 
     def _stylize(self, pils: list[Image.Image], request: Request) -> list[Image.Image]:
         net = self.networks[self.directions[request.direction]]
+        head = net.ink_head() if hasattr(net, "ink_head") else None
+        if head is not None:  # painted in its inks after any averaging (passes, tiles)
+            return self._run(pils, lambda b, _: net.ink_votes(b), request, net, paint=head.paint)
         return self._run(pils, lambda batch, _: net(batch), request, network=net)
 
 

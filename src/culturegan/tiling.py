@@ -214,8 +214,12 @@ def tiled_apply(
     overlap: int | None = None,  # default tile // 4, rounded to the size multiple
     exact_layers: int = 1,  # first norm layers given exact full-resolution statistics
     device: torch.device | str = "cpu",
+    paint: Callable[[torch.Tensor], torch.Tensor] | None = None,  # (1, K, h, w) -> (1, 3, h, w)
 ) -> Image.Image:
-    """``forward`` applied to ``image`` (RGB) tile by tile; returns an RGB image of its size."""
+    """``forward`` applied to ``image`` (RGB) tile by tile; returns an RGB image of its size.
+
+    With ``paint``, ``forward`` returns K channels (a hard palette's ink votes): the tiles'
+    overlaps blend those, and ``paint`` turns each finished band into RGB."""
     if image.mode != "RGB":
         raise ValueError(f"tiled_apply takes RGB images, got mode {image.mode}")
     tile = max(size_multiple, tile - tile % size_multiple)
@@ -263,19 +267,23 @@ def tiled_apply(
         else:
             shared = None
         band_top = 0  # first row not yet written to ``out``
-        acc = np.zeros((0, width, 3), dtype=np.float32)  # rows band_top .. band_top + len
+        acc = np.zeros((0, width, 0), dtype=np.float32)  # rows band_top .. band_top + len
         weight = np.zeros((0, width, 1), dtype=np.float32)
         for r, y0 in enumerate(ys):
             th = min(tile, height - y0)
-            need = y0 + th - band_top
-            if need > len(acc):  # grow the band downwards
-                extra = need - len(acc)
-                acc = np.concatenate([acc, np.zeros((extra, width, 3), np.float32)])
-                weight = np.concatenate([weight, np.zeros((extra, width, 1), np.float32)])
+            need = max(len(acc), y0 + th - band_top)
             wy = _window(th, overlap if r > 0 else 0, overlap if r < len(ys) - 1 else 0)
             for c, x0 in enumerate(xs):
                 tw = min(tile, width - x0)
-                y = run_tile(r, c)[0].permute(1, 2, 0).float().cpu().numpy()  # (th, tw, 3)
+                y = run_tile(r, c)[0].permute(1, 2, 0).float().cpu().numpy()  # (th, tw, C)
+                if need > len(acc) or acc.shape[2] != y.shape[2]:  # grow the band downwards
+                    # (C is known from the first tile: 3, or the inks a palette votes over)
+                    grown = np.zeros((need, width, y.shape[2]), np.float32)
+                    grown[: len(acc), :, : acc.shape[2]] = acc
+                    acc = grown
+                    weight = np.concatenate(
+                        [weight, np.zeros((need - len(weight), width, 1), np.float32)]
+                    )
                 wx = _window(tw, overlap if c > 0 else 0, overlap if c < len(xs) - 1 else 0)
                 w = (wy[:, None] * wx[None, :])[..., None]  # (th, tw, 1)
                 rows = slice(y0 - band_top, y0 - band_top + th)
@@ -284,6 +292,8 @@ def tiled_apply(
             # Rows above the next tile row are final: write them out and drop them.
             done = (ys[r + 1] if r + 1 < len(ys) else height) - band_top
             rows = torch.from_numpy(acc[:done] / weight[:done]).permute(2, 0, 1)
+            if paint is not None:
+                rows = paint(rows[None].to(device))[0].float().cpu()
             out.paste(tensor_to_pil(rows), (0, band_top))
             acc, weight = acc[done:], weight[done:]
             band_top += done
@@ -417,10 +427,12 @@ def tileable_apply(
     network: nn.Module,
     size_multiple: int = 4,
     device: torch.device | str = "cpu",
+    paint: Callable[[torch.Tensor], torch.Tensor] | None = None,  # as for tiled_apply
 ) -> Image.Image:
     """``forward`` applied on a torus, so that the output tiles seamlessly (see the module
     docstring). The sides must be multiples of ``size_multiple``: the generator's strides
-    then map the torus onto itself, and the output is exactly periodic."""
+    then map the torus onto itself, and the output is exactly periodic. With ``paint``,
+    ``forward`` returns ink votes, painted after any averaging ``forward`` does."""
     width, height = image.size
     if width % size_multiple or height % size_multiple:
         raise ValueError(
@@ -429,8 +441,10 @@ def tileable_apply(
         )
     x = pil_to_tensor(image)[None].to(device)
     with wrap_around(network):
-        y = forward(x)[0]
-    return tensor_to_pil(y)
+        y = forward(x)
+        if paint is not None:
+            y = paint(y)
+    return tensor_to_pil(y[0])
 
 
 def wrap_seam_score(image: Image.Image) -> float:

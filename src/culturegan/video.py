@@ -42,7 +42,7 @@ from culturegan.temporal import (
     flow_step,
     temporal_blend,
 )
-from culturegan.zoo import model_from_options
+from culturegan.zoo import card_notes, model_from_options
 
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 # Audio codecs each container holds as they are; others are re-encoded to AAC.
@@ -203,6 +203,7 @@ def stylize_video(
     mix: str | dict[str, float] | None = None,
     strength: float | None = None,
     shifts: int | None = None,  # passes moved within the generator's grid, averaged
+    finish: str | None = None,  # a non-learned last stage per frame (culturegan.finish)
     temporal: float = DEFAULT_TEMPORAL,  # 0 = per frame .. 1 = keep the warped past
     flow: str = "dis",  # optical flow of the temporal stage: "dis" or "farneback"
     size: int | None = None,  # shorter side of the output in pixels; None = the input's
@@ -230,7 +231,7 @@ def stylize_video(
     if not 0 <= crf <= 51:
         raise ValueError(f"crf must be in [0, 51], got {crf}")
     given = {"source": source, "target": target, "seed": seed, "reference": reference,
-             "mix": mix, "strength": strength, "shifts": shifts}  # fmt: skip
+             "mix": mix, "strength": strength, "shifts": shifts, "finish": finish}  # fmt: skip
     options = {k: v for k, v in given.items() if v is not None}
     request = stylizer.check_inputs(**options, batch_size=batch_size)  # refuse before any work
     if request.reference is not None:
@@ -358,6 +359,7 @@ def cmd_stylize_video(args: argparse.Namespace) -> int:
                 mix=args.mix,
                 strength=args.strength,
                 shifts=args.shifts,
+                finish=args.finish,
                 temporal=args.temporal,
                 flow=args.flow,
                 size=args.size,
@@ -375,4 +377,5 @@ def cmd_stylize_video(args: argparse.Namespace) -> int:
         )
         return 130
     print(summary.report())
+    card_notes(args.style, finish=args.finish, shifts=args.shifts)
     return 0

@@ -124,6 +124,17 @@ def shipped_model(name: str) -> ShippedModel:
     return models[name]
 
 
+def card_notes(style: str | None, *, finish: str | None, shifts: int | None) -> None:
+    """Print what a shipped model's card recommends and the command did not ask for."""
+    card = shipped_model(style) if style else None
+    if card and card.finish and finish is None:
+        print(f"note: {style}'s card recommends --finish {card.finish} (not learned; "
+              "it redraws the output in the medium's terms)")  # fmt: skip
+    if card and card.shifts > 1 and (shifts or 1) == 1:
+        print(f"note: {style}'s card recommends --shifts {card.shifts} (its lattice "
+              f"cancels, at {card.shifts} times the time)")  # fmt: skip
+
+
 def model_from_options(
     *, style: str | None, model: str | None, revision: str | None, target: str | None
 ) -> tuple[Path, str | None]:

@@ -258,7 +258,27 @@ class MobileResnetGenerator(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+        return self.model[-1](self.last_input(x))
+
+    def last_input(self, x: torch.Tensor) -> torch.Tensor:
+        """What the output layer (``tanh`` or the palette head) receives."""
+        for layer in self.model[:-1]:
+            x = layer(x)
+        return x
+
+    def ink_head(self) -> PaletteHead | None:
+        """The output layer when it paints each pixel in one ink (``palette_hard``), else None."""
+        head = self.model[-1]
+        return head if isinstance(head, PaletteHead) and head.hard else None
+
+    def ink_votes(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) -> (B, K, H, W): every pixel's votes over the K inks of a hard palette
+        (:meth:`PaletteHead.votes`); ``self.ink_head().paint`` of them is ``self(x)`` out of
+        training. Average them, not the painted pictures, where outputs are averaged."""
+        head = self.ink_head()
+        if head is None:
+            raise ValueError("ink votes need a generator with a hard palette (palette_hard > 0)")
+        return head.votes(self.last_input(x))
 
 
 class PaletteHead(nn.Module):
@@ -302,13 +322,25 @@ class PaletteHead(nn.Module):
         self.colors.copy_(torch.atanh(colors[index].clamp(-0.97, 0.97)))
 
     def forward(self, logits: torch.Tensor) -> torch.Tensor:
-        weights = logits.softmax(dim=1)  # (B, K, H, W)
         if self.hard and not self.training:
-            half = self.hard // 2  # edges repeated: every pixel votes over N x N
-            votes = F.avg_pool2d(F.pad(weights, (half,) * 4, mode="replicate"), self.hard, 1)
-            ink = votes.argmax(dim=1)  # (B, H, W)
-            return torch.tanh(self.colors)[ink].permute(0, 3, 1, 2)
+            return self.paint(self.votes(logits))
+        weights = logits.softmax(dim=1)  # (B, K, H, W)
         return torch.einsum("bkhw,kc->bchw", weights, torch.tanh(self.colors))
+
+    def votes(self, logits: torch.Tensor) -> torch.Tensor:
+        """(B, K, H, W) logits -> (B, K, H, W): each colour's softmax weight averaged over the
+        pixel's ``hard`` x ``hard`` neighbourhood (edges repeated). :meth:`paint` takes the
+        largest. Outputs that are averages (passes moved within the grid, overlapping tiles)
+        average these and paint once, so that they are still painted in the inks."""
+        if not self.hard:
+            raise ValueError("votes need a hard palette (palette_hard > 0)")
+        weights = logits.softmax(dim=1)
+        half = self.hard // 2
+        return F.avg_pool2d(F.pad(weights, (half,) * 4, mode="replicate"), self.hard, 1)
+
+    def paint(self, votes: torch.Tensor) -> torch.Tensor:
+        """(B, K, H, W) votes -> (B, C, H, W): each pixel the colour with the largest vote."""
+        return torch.tanh(self.colors)[votes.argmax(dim=1)].permute(0, 3, 1, 2)
 
 
 class SkipUp(nn.Module):
@@ -355,10 +387,10 @@ class MobileUNetGenerator(MobileResnetGenerator):
         # and after the first downsampling (H/4); used in reverse order on the way up.
         self.skip_sources = (4, 7)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def last_input(self, x: torch.Tensor) -> torch.Tensor:
         skips: list[torch.Tensor] = []
         h = x
-        for i, layer in enumerate(self.model):
+        for i, layer in enumerate(self.model[:-1]):
             h = layer(h, skips.pop()) if isinstance(layer, SkipUp) else layer(h)
             if i in self.skip_sources:
                 skips.append(h)
