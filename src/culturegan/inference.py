@@ -509,7 +509,7 @@ class Stylizer(ABC):
         passes and tiles average those, and ``paint`` turns the average into RGB, so that an
         averaged picture is still painted in the inks."""
         outputs: list[Image.Image | None] = [None] * len(pils)
-        finish = paint if paint is not None else (lambda y: y)
+        painted = paint if paint is not None else (lambda y: y)
         offsets = shift_offsets(request.shifts, self.size_multiple)  # tileable textures
         by_size: dict[tuple[int, int], list[int]] = {}
         for i, img in enumerate(pils):
@@ -545,7 +545,7 @@ class Stylizer(ABC):
                 batch = torch.stack([pil_to_tensor(pils[i]) for i in chunk]).to(self.device)
                 # (B, 3, H, W)
                 result = self._forward(batch, lambda b, c=chunk: fn(b, c), request.shifts)
-                result = finish(result).cpu()
+                result = painted(result).cpu()
                 for i, tensor in zip(chunk, result, strict=True):
                     outputs[i] = tensor_to_pil(tensor)
         return outputs
