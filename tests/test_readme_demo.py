@@ -164,14 +164,15 @@ def test_demo_job_config_layers_preset_culture_settings_and_extras(tmp_path):
     runs = tmp_path / "runs"
     cfg = demo_job_config("fewshot", "woodblock", ["photo", "woodblock"], tmp_path, runs, 64, 300)
     assert cfg.loss.lambda_style_stats == wood["loss.lambda_style_stats"] != 1.0  # preset: 1.0
+    assert cfg.loss.lambda_structure == wood["loss.lambda_structure"] != 0.0  # preset: 0.0
     assert (cfg.model.palette, cfg.loss.perceptual_size) == (8, 128)
     assert (cfg.train.steps, cfg.data.crop_size, cfg.data.load_size) == (300, 64, 72)
     assert cfg.train.name == "demo-woodblock" and cfg.train.runs_dir == str(runs)
-    extra = {"train.seed": 6, "loss.lambda_style_stats": 2.0}
+    extra = {"train.seed": 6, "loss.lambda_style_stats": 3.0}
     other = demo_job_config(
         "fewshot", "woodblock", ["photo", "woodblock"], tmp_path, runs, 64, 300, extra=extra
     )
-    assert (other.train.seed, other.loss.lambda_style_stats, other.model.palette) == (6, 2.0, 8)
+    assert (other.train.seed, other.loss.lambda_style_stats, other.model.palette) == (6, 3.0, 8)
     impasto = demo_job_config("fewshot", "impasto", ["photo", "impasto"], tmp_path, runs, 64, 150)
     assert (impasto.loss.lambda_style_stats, impasto.model.palette) == (1.0, 0)
 
