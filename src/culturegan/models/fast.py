@@ -262,7 +262,7 @@ class MobileResnetGenerator(nn.Module):
 
     def last_input(self, x: torch.Tensor) -> torch.Tensor:
         """What the output layer (``tanh`` or the palette head) receives."""
-        for layer in self.model[:-1]:
+        for layer in list(self.model)[:-1]:  # (slicing the Sequential builds a new Module)
             x = layer(x)
         return x
 
@@ -390,7 +390,7 @@ class MobileUNetGenerator(MobileResnetGenerator):
     def last_input(self, x: torch.Tensor) -> torch.Tensor:
         skips: list[torch.Tensor] = []
         h = x
-        for i, layer in enumerate(self.model[:-1]):
+        for i, layer in enumerate(list(self.model)[:-1]):
             h = layer(h, skips.pop()) if isinstance(layer, SkipUp) else layer(h)
             if i in self.skip_sources:
                 skips.append(h)
