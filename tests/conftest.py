@@ -103,6 +103,16 @@ def assert_resumes_exactly(cfg: RunConfig, networks: tuple[str, ...]):
     return straight
 
 
+def load_script(path: Path, name: str):
+    """A script of the repository (benchmarks/, scripts/) imported as a module by its path."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def save_tiny_model(out: Path, net: torch.nn.Module | None = None) -> Path:
     """A two-domain model folder (photo -> art) around ``net``, by default an untrained
     mobile_resnet_3blocks with ngf 4."""

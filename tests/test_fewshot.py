@@ -26,6 +26,7 @@ from culturegan.losses import (
     feature_stats,
     flat_loss,
     guide_loss,
+    hue_transfer,
     outline_loss,
     palette_loss,
     patch_swd_loss,
@@ -601,6 +602,66 @@ def test_colour_transfer_gives_the_photo_the_arts_colours_in_the_photos_order():
     assert logs["loss/guide"] == pytest.approx(sum(e.item() for e in each) / 2, rel=1e-5)
 
 
+def _hue_and_chroma(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(..., 3) in [-1, 1] -> the BT.601 hue angle and chroma of hue_transfer's space."""
+    x = (rgb + 1) / 2
+    y = x @ torch.tensor([0.299, 0.587, 0.114])
+    cb, cr = (x[..., 2] - y) * 0.564, (x[..., 0] - y) * 0.713
+    return torch.atan2(cr, cb), torch.hypot(cb, cr)
+
+
+def test_hue_transfer_gives_a_blue_sky_the_arts_blue_where_rank_transfer_gives_it_paper():
+    # Photo: a bright blue sky over darker green foliage and a dark grey road. Art: mostly
+    # cream paper, with some Prussian blue, some green and a little vermilion, scattered.
+    rgb = lambda *v: torch.tensor(v) * 2 - 1  # noqa: E731
+    sky, leaf, road = rgb(0.45, 0.65, 0.95), rgb(0.20, 0.55, 0.20), rgb(0.20, 0.20, 0.21)
+    photo = torch.empty(1, 3, 32, 32)
+    photo[..., :14, :], photo[..., 14:26, :], photo[..., 26:, :] = (
+        sky.view(3, 1, 1), leaf.view(3, 1, 1), road.view(3, 1, 1))  # fmt: skip
+    paper, blue = rgb(0.93, 0.88, 0.75), rgb(0.10, 0.25, 0.55)
+    green, red = rgb(0.30, 0.50, 0.28), rgb(0.85, 0.30, 0.15)
+    draw = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    art = torch.where(draw < 0.55, paper.view(3, 1, 1), torch.where(
+        draw < 0.8, blue.view(3, 1, 1), torch.where(
+            draw < 0.95, green.view(3, 1, 1), red.view(3, 1, 1))))  # fmt: skip
+    out = hue_transfer(photo, art)
+    assert torch.equal(out, hue_transfer(photo, art))  # no seed: the same guide every step
+    assert out.shape == photo.shape and out.min() >= -1 and out.max() <= 1
+    px = out[0].permute(1, 2, 0)  # (H, W, 3)
+    hue, chroma = _hue_and_chroma(px)
+    art_hue = {k: _hue_and_chroma(v)[0] for k, v in {"blue": blue, "green": green}.items()}
+    # The sky takes the prints' blue hue, the foliage their green: constant areas stay constant.
+    assert (hue[:14] - art_hue["blue"]).abs().max() < 0.02
+    assert (hue[14:26] - art_hue["green"]).abs().max() < 0.02
+    # Light and dark kept: the sky (the photo's brightest area) is the brightest output, the
+    # road the darkest. This art has no greys: the grey road takes its least coloured tenth,
+    # the paper's tint, and stays far less coloured than the sky.
+    luma = ((px + 1) / 2) @ torch.tensor([0.299, 0.587, 0.114])
+    assert luma[:14].min() > luma[14:26].max() > luma[26:].max() - 1e-6
+    paper_hue, paper_chroma = _hue_and_chroma(paper)
+    assert (hue[26:] - paper_hue).abs().max() < 0.02
+    assert chroma[26:].max() < paper_chroma + 1e-3
+    # The sky, at the paper's brightness, holds as much of the prints' blue as fits in RGB
+    # there: pale, but blue (its hue above), not paper.
+    assert (px[:14, :, 2] - px[:14, :, 0]).min() > 0.1
+    # Rank transfer gives the same bright sky the art's brightest colour, its paper: redder
+    # than it is blue, where the hue transfer's sky is bluer than it is red.
+    ranked = colour_transfer(photo, art, seed=0)[0, :, :14].mean((1, 2))
+    assert ranked[0] > ranked[2] and (px[:14, :, 2] > px[:14, :, 0]).all()
+    # Art with hardly any colour (ink on paper): every colour of the photo becomes a grey.
+    ink = torch.where(draw < 0.7, rgb(0.90, 0.89, 0.86).view(3, 1, 1), rgb(0.15, 0.15, 0.15).view(
+        3, 1, 1))  # fmt: skip
+    assert _hue_and_chroma(hue_transfer(photo, ink)[0].permute(1, 2, 0))[1].max() < 0.03
+    # The guide term in hue mode reads this guide (made at half resolution at pool 8); an
+    # unknown mode is refused.
+    half = hue_transfer(F.avg_pool2d(photo, 2), art[..., ::2, ::2])
+    own = F.interpolate(half, scale_factor=2, mode="nearest")
+    assert guide_loss(own, photo, art, seed=3, pool=8, mode="hue").item() < 1e-6
+    assert guide_loss(own, photo, art, seed=3, pool=8, mode="rank").item() > 0.1
+    with pytest.raises(ValueError, match="guide mode must be 'rank' or 'hue'"):
+        guide_loss(own, photo, art, seed=3, pool=8, mode="hsv")
+
+
 def test_palette_head_draws_only_mixtures_of_its_colours_and_rebuilds_from_config():
     g = build_generator("mobile_unet_3blocks", ngf=8, palette=4)
     x = images(2, 32, 5)
@@ -915,6 +976,7 @@ def test_bad_few_shot_settings_are_refused_before_training(tiny_cfg):
         ("loss.lambda_flat", -0.5, "loss.lambda_flat=-0.5"),
         ("loss.guide_pool", 0, "guide_pool must be 1-64"),
         ("loss.guide_pool", 65, "guide_pool must be 1-64"),
+        ("loss.guide_mode", "hsv", "guide_mode must be 'rank' or 'hue'"),
         ("loss.lambda_guide", -1.0, "loss.lambda_guide=-1.0"),
         ("loss.lambda_outline", -1.0, "loss.lambda_outline=-1.0"),
         ("loss.outline_share", 0.0, "outline_share must be above 0"),

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 
 import pytest
 
-from conftest import save_tiny_model
+from conftest import load_script, save_tiny_model
 from culturegan.inference import Stylizer
 from culturegan.zoo import read_card
 
@@ -17,10 +16,7 @@ SCRIPT = Path(__file__).parents[1] / "scripts" / "ship_models.py"
 
 @pytest.fixture(scope="module")
 def ship_models():
-    spec = importlib.util.spec_from_file_location("ship_models", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, "ship_models")
 
 
 def results_for(tmp_path: Path) -> tuple[dict, Path]:

@@ -150,6 +150,10 @@ class LossConfig:
     flat_segments: int = 32  # the photo's regions for lambda_flat: SLIC superpixels per image
     lambda_guide: float = 0.0  # the photo recoloured with the art's palette, vs output, low-res
     guide_pool: int = 8  # lambda_guide compares the images averaged over pool x pool pixels
+    # how lambda_guide recolours the photo: "rank" (the brightest area takes the art's
+    # brightest colours, losses.colour_transfer), "hue" (each colour takes the art's colours
+    # of its own hue, the photo's light and dark kept; losses.hue_transfer)
+    guide_mode: str = "rank"
     lambda_outline: float = 0.0  # lines along the photo's contours in the art's darkest ink
     outline_share: float = 0.05  # the share of the pixels lambda_outline draws as lines
     perceptual_size: int = 0  # Lite0 terms see images enlarged (nearest) to this side; 0 = as is
@@ -352,6 +356,8 @@ class RunConfig:
         if not 1 <= loss.guide_pool <= min(64, self.data.crop_size):
             raise ValueError(f"loss.guide_pool must be 1-64 pixels and at most data.crop_size "
                              f"({self.data.crop_size}), got {loss.guide_pool}")  # fmt: skip
+        if loss.guide_mode not in ("rank", "hue"):
+            raise ValueError(f"loss.guide_mode must be 'rank' or 'hue', got {loss.guide_mode!r}")
         if not 2 <= loss.flat_segments <= 10_000:
             raise ValueError(f"loss.flat_segments must be 2-10000 regions, got "
                              f"{loss.flat_segments}")  # fmt: skip

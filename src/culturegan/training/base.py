@@ -183,6 +183,7 @@ class PerceptualTerms:
         self.flat_segments = cfg.loss.flat_segments
         self.lambda_guide = cfg.loss.lambda_guide
         self.guide_pool = cfg.loss.guide_pool
+        self.guide_mode = cfg.loss.guide_mode
         self.lambda_outline = cfg.loss.lambda_outline
         self.outline_share = cfg.loss.outline_share
         self.perceptual_size = cfg.loss.perceptual_size  # checked by RunConfig.validate
@@ -309,7 +310,8 @@ class PerceptualTerms:
     def _guide(
         self, fake: torch.Tensor, style: torch.Tensor, *, seed: int, source: torch.Tensor
     ) -> torch.Tensor:
-        return guide_loss(fake, source, style, seed=seed, pool=self.guide_pool)
+        return guide_loss(fake, source, style, seed=seed, pool=self.guide_pool,
+                          mode=self.guide_mode)  # fmt: skip
 
     def _outline(
         self, fake: torch.Tensor, style: torch.Tensor, *, seed: int, source: torch.Tensor
