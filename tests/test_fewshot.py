@@ -633,11 +633,15 @@ def test_hue_transfer_gives_a_blue_sky_the_arts_blue_where_rank_transfer_gives_i
     # The sky takes the prints' blue hue, the foliage their green: constant areas stay constant.
     assert (hue[:14] - art_hue["blue"]).abs().max() < 0.02
     assert (hue[14:26] - art_hue["green"]).abs().max() < 0.02
-    # Light and dark kept: the sky (the photo's brightest area) is the brightest output, the
-    # road the darkest. This art has no greys: the grey road takes its least coloured tenth,
-    # the paper's tint, and stays far less coloured than the sky.
+    # Light and dark kept: the luma is matched by rank, so no road pixel is brighter than a
+    # foliage pixel, nor a foliage pixel than a sky pixel (ties at the art's levels allowed),
+    # and on average the three areas are far apart (sky: the paper's level 0.88; foliage:
+    # the prints' blue, green, vermilion and some paper, about 0.53; road: the blue's 0.24).
+    # This art has no greys: the grey road takes its least coloured tenth, the paper's tint.
     luma = ((px + 1) / 2) @ torch.tensor([0.299, 0.587, 0.114])
-    assert luma[:14].min() > luma[14:26].max() > luma[26:].max() - 1e-6
+    sky_y, leaf_y, road_y = luma[:14], luma[14:26], luma[26:]
+    assert sky_y.min() >= leaf_y.max() - 1e-4 and leaf_y.min() >= road_y.max() - 1e-4
+    assert sky_y.mean() > leaf_y.mean() + 0.2 > road_y.mean() + 0.4
     paper_hue, paper_chroma = _hue_and_chroma(paper)
     assert (hue[26:] - paper_hue).abs().max() < 0.02
     assert chroma[26:].max() < paper_chroma + 1e-3
