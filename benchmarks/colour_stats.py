@@ -30,9 +30,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality_cultures as qc  # noqa: E402
+import torch  # noqa: E402
+
+from culturegan.losses import NEUTRAL_CHROMA, luma_chroma_hue  # noqa: E402
 
 SECTORS = 12
-GREY = 0.03  # chroma under this counts as grey (as losses.hue_transfer's default)
 # The sectors from 0 degrees (BT.601 hue angle: pure blue 351, magenta 52, red 109, yellow 171,
 # green 232, cyan 289).
 NAMES = ("violet", "magenta", "rose", "red", "orange", "yellow", "yellow-green", "green",
@@ -41,11 +43,10 @@ NAMES = ("violet", "magenta", "rose", "red", "orange", "yellow", "yellow-green",
 
 def colour_stats(pixels: np.ndarray) -> dict[str, object]:
     """(N, 3) RGB in [0, 1] -> luma / chroma quantiles and the hue histogram (grey last)."""
-    y = pixels @ np.array([0.299, 0.587, 0.114])
-    cb, cr = (pixels[:, 2] - y) * 0.564, (pixels[:, 0] - y) * 0.713
-    chroma = np.hypot(cb, cr)
-    hue = np.degrees(np.arctan2(cr, cb)) % 360
-    coloured = chroma >= GREY
+    rgb = torch.from_numpy(pixels.T.astype(np.float64))  # (3, N)
+    y, chroma, hue = (v.numpy() for v in luma_chroma_hue(rgb))
+    hue = np.degrees(hue) % 360
+    coloured = chroma >= NEUTRAL_CHROMA
     counts = np.histogram(hue[coloured], bins=SECTORS, range=(0, 360))[0]
     shares = np.append(counts, (~coloured).sum()) / len(pixels)
     return {

@@ -600,6 +600,12 @@ def flat_loss(output: torch.Tensor, source: torch.Tensor, *, segments: int) -> t
     return diff.sum() / (weight.sum() * output.shape[1]).clamp_min(1.0)
 
 
+def _quantile_index(n: int, m: int, device: torch.device) -> torch.Tensor:
+    """The positions in a sorted sample of ``m`` values of the quantiles of ``n`` sorted
+    values (each at the middle of its 1/n share)."""
+    return (torch.arange(n, device=device) * 2 + 1) * m // (2 * n)
+
+
 def colour_transfer(
     source: torch.Tensor, reference: torch.Tensor, *, seed: int, iterations: int = 10
 ) -> torch.Tensor:
@@ -614,7 +620,7 @@ def colour_transfer(
     x = source.detach().flatten(2).clone()  # (B, 3, N)
     b, c, n = x.shape
     m = ref.shape[1]
-    index = (torch.arange(n, device=ref.device) * 2 + 1) * m // (2 * n)  # x's quantiles in ref
+    index = _quantile_index(n, m, ref.device)  # x's quantiles in ref
     gen = torch.Generator().manual_seed(seed % 2**63)
     for _ in range(iterations):
         rot = torch.linalg.qr(torch.randn(c, c, generator=gen, dtype=torch.float64))[0]
@@ -627,24 +633,25 @@ def colour_transfer(
     return x.view_as(source).clamp(-1.0, 1.0)
 
 
-_LUMA = (0.299, 0.587, 0.114)  # BT.601 weights of the luma-chroma space of hue_transfer
-_CB, _CR = 0.564, 0.713  # Cb = 0.564 (B - Y), Cr = 0.713 (R - Y)
+_CB, _CR = 0.564, 0.713  # BT.601: Cb = 0.564 (B - Y), Cr = 0.713 (R - Y), Y by GREY_WEIGHTS
+NEUTRAL_CHROMA = 0.03  # chroma under which hue_transfer (and colour_stats.py) count a pixel grey
 
 
-def _luma_chroma_hue(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(3, N) RGB in [0, 1] -> luma, chroma and hue angle (radians, in (-pi, pi]) per pixel."""
-    y = _LUMA[0] * x[0] + _LUMA[1] * x[1] + _LUMA[2] * x[2]
+def luma_chroma_hue(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(3, N) RGB in [0, 1] -> luma, chroma (the length of (Cb, Cr)) and hue angle (radians,
+    in (-pi, pi]; pure blue about -0.16, red 1.90, green -2.24) per pixel, in BT.601."""
+    y = GREY_WEIGHTS[0] * x[0] + GREY_WEIGHTS[1] * x[1] + GREY_WEIGHTS[2] * x[2]
     cb, cr = (x[2] - y) * _CB, (x[0] - y) * _CR
     return y, torch.hypot(cb, cr), torch.atan2(cr, cb)
 
 
 def _rgb(y: torch.Tensor, chroma: torch.Tensor, hue: torch.Tensor) -> torch.Tensor:
-    """The inverse of :func:`_luma_chroma_hue`: (3, N) RGB in [0, 1]. A colour outside the RGB
+    """The inverse of :func:`luma_chroma_hue`: (3, N) RGB in [0, 1]. A colour outside the RGB
     cube keeps its luma and hue and loses chroma until it fits (clamping the channels instead
     would turn a bright blue cyan or grey)."""
     y = y.clamp(0.0, 1.0)
     cos, sin = torch.cos(hue), torch.sin(hue)
-    g_per_chroma = -(_LUMA[0] * sin / _CR + _LUMA[2] * cos / _CB) / _LUMA[1]
+    g_per_chroma = -(GREY_WEIGHTS[0] * sin / _CR + GREY_WEIGHTS[2] * cos / _CB) / GREY_WEIGHTS[1]
     slopes = torch.stack([sin / _CR, g_per_chroma, cos / _CB])  # d(R, G, B) / d(chroma)
     room = torch.where(slopes > 0, 1.0 - y, y) / slopes.abs().clamp_min(1e-12)
     chroma = torch.minimum(chroma, room.min(dim=0).values)
@@ -658,9 +665,8 @@ def _wrap(angle: torch.Tensor) -> torch.Tensor:
 
 def _quantile_match(values: torch.Tensor, ref_sorted: torch.Tensor) -> torch.Tensor:
     """Each value replaced by the sorted reference's value at the value's own quantile."""
-    n, m = values.numel(), ref_sorted.numel()
-    index = (torch.arange(n, device=values.device) * 2 + 1) * m // (2 * n)
     out = torch.empty_like(values)
+    index = _quantile_index(values.numel(), ref_sorted.numel(), values.device)
     out[values.argsort()] = ref_sorted[index]
     return out
 
@@ -669,7 +675,7 @@ def hue_transfer(
     source: torch.Tensor,
     reference: torch.Tensor,
     *,
-    neutral: float = 0.03,
+    neutral: float = NEUTRAL_CHROMA,
     sectors: int = 12,
     min_share: float = 0.02,
 ) -> torch.Tensor:
@@ -692,7 +698,7 @@ def hue_transfer(
     each class as well was tried: a bright sky took the prints' dark blues and went dark. A
     deterministic constant (no seed)."""
     ref = (reference.detach().transpose(0, 1).flatten(1) + 1) / 2  # (3, M) pooled
-    ry, rc, rh = _luma_chroma_hue(ref)
+    ry, rc, rh = luma_chroma_hue(ref)
     coloured = rc >= neutral
     # The art's greys; an art without any (a tinted paper) lends its least coloured tenth.
     grey_ref = rc <= max(neutral, float(rc.quantile(0.1))) if coloured.all() else ~coloured
@@ -714,7 +720,7 @@ def hue_transfer(
     grey_chroma, grey_hue = rc[grey_ref].sort().values, rh[grey_ref].sort().values
     out = []
     for image in (source.detach().flatten(2) + 1) / 2:  # (3, N)
-        y, c, h = _luma_chroma_hue(image)
+        y, c, h = luma_chroma_hue(image)
         ny, nc, nh = _quantile_match(y, luma), c.clone(), h.clone()
         grey = c < neutral
         if grey.any():
