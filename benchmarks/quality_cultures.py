@@ -345,6 +345,55 @@ CANDIDATES: dict[str, dict[str, Any]] = {
         "ablation": "session 33: the hue guide at 30: at 10 the skies and the sea kept the "
         "shipped model's pale lavender and cream",
     },
+    "fewshot_structure_long styleblur1 shift10 taps247": {
+        "preset": "fewshot_structure_long",
+        "overrides": {
+            "loss.style_blur": 1.0,
+            "loss.lambda_shift": 10.0,
+            "loss.style_taps": [2, 4, 7],
+        },
+        "multi_domain": False,
+        "directions": ["photo->ukiyoe"],
+        "ablation": "session 35: the shipped ukiyo-e settings without Lite0 block 0 in the style "
+        "statistics: photos optimised against that block alone take the shipped model's pale "
+        "lavender and cream skies (benchmarks/style_probe.py)",
+    },
+    "fewshot_structure_long styleblur1 shift10 taps247 palette15": {
+        "preset": "fewshot_structure_long",
+        "overrides": {
+            "loss.style_blur": 1.0,
+            "loss.lambda_shift": 10.0,
+            "loss.style_taps": [2, 4, 7],
+            "loss.lambda_palette": 15.0,
+        },
+        "multi_domain": False,
+        "directions": ["photo->ukiyoe"],
+        "ablation": "session 35: block 0 out of the style statistics and the RGB palette term at "
+        "15, to carry the colour that block 0 carried",
+    },
+    "fewshot_structure_long nearest": {
+        "preset": "fewshot_structure_long",
+        "overrides": {"loss.style_target": "nearest"},
+        "multi_domain": False,
+        "ablation": "session 35: the shipped Chinese ink, Monet and Cezanne settings with each "
+        "output's style statistics against the nearest artwork of the batch instead of the "
+        "batch's average: the shipped ink model's tones are compressed (its darkest tenth "
+        "lighter than the paintings', its lightest darker) and it has no neutral ink",
+    },
+    "fewshot_structure_long styleblur1 shift10 nearest": {
+        "preset": "fewshot_structure_long",
+        "overrides": {
+            "loss.style_blur": 1.0,
+            "loss.lambda_shift": 10.0,
+            "loss.style_target": "nearest",
+        },
+        "multi_domain": False,
+        "directions": ["photo->ukiyoe"],
+        "ablation": "session 35: the shipped ukiyo-e settings with each output's style "
+        "statistics against the nearest print of the batch instead of the batch's average: the "
+        "shipped model paints every photo with the collection's whole mix of cream, lavender, "
+        "pale blue and brown, in patches that do not follow the photo",
+    },
     "fewshot_structure_long structure1.5": {
         "preset": "fewshot_structure_long",
         "overrides": {"loss.lambda_structure": 1.5},

@@ -293,6 +293,47 @@ def test_focus_weights_follow_the_photos_drawing_and_weigh_the_statistics():
     assert torch.allclose(feature_stats(feat, mask), feature_stats(feat[..., :4]), atol=1e-6)
 
 
+def test_nearest_style_target_asks_each_output_for_its_nearest_artwork_not_the_average(tiny_cfg):
+    from culturegan.losses import style_stats_loss
+    from culturegan.training.base import PerceptualTerms
+
+    dark, light = torch.zeros(1, 2, 4, 4), torch.full((1, 2, 4, 4), 2.0)
+    grey = torch.ones(1, 2, 4, 4)
+    art = [torch.cat([light, grey, dark])]
+    # A dark and a light output each have an artwork with their own statistics: nothing to pay.
+    # Against the average (every channel's mean 1) each pays its mean off by 1 in half the
+    # statistics (deviations all ~0).
+    outputs = [torch.cat([dark, light])]
+    assert style_stats_loss(outputs, art, target="nearest").item() == pytest.approx(0, abs=1e-6)
+    assert style_stats_loss(outputs, art).item() == pytest.approx(0.5)
+    # Slightly off the dark artwork: the loss and its gradient are that artwork's alone, and
+    # nearest is chosen over every layer together (a second layer where "grey" is nearer
+    # does not outvote a first layer where "dark" is much nearer).
+    near_dark = torch.full((1, 2, 4, 4), 0.1, requires_grad=True)
+    style_stats_loss([near_dark], art, target="nearest").backward()
+    alone = near_dark.detach().clone().requires_grad_()
+    style_stats_loss([alone], [dark]).backward()
+    assert torch.allclose(near_dark.grad, alone.grad)
+    layer2_out = torch.full((1, 1, 2, 2), 1.0)
+    layer2_art = torch.cat([torch.full((1, 1, 2, 2), v) for v in (5.0, 1.0, 1.2)])
+    two = style_stats_loss([near_dark, layer2_out], [art[0], layer2_art], target="nearest")
+    # grey in layer 1: (1 - 0.1)^2 / 2 = 0.405, layer 2: 0; dark: 0.005 and (0.2^2) / 2 = 0.02
+    assert two.item() == pytest.approx((0.005 + 0.02) / 2, rel=1e-4)
+    with pytest.raises(ValueError, match="one target per output"):
+        style_stats_loss(outputs, art, paired=True, target="nearest")
+    # Through the training terms: each output is itself among the art (in another order), so
+    # nothing is owed to its nearest artwork, and the average of two unlike images is owed.
+    set_field(tiny_cfg, "loss.lambda_style_stats", 1.0)
+    x = images(2, 64, 26)
+    by_mean = PerceptualTerms(tiny_cfg)(x, x, x.flip(0))[1]["loss/style_stats"]
+    set_field(tiny_cfg, "loss.style_target", "nearest")
+    by_nearest = PerceptualTerms(tiny_cfg)(x, x, x.flip(0))[1]["loss/style_stats"]
+    assert by_nearest == pytest.approx(0, abs=1e-6) and by_mean > 0.01
+    # One model for several cultures draws a batch of mixed cultures: refused there.
+    with pytest.raises(ValueError, match="style_target 'nearest' applies to the cut and cyclegan"):
+        load_config("multidomain_tiny", {"loss.style_target": "nearest"}).validate()
+
+
 def test_style_focus_asks_the_arts_spread_of_the_drawing_not_of_the_flat_areas(tiny_cfg):
     from culturegan.losses import style_stats_loss
     from culturegan.training.base import PerceptualTerms
@@ -986,6 +1027,7 @@ def test_bad_few_shot_settings_are_refused_before_training(tiny_cfg):
         ("loss.outline_share", 0.0, "outline_share must be above 0"),
         ("loss.outline_share", 0.6, "outline_share must be above 0"),
         ("loss.style_taps", [4, 16], "style_taps must be distinct Lite0 blocks 0-15"),
+        ("loss.style_target", "median", "style_target must be 'mean' or 'nearest'"),
     ]:
         set_field(tiny_cfg, key, value)
         with pytest.raises(ValueError, match=message):

@@ -163,6 +163,10 @@ class LossConfig:
     style_focus: float = 0.0
     # Lite0 blocks (0-15) the style terms read: strides 2, 4, 8, 16 by default
     style_taps: list[int] = field(default_factory=lambda: [0, 2, 4, 7])
+    # each output's style statistics against: "mean" (the batch of art's average, the whole
+    # collection's mix asked of every output), "nearest" (the one artwork of the batch whose
+    # statistics are nearest the output's; cut and cyclegan; losses.style_stats_loss)
+    style_target: str = "mean"
     # content / style weights for the items (multidomain) or the direction (cyclegan, cut)
     # aimed at one domain, as
     # "DOMAIN:TERM=WEIGHT" (TERM: content, style_stats, style_swd, palette, patch, structure,
@@ -356,6 +360,13 @@ class RunConfig:
         if not 1 <= loss.guide_pool <= min(64, self.data.crop_size):
             raise ValueError(f"loss.guide_pool must be 1-64 pixels and at most data.crop_size "
                              f"({self.data.crop_size}), got {loss.guide_pool}")  # fmt: skip
+        if loss.style_target not in ("mean", "nearest"):
+            raise ValueError(f"loss.style_target must be 'mean' or 'nearest', got "
+                             f"{loss.style_target!r}")  # fmt: skip
+        if loss.style_target == "nearest" and self.train.recipe not in ("cut", "cyclegan"):
+            raise ValueError("loss.style_target 'nearest' applies to the cut and cyclegan "
+                             f"recipes (one target culture per batch), not to "
+                             f"{self.train.recipe}")  # fmt: skip
         if loss.guide_mode not in ("rank", "hue"):
             raise ValueError(f"loss.guide_mode must be 'rank' or 'hue', got {loss.guide_mode!r}")
         if not 2 <= loss.flat_segments <= 10_000:

@@ -206,6 +206,7 @@ def style_stats_loss(
     *,
     paired: bool = False,
     focus: torch.Tensor | None = None,
+    target: str = "mean",
 ) -> torch.Tensor:
     """Collection style loss: per-channel means and standard deviations of each output's
     feature maps against their *average* over a batch of the target culture's images, squared
@@ -224,14 +225,33 @@ def style_stats_loss(
     statistics count each position with its weight (area-averaged to each map's size), so that
     the art's feature spread is asked of the photo's drawing rather than of its flat areas; the
     art's statistics are read over all of it as before.
+
+    ``target="nearest"``: output i's target is the one style image j of the batch whose
+    statistics are nearest its own (the smallest squared error averaged over layers), not the
+    batch's average. The average asks every output for the whole collection's mix of colours and
+    textures, whatever the photo; the nearest artwork lets each output take one artwork's
+    statistics, the one nearest what it already is (on ukiyo-e level with the average within the
+    spread between seeds: docs/quality.md, "Session 35"). The choice is made on detached values;
+    the gradient is that of the chosen artwork's squared error.
     """
-    terms = []
+    if target not in ("mean", "nearest"):
+        raise ValueError(f"target must be 'mean' or 'nearest', got {target!r}")
+    if paired and target == "nearest":
+        raise ValueError("paired statistics have one target per output: no nearest to choose")
+    outs, refs = [], []
     for o, s in zip(maps_out, maps_style, strict=True):
-        target = feature_stats(s.detach())
-        if not paired:
-            target = target.mean(dim=0, keepdim=True)
         weights = None if focus is None else F.adaptive_avg_pool2d(focus, o.shape[-2:])
-        terms.append((feature_stats(o, weights) - target).pow(2).mean(dim=1).mean())
+        outs.append(feature_stats(o, weights))  # (B, 2C)
+        refs.append(feature_stats(s.detach()))  # (M, 2C)
+    if target == "nearest":
+        # (B, M): each output's squared error to each artwork, averaged over layers
+        costs = sum((o.unsqueeze(1) - r.unsqueeze(0)).pow(2).mean(dim=2)
+                    for o, r in zip(outs, refs, strict=True)) / len(outs)  # fmt: skip
+        return costs.gather(1, costs.detach().argmin(dim=1, keepdim=True)).mean()
+    terms = []
+    for o, r in zip(outs, refs, strict=True):
+        ref = r if paired else r.mean(dim=0, keepdim=True)
+        terms.append((o - ref).pow(2).mean(dim=1).mean())
     return _mean(terms)
 
 

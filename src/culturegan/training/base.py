@@ -190,6 +190,7 @@ class PerceptualTerms:
         self.style_taps = tuple(sorted(cfg.loss.style_taps))
         self.style_blur = cfg.loss.style_blur
         self.style_focus = cfg.loss.style_focus
+        self.style_target = cfg.loss.style_target
         self.seed = cfg.train.seed
         self.paired = paired  # style image i is the target of output i (see style_stats_loss)
 
@@ -245,7 +246,8 @@ class PerceptualTerms:
             terms += [
                 ("style_stats", self.lambda_style_stats,
                  lambda: style_stats_loss(maps, ref, paired=self.paired,
-                                          focus=self._focus(source))),
+                                          focus=self._focus(source),
+                                          target=self.style_target)),
                 ("style_swd", self.lambda_style_swd,
                  lambda: self._per_item(style_swd_loss, maps, ref, seed)),
             ]  # fmt: skip
