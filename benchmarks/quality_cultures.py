@@ -358,19 +358,6 @@ CANDIDATES: dict[str, dict[str, Any]] = {
         "statistics: photos optimised against that block alone take the shipped model's pale "
         "lavender and cream skies (benchmarks/style_probe.py)",
     },
-    "fewshot_structure_long styleblur1 shift10 taps247 palette15": {
-        "preset": "fewshot_structure_long",
-        "overrides": {
-            "loss.style_blur": 1.0,
-            "loss.lambda_shift": 10.0,
-            "loss.style_taps": [2, 4, 7],
-            "loss.lambda_palette": 15.0,
-        },
-        "multi_domain": False,
-        "directions": ["photo->ukiyoe"],
-        "ablation": "session 35: block 0 out of the style statistics and the RGB palette term at "
-        "15, to carry the colour that block 0 carried",
-    },
     "fewshot_structure_long nearest": {
         "preset": "fewshot_structure_long",
         "overrides": {"loss.style_target": "nearest"},

@@ -2,11 +2,10 @@
 
 A trained model's colours are the sum of what its losses ask and what its generator can draw.
 This script takes the generator out. It optimises the pixels of held-out test photos (the split
-of ``quality_cultures.py``) against the few-shot recipe's perceptual objective, as a preset sets
-it: the style statistics (``losses.style_stats_loss``, Lite0 blocks ``loss.style_taps``) against a
-batch of training art drawn afresh each step and seen through ``loss.style_blur``, the content
-term on Lite0 blocks 7 and 10, the grey-level structure term and, when its weight is not 0, the
-RGB palette term. Each variant overrides the preset's settings; the pictures and the colour
+of ``quality_cultures.py``) against the perceptual terms of training as a preset sets them
+(``training.base.PerceptualTerms``: for ``fewshot_structure_long`` the style statistics against a
+batch of training art drawn afresh each step, the content term, the grey-level structure term
+and the RGB palette term). Each variant overrides the preset's settings; the pictures and the colour
 figures of ``colour_stats.py`` say what the objective alone paints (after Gatys et al., CVPR
 2016, who read a style representation by optimising an image against it).
 
@@ -15,8 +14,9 @@ figures of ``colour_stats.py`` say what the objective alone paints (after Gatys 
         --grid /tmp/probe.png --out /tmp/probe.json
 
 A variant is ``LABEL=KEY=VALUE;KEY=VALUE`` over the preset (``--preset``, default the shipped
-ukiyo-e model's settings: ``fewshot_structure_long`` with ``loss.style_blur 1``); ``LABEL=``
-alone is the preset as it is. Pixels are ``tanh`` of the optimised values, so they stay in
+ukiyo-e model's settings: ``fewshot_structure_long`` with ``loss.style_blur 1``), each value read
+as the command line reads it (``loss.style_taps=2,4,7``); ``LABEL=`` alone is the preset as it
+is. Pixels are ``tanh`` of the optimised values, so they stay in
 [-1, 1]; Adam at ``--lr``, ``--steps`` steps, seeded. About 1 s a step for 8 photos at 128 px on
 a 2-core AVX2 CPU with a matmul peak near 100 GFLOP/s.
 """
@@ -35,38 +35,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import colour_stats as cs  # noqa: E402
 import quality_cultures as qc  # noqa: E402
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
 from culturegan.config import RunConfig, load_config  # noqa: E402
 from culturegan.data.images import load_image, pil_to_tensor  # noqa: E402
-from culturegan.losses import (  # noqa: E402
-    content_loss,
-    gaussian_blur,
-    palette_loss,
-    structure_loss,
-    style_stats_loss,
-)
-from culturegan.models.pretrained import lite0_maps  # noqa: E402
-from culturegan.training.base import CONTENT_TAPS  # noqa: E402
+from culturegan.training.base import PerceptualTerms  # noqa: E402
 
 DEFAULT_BASE = {"loss.style_blur": 1.0}  # the shipped ukiyo-e model's settings over the preset
 
 
-def parse_variant(spec: str) -> tuple[str, dict[str, Any]]:
-    """'LABEL=KEY=VALUE;KEY=VALUE' -> (label, overrides); comma lists become lists of ints."""
+def parse_variant(spec: str) -> tuple[str, dict[str, str]]:
+    """'LABEL=KEY=VALUE;KEY=VALUE' -> (label, overrides as text, typed by load_config)."""
     label, sep, rest = spec.partition("=")
     if not sep or not label:
         raise ValueError(f"--variant takes LABEL=KEY=VALUE;..., got '{spec}'")
-    overrides: dict[str, Any] = {}
+    overrides: dict[str, str] = {}
     for item in filter(None, (part.strip() for part in rest.split(";"))):
         key, sep, value = item.partition("=")
         if not sep:
             raise ValueError(f"variant '{label}': '{item}' is not KEY=VALUE")
-        if key == "loss.style_taps":
-            overrides[key] = [int(v) for v in value.split(",")]
-        else:
-            overrides[key] = float(value)
+        overrides[key] = value
     return label, overrides
 
 
@@ -79,13 +67,6 @@ def square(path: Path, size: int) -> torch.Tensor:
     return pil_to_tensor(image)
 
 
-def perceptual(images: torch.Tensor, taps: list[int], side: int) -> list[torch.Tensor]:
-    """Lite0 maps as training reads them: nearest-enlarged to ``loss.perceptual_size``."""
-    if side and max(images.shape[-2:]) < side:
-        images = F.interpolate(images, scale_factor=side / max(images.shape[-2:]), mode="nearest")
-    return lite0_maps(images, taps)
-
-
 def optimise(
     photos: torch.Tensor,  # (N, 3, S, S) in [-1, 1]
     art: torch.Tensor,  # (M, 3, S, S) training art in [-1, 1]
@@ -96,38 +77,20 @@ def optimise(
     batch: int,
     seed: int,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """The photos' pixels after ``steps`` of Adam on the preset's perceptual objective."""
-    loss_cfg = cfg.loss
-    taps, side = sorted(loss_cfg.style_taps), loss_cfg.perceptual_size
+    """The photos' pixels after ``steps`` of Adam on the preset's perceptual terms, and those
+    terms' unweighted values at the last step."""
+    terms = PerceptualTerms(cfg)
     gen = torch.Generator().manual_seed(seed)
     param = torch.atanh(photos.clamp(-0.999, 0.999)).clone().requires_grad_(True)
     optimiser = torch.optim.Adam([param], lr=lr)
-    with torch.no_grad():
-        content_ref = perceptual(photos, list(CONTENT_TAPS), side)
-    terms: dict[str, float] = {}
+    logs: dict[str, float] = {}
     for step in range(steps):
-        pick = torch.randperm(len(art), generator=gen)[:batch]
-        style = art[pick]
-        with torch.no_grad():
-            style_maps = perceptual(gaussian_blur(style, loss_cfg.style_blur), taps, side)
-        x = torch.tanh(param)
-        maps = perceptual(x, sorted({*taps, *CONTENT_TAPS}), side)
-        by_tap = dict(zip(sorted({*taps, *CONTENT_TAPS}), maps, strict=True))
-        parts = {
-            "style_stats": loss_cfg.lambda_style_stats
-            * style_stats_loss([by_tap[t] for t in taps], style_maps),
-            "content": loss_cfg.lambda_content
-            * content_loss([by_tap[t] for t in CONTENT_TAPS], content_ref),
-            "structure": loss_cfg.lambda_structure * structure_loss(x, photos),
-        }
-        if loss_cfg.lambda_palette > 0:
-            parts["palette"] = loss_cfg.lambda_palette * palette_loss(x, style, seed=seed + step)
-        total = sum(parts.values())
+        style = art[torch.randperm(len(art), generator=gen)[:batch]]
+        total, logs = terms(torch.tanh(param), photos, style, step=step)
         optimiser.zero_grad(set_to_none=True)
         total.backward()
         optimiser.step()
-        terms = {name: round(float(value.detach()), 5) for name, value in parts.items()}
-    return torch.tanh(param).detach(), terms
+    return torch.tanh(param).detach(), {k: round(v, 5) for k, v in logs.items()}
 
 
 def to_pil(image: torch.Tensor) -> Image.Image:
@@ -190,12 +153,16 @@ def main(argv: list[str] | None = None) -> int:
     rows = {"test photos": photos}
     report: dict[str, Any] = {"target": args.target, "preset": args.preset, "variants": {}}
     for label, overrides in variants.items():
-        cfg = load_config(args.preset, {"data.crop_size": args.size, **DEFAULT_BASE, **overrides})
+        settings = {"data.crop_size": args.size, "train.seed": args.seed, **DEFAULT_BASE}
+        try:
+            cfg = load_config(args.preset, {**settings, **overrides}).validate()
+        except ValueError as err:
+            parser.error(f"variant '{label}': {err}")
         images, terms = optimise(photos, art, cfg, steps=args.steps, lr=args.lr,
                                  batch=args.batch, seed=args.seed)  # fmt: skip
         rows[label] = images
         stats[label] = cs.colour_stats(pixels(images))
-        report["variants"][label] = {"overrides": overrides, "last_terms": terms}
+        report["variants"][label] = {"overrides": overrides, "last_losses": terms}
         print(f"[probe] {label}: {terms}", flush=True)
     art_hues = stats[f"judging art of {args.target}"]["hue_shares"]
     for row in stats.values():
