@@ -16,7 +16,8 @@ saves:
         --model shipped=ukiyoe --model mine=runs/000-cut/model --out colours.json
 
 Images are read with their longer side at ``--side`` pixels (128); models stylize the photos at
-that size, one pass, no finish.
+that size, one pass; ``--finish ink`` adds a row per model with those outputs redrawn by the
+finish (its default settings).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality_cultures as qc  # noqa: E402
 import torch  # noqa: E402
 
+from culturegan.finish import FINISHES, apply_finish  # noqa: E402
 from culturegan.losses import NEUTRAL_CHROMA, luma_chroma_hue  # noqa: E402
 
 SECTORS = 12
@@ -67,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="a model folder or a shipped model's name; repeat")  # fmt: skip
     parser.add_argument("--data", type=Path, default=qc.DEFAULT_DATA)
     parser.add_argument("--side", type=int, default=128)
+    parser.add_argument("--finish", choices=sorted(FINISHES),
+                        help="also each model's outputs with this finish (a row each)")  # fmt: skip
     parser.add_argument("--out", type=Path, help="results JSON")
     args = parser.parse_args(argv)
     models = {}
@@ -102,7 +106,13 @@ def main(argv: list[str] | None = None) -> int:
     }
     for name, path in models.items():
         stylizer = Stylizer.from_pretrained(path)
-        rows[name] = colour_stats(pixels(stylizer(photos).images))
+        outputs = stylizer(photos).images
+        rows[name] = colour_stats(pixels(outputs))
+        if args.finish:
+            finished = [
+                apply_finish(args.finish, p, o) for p, o in zip(photos, outputs, strict=True)
+            ]
+            rows[f"{name} + {args.finish}"] = colour_stats(pixels(finished))
     art = rows[f"judging art of {args.target}"]["hue_shares"]
     for row in rows.values():
         row["hue_tv_to_art"] = round(total_variation(row["hue_shares"], art), 4)
@@ -118,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         chroma = " / ".join(f"{v:.3f}" for v in row["chroma_q50_q90"])
         print(f"| {name} | {luma} | {chroma} | {row['hue_tv_to_art']:.3f} | {hues} |")
     if args.out:
-        report = {"target": args.target, "side": args.side, "models": models, "rows": rows}
+        report = {"target": args.target, "side": args.side, "finish": args.finish,
+                  "models": models, "rows": rows}  # fmt: skip
         args.out.write_text(json.dumps(report, indent=1))
     return 0
 

@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 import quality_cultures as qc  # noqa: E402
 import torch  # noqa: E402
+from colour_stats import colour_stats, total_variation  # noqa: E402
 from PIL import Image  # noqa: E402
 from scipy import ndimage as ndi  # noqa: E402
 
@@ -49,6 +50,7 @@ from culturegan.inference import Stylizer  # noqa: E402
 from culturegan.metrics.judge import Judge  # noqa: E402
 
 TRAIN_PHOTOS = 64  # training photos scored with --photos train
+COLOUR_SIDE = 128  # px: colour figures as colour_stats.py takes them
 
 
 def parse_setting(text: str, finish: str) -> tuple[str, object]:
@@ -59,6 +61,14 @@ def parse_setting(text: str, finish: str) -> tuple[str, object]:
     if key == "ink":
         return key, tuple(int(v) for v in value.split(","))
     return key, (int(value) if fields[key].type in ("int", int) else float(value))
+
+
+def colour_columns(row: dict) -> str:
+    luma = "/".join(f"{v:.2f}" for v in row["luma_q10_q50_q90"])
+    return (
+        f"{luma:>14s} {row['chroma_q50_q90'][1]:7.3f} {row['hue_shares']['grey']:5.2f} "
+        f"{row['hue_tv_to_art']:5.2f}"
+    )
 
 
 def blurred(image: Image.Image, sigma: float) -> Image.Image:
@@ -101,11 +111,28 @@ def main(argv: list[str] | None = None) -> int:
     judge = Judge.load(judge_dir)
     reference, cache = split[args.target]["judge"], args.work / "stats"
 
+    def colours(images: list) -> dict:
+        """colour_stats.py's figures at its 128 px side; hue TV against the judging art."""
+        small = []
+        for image in images:
+            image = image.convert("RGB")
+            image.thumbnail((COLOUR_SIDE, COLOUR_SIDE))
+            small.append(np.asarray(image, np.float32).reshape(-1, 3) / 255)
+        stats = colour_stats(np.concatenate(small))
+        if art is not None:
+            tv = total_variation(stats["hue_shares"], art["hue_shares"])
+            stats["hue_tv_to_art"] = round(tv, 4)
+        return stats
+
     def score(images: list) -> dict:
         tensors = [pil_to_tensor(i) for i in images]
         row = qc.score_images(judge, tensors, args.target, reference, inputs, cache)
         row.pop("verdict_each")
-        return row
+        return {**row, **colours(images)}
+
+    art = None
+    art = colours([load_image(p) for p in reference])
+    art["hue_tv_to_art"] = 0.0
 
     rows = [{"model": "photos unchanged (floor)", "finish": None, **score(pils)}]
     columns = {"input": pils}
@@ -139,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         "shifts": args.shifts,
         "machine": qc.machine_facts(threads=torch.get_num_threads()),
         "command": "python benchmarks/quality_finish.py " + " ".join(argv or sys.argv[1:]),
+        "judging_art_colours": art,
         "rows": rows,
     }
     if args.out:
@@ -149,7 +177,11 @@ def main(argv: list[str] | None = None) -> int:
         grid.save(args.grid, quality=90)
     print(
         f"{'model':28s} {'finish':7s} {'hit':>5s} {'p':>5s} {'ssim':>6s} {'kd':>6s} "
-        f"{'grid':>5s}  verdicts"
+        f"{'grid':>5s} {'luma q10/50/90':>14s} {'chr q90':>7s} {'grey':>5s} {'hueTV':>5s}  verdicts"
+    )
+    print(
+        f"{'judging art':28s} {'-':7s} {'':5s} {'':5s} {'':6s} {'':6s} {'':5s} "
+        + colour_columns(art)
     )
     for row in rows:
         called = sorted(row["verdicts"].items(), key=lambda kv: -kv[1])
@@ -157,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{row['model'][:28]:28s} {row['finish'] or '-':7s} {row['hit_rate']:5.2f} "
             f"{row['mean_target_prob']:5.2f} {row['ssim_grey']:6.3f} {row['kd_lite0']:6.3f} "
-            f"{row['grid_peak']:5.1f}  {verdicts}"
+            f"{row['grid_peak']:5.1f} {colour_columns(row)}  {verdicts}"
         )
     return 0
 

@@ -19,6 +19,7 @@ from culturegan.finish import (
     ink_finish,
     print_finish,
 )
+from culturegan.finish.woodblock import FULL_CHROMA, GREY_CHROMA
 from culturegan.inference import Stylizer
 from culturegan.losses import GREY_WEIGHTS
 
@@ -50,7 +51,8 @@ def test_each_area_takes_one_ink_near_the_outputs_mean_there():
     side = 96
     photo = quadrants(side, PHOTO_COLOURS).astype(np.float32) / 255
     out = noisy(quadrants(side, ART_COLOURS).astype(float), 25).astype(np.float32) / 255
-    flat = flat_areas(rgb2lab(photo), rgb2lab(out), PrintFinish(colours=4), scale=side / 256)
+    settings = PrintFinish(colours=4, chroma=1.0)  # the areas' own means, not strengthened
+    flat = flat_areas(rgb2lab(photo), rgb2lab(out), settings, scale=side / 256)
     inks = np.unique(flat.reshape(-1, 3).round(4), axis=0)
     assert len(inks) <= 4  # the areas share four inks, however noisy the output was
     # Inside each quadrant (away from the seams) nearly every pixel has one ink, the output's
@@ -67,6 +69,38 @@ def test_each_area_takes_one_ink_near_the_outputs_mean_there():
             assert np.abs(ink - out_lab[rows, cols].reshape(-1, 3).mean(0)).max() < 3.0
             chosen.append(tuple(ink))
     assert len(set(chosen)) == 4  # four quadrants, four inks
+
+
+def test_chroma_strengthens_coloured_inks_and_leaves_paper_and_greys_alone():
+    side = 96
+    photo = quadrants(side, PHOTO_COLOURS).astype(np.float32) / 255
+    # Rose, off-white paper, slate blue, orange: CIELAB chroma 42, 4, 25 and 52.
+    colours = [(150, 60, 60), (235, 232, 228), (60, 80, 120), (200, 120, 60)]
+    out = noisy(quadrants(side, colours).astype(float), 6).astype(np.float32) / 255
+    photo_lab, out_lab, scale = rgb2lab(photo), rgb2lab(out), side / 256
+    plain = flat_areas(photo_lab, out_lab, PrintFinish(colours=4, chroma=1.0), scale)
+    strong = flat_areas(photo_lab, out_lab, PrintFinish(colours=4, chroma=1.5), scale)
+    assert np.array_equal(strong[..., 0], plain[..., 0])  # the same areas and lightness
+    held = np.hypot(plain[..., 1], plain[..., 2])
+    gained = np.hypot(strong[..., 1], strong[..., 2])
+    hue = np.arctan2(strong[..., 2], strong[..., 1]) - np.arctan2(plain[..., 2], plain[..., 1])
+    assert np.abs(hue[held > 1]).max() < 1e-6  # the same hues
+    full, grey = held >= FULL_CHROMA, held <= GREY_CHROMA
+    assert full.mean() > 0.4 and grey.mean() > 0.2  # rose and orange; the paper
+    assert gained[full] == pytest.approx(1.5 * held[full], abs=1e-3)
+    assert gained[grey] == pytest.approx(held[grey], abs=1e-6)  # the paper stays as it was
+    middle = ~full & ~grey  # the slate blue: in between
+    assert np.all((gained[middle] > held[middle]) & (gained[middle] < 1.5 * held[middle]))
+    # Through the whole finish (no lines, no grain): the picture's saturation goes up.
+    settings = {"colours": 4, "detail": 0.0, "line_strength": 0.0}
+    images = [
+        np.asarray(print_finish(Image.fromarray((photo * 255).astype(np.uint8)),
+                                Image.fromarray((out * 255).astype(np.uint8)),
+                                PrintFinish(chroma=c, **settings)), float)
+        for c in (1.0, 1.5)
+    ]  # fmt: skip
+    spread = [float((im.max(-1) - im.min(-1)).mean()) for im in images]
+    assert spread[1] > 1.2 * spread[0]
 
 
 def test_lines_follow_the_photos_contours_and_short_strokes_are_dropped():
@@ -116,6 +150,7 @@ def test_the_finish_is_deterministic_and_takes_the_photos_size():
         ({"line_sigma": 0}, "sigmas > 0"),
         ({"ink": (0, 0, 300)}, "ink must be"),
         ({"line_strength": 1.5}, "line_strength must be in"),
+        ({"chroma": -0.5}, "chroma must be in"),
     ],
 )
 def test_bad_settings_are_refused(settings, message):
@@ -225,9 +260,9 @@ def test_ink_washes_keep_the_outputs_tones_on_its_own_paper():
     ink_grey = (np.array(PAPER) * 0.2 + np.array(SUMI) * 0.8) @ LUMA
     reached = [(paper_grey - g) / (paper_grey - ink_grey) for g in grey]
     assert reached == pytest.approx([0, 1 / 6, 2 / 6, 3 / 6], abs=0.05)
-    # Half of the picture paper (the default): the two lightest quadrants are both paper.
-    default = np.asarray(ink_finish(photo, out), dtype=float)
-    assert np.abs(default[m : h - m, h + m : side - m] - PAPER).max() < 8
+    # Half of the picture paper: the two lightest quadrants are both paper.
+    half = np.asarray(ink_finish(photo, out, InkFinish(paper_share=0.5)), dtype=float)
+    assert np.abs(half[m : h - m, h + m : side - m] - PAPER).max() < 8
     # One tone all over: all paper.
     flat = np.asarray(ink_finish(photo, Image.new("RGB", (side, side), PAPER)), dtype=float)
     assert np.abs(flat - PAPER).max() <= 1
@@ -256,6 +291,30 @@ def test_ink_lines_follow_the_photo_and_marks_stay_where_the_photo_is_busy():
     assert grey[95, 90:100].max() > paper_grey - 12  # its inside is paper: lines, not a fill
 
 
+def test_ink_depth_and_neutral_set_the_inks_colour():
+    side = 128
+    photo = Image.new("RGB", (side, side), (120, 150, 90))  # flat: washes alone
+    out = Image.fromarray(ink_output(side, [0.0, 0.2, 0.5, 0.8]))
+    h, m = side // 2, 12
+
+    def darkest(settings: InkFinish) -> np.ndarray:
+        result = np.asarray(ink_finish(photo, out, settings), dtype=float)
+        return result[h + m : side - m, h + m : side - m].reshape(-1, 3).mean(0)
+
+    plain = darkest(InkFinish(wash=1.0, washes=1, paper_share=0.7))
+    # The darkest quadrant reaches the output's own ink, tinted like the output's marks.
+    own_ink = np.array(PAPER) * 0.2 + np.array(SUMI) * 0.8
+    assert np.abs(plain - own_ink).max() < 6 and plain[0] - plain[2] > 10
+    neutral = darkest(InkFinish(wash=1.0, washes=1, paper_share=0.7, ink_neutral=1.0))
+    assert neutral.max() - neutral.min() < 2  # grey ink
+    assert abs(neutral @ LUMA - plain @ LUMA) < 2  # as dark as before
+    deep = darkest(InkFinish(wash=1.0, washes=1, paper_share=0.7, ink_depth=0.5))
+    assert np.abs(deep - 0.5 * plain).max() < 3  # half way to black, same hue
+    # The paper stays the output's own.
+    result = np.asarray(ink_finish(photo, out, InkFinish(ink_depth=0.5, ink_neutral=1.0)), float)
+    assert np.abs(result[m : h - m, m : h - m].reshape(-1, 3).mean(0) - PAPER).max() < 6
+
+
 def test_ink_finish_is_deterministic_scales_and_refuses_bad_settings():
     photo = Image.fromarray(noisy(quadrants(64, PHOTO_COLOURS).astype(float), 10))
     out = Image.fromarray(ink_output(32, [0.0, 0.3, 0.6, 0.9]))
@@ -268,6 +327,8 @@ def test_ink_finish_is_deterministic_scales_and_refuses_bad_settings():
         ({"wash": 1.5}, "wash=1.5"),
         ({"wash_edge": 0}, "wash_edge"),
         ({"bleed": -1}, "bleed >= 0"),
+        ({"ink_depth": 1.2}, "ink_depth=1.2"),
+        ({"ink_neutral": -0.1}, "ink_neutral=-0.1"),
     ]:
         with pytest.raises(ValueError, match=message):
             InkFinish(**settings)

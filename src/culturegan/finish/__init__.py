@@ -23,9 +23,14 @@ independent Lite1 judge (hit rate, grey SSIM to the photo, kd_lite0 to held-out 
 - ``print``, session 7's ``ukiyoe`` model: 0.75 -> 1.00, 0.377 -> 0.396, 0.244 -> 0.219. A
   plain blur lifts the hit rate as much (0.98: the judge holds the models' fine relief texture
   against them) but not SSIM or kd_lite0 (docs/quality.md, session 26). With thinner lines
-  (session 28), the shipped ``ukiyoe``: 1.00 -> 0.98, 0.366 -> 0.387, 0.282 -> 0.213.
+  (session 28), the shipped ``ukiyoe``: 1.00 -> 0.98, 0.366 -> 0.387, 0.282 -> 0.213. With
+  the coloured inks' chroma doubled (session 38; greys and paper kept), session 35's
+  ``ukiyoe``: 0.98 -> 1.00, 0.445 -> 0.428, 0.317 -> 0.224, its most saturated tenth's chroma
+  0.121 -> 0.142 where the unstrengthened inks gave 0.106 (the prints': 0.192).
 - ``ink``, the shipped ``chinese_ink``: 0.94 -> 0.95, 0.400 -> 0.450, 0.247 -> 0.259; a blur
-  as wide as its washes loses hit rate instead (down to 0.58; session 27).
+  as wide as its washes loses hit rate instead (down to 0.58; session 27). With 30% of the
+  areas bare paper instead of half (session 38), session 29's ``chinese_ink``: 0.89 -> 0.94,
+  0.455 -> 0.467, 0.205 -> 0.252 (half paper: 0.97, 0.457, 0.263).
 - ``paint``, the shipped ``postimpressionism_cezanne``: 0.42 -> 0.69 (the judge's own hit rate
   on held-out Cezanne paintings is 0.68), 0.422 -> 0.403, 0.199 -> 0.168; a blur as wide as its
   broad strokes' colour: 0.33. On the shipped Monet it costs the judge's hit rate: 0.97 ->

@@ -24,7 +24,7 @@ class InkFinish:
     """The ``ink`` finish's settings (sizes at a 256 px shorter side; they scale)."""
 
     areas: int = 800  # superpixels per 256 x 256 pixels: the washes follow them
-    paper_share: float = 0.5  # the lightest share of the picture's areas left as bare paper
+    paper_share: float = 0.3  # the lightest share of the picture's areas left as bare paper
     washes: int = 3  # wash tones over the paper, each a step darker
     wash: float = 0.5  # ink density of the darkest wash (1 = the ink itself)
     wash_edge: float = 0.08  # width of a step between washes, in density: soft, wet edges
@@ -36,6 +36,8 @@ class InkFinish:
     texture: float = 0.6  # the model's own dark marks kept where the photo is busy
     texture_sigma: float = 1.5  # px: how coarse those marks may be
     texture_floor: float = 0.04  # marks fainter than this density are paper
+    ink_depth: float = 0.0  # the ink darkened toward black by this share (1 = black)
+    ink_neutral: float = 0.0  # the ink's colour taken toward its own grey (1 = grey ink)
 
     def __post_init__(self) -> None:
         if self.areas < 1 or not 1 <= self.washes <= 16:
@@ -45,7 +47,8 @@ class InkFinish:
             )
         shares = {"paper_share": self.paper_share, "wash": self.wash,
                   "line_strength": self.line_strength, "texture": self.texture,
-                  "texture_floor": self.texture_floor}  # fmt: skip
+                  "texture_floor": self.texture_floor, "ink_depth": self.ink_depth,
+                  "ink_neutral": self.ink_neutral}  # fmt: skip
         outside = [f"{k}={v}" for k, v in shares.items() if not 0 <= v <= 1]
         if outside or not 0 < self.paper_share < 1:
             raise ValueError(
@@ -108,6 +111,8 @@ def ink_finish(
     grey_photo, grey_out = rgb_photo @ luma, rgb_out @ luma
     paper = rgb_out[grey_out >= np.quantile(grey_out, 1 - PAPER_SHARE_OF_OUTPUT)].mean(0)
     ink = rgb_out[grey_out <= np.quantile(grey_out, INK_SHARE_OF_OUTPUT)].mean(0)
+    ink = (1.0 - settings.ink_neutral) * ink + settings.ink_neutral * float(ink @ luma)
+    ink = ink * (1.0 - settings.ink_depth)
     paper_grey = max(float(paper @ luma), 1e-3)
     density = np.clip((paper_grey - grey_out) / paper_grey, 0.0, 1.0)
 

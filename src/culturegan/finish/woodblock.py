@@ -8,7 +8,8 @@ woodblock print is made:
    2012) on the photo and the model's output together, so areas follow the photo's shapes and
    the model's colour fields alike; each area takes the mean of the output's colours in it
    (CIELAB), and those means are clustered (weighted k-means) into ``colours`` inks: one ink
-   per area, the same inks across the picture.
+   per area, the same inks across the picture. Averaging dulls colours, so the coloured inks'
+   chroma is scaled by ``chroma`` (hue and lightness kept; paper and greys keep theirs).
 2. **Some of the model's texture back.** ``detail`` times the output's own fine structure
    (output minus its Gaussian blur) is added on top, as the grain of paper and pigment.
 3. **Keyblock lines.** Outlines from the photo's grey levels by an extended difference of
@@ -29,6 +30,9 @@ if TYPE_CHECKING:  # NumPy, SciPy and scikit-image load when a finish runs, not 
 
 
 KMEANS_STARTS = 4  # k-means runs from other seeds; the one with the least spread is kept
+# CIELAB chroma: inks below GREY_CHROMA (greys, white and pale paper) keep theirs under the
+# ``chroma`` setting; above FULL_CHROMA it applies in full; between, in proportion.
+GREY_CHROMA, FULL_CHROMA = 15.0, 35.0
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,7 @@ class PrintFinish:
     """The ``print`` finish's settings (sizes at a 256 px shorter side; they scale)."""
 
     colours: int = 8  # inks the areas are drawn with
+    chroma: float = 2.0  # coloured inks' CIELAB chroma scaled by this (averaging dulls them)
     areas: int = 400  # superpixels per 256 x 256 pixels
     detail: float = 0.5  # share of the model's own fine texture added back
     detail_sigma: float = 2.0  # blur (px) that separates that texture from the colour areas
@@ -50,6 +55,8 @@ class PrintFinish:
             raise ValueError(f"print finish: colours must be in [1, 64], got {self.colours}")
         if self.areas < 1:
             raise ValueError(f"print finish: areas must be >= 1, got {self.areas}")
+        if not 0 <= self.chroma <= 4:
+            raise ValueError(f"print finish: chroma must be in [0, 4], got {self.chroma}")
         if self.detail < 0 or self.detail_sigma <= 0 or self.line_sigma <= 0:
             raise ValueError("print finish: detail must be >= 0 and the sigmas > 0")
         if not 0 <= self.line_strength <= 1:
@@ -92,6 +99,10 @@ def flat_areas(
         if cost < best_cost:
             best_cost = cost
             fill[present] = inks[distances.argmin(1)]
+    if settings.chroma != 1.0:  # a* and b*: the same hue and lightness, stronger or weaker
+        held = np.hypot(fill[:, 1], fill[:, 2])
+        colourful = np.clip((held - GREY_CHROMA) / (FULL_CHROMA - GREY_CHROMA), 0.0, 1.0)
+        fill[:, 1:] *= (1.0 + (settings.chroma - 1.0) * colourful)[:, None]
     return fill[labels]
 
 
