@@ -103,6 +103,35 @@ def test_chroma_strengthens_coloured_inks_and_leaves_paper_and_greys_alone():
     assert spread[1] > 1.2 * spread[0]
 
 
+def test_merge_prints_a_flat_area_of_the_photo_in_one_ink_without_the_models_specks():
+    side = 128
+    rng = np.random.default_rng(5)
+    photo = np.zeros((side, side, 3), np.uint8)
+    photo[:, : side // 2], photo[:, side // 2 :] = (90, 140, 220), (40, 130, 50)  # sky | field
+    photo = noisy(photo.astype(float), 2)
+    out = np.zeros((side, side, 3), np.uint8)
+    out[:, : side // 2], out[:, side // 2 :] = (235, 220, 185), (190, 70, 50)  # cream | red
+    for y, x in rng.integers(4, side // 2 - 12, (14, 2)):  # the model's blue specks in the sky
+        out[y : y + 8, x : x + 8] = (50, 70, 120)
+    photo_lab = rgb2lab(photo.astype(np.float32) / 255)
+    out_lab = rgb2lab(out.astype(np.float32) / 255)
+    sky = (slice(4, side - 4), slice(4, side // 2 - 4))
+
+    def inks_in_sky(merge: float) -> np.ndarray:
+        settings = PrintFinish(colours=3, chroma=1.0, merge=merge)
+        flat = flat_areas(photo_lab, out_lab, settings, scale=side / 256)[sky]
+        return np.unique(flat.reshape(-1, 3).round(3), axis=0, return_counts=True)[1]
+
+    specks = inks_in_sky(0.0)  # the specks printed as patches of their own ink
+    assert len(specks) >= 2 and specks.min() > 0.03 * specks.sum()
+    merged = inks_in_sky(6.0)
+    assert len(merged) == 1  # the sky is one area of the photo: one ink
+    full = flat_areas(photo_lab, out_lab, PrintFinish(colours=3, chroma=1.0, merge=6.0), 0.5)
+    assert np.abs(full[sky].reshape(-1, 3).mean(0) - rgb2lab(np.array([[[235, 220, 185]]]) / 255)
+                  .reshape(3)).max() < 6  # fmt: skip  # the sky's ink: the cream most of it has
+    assert np.abs(full[4:-4, side // 2 + 4 : -4, 0] - full[4, -5, 0]).max() < 1e-6  # the field
+
+
 def test_lines_follow_the_photos_contours_and_short_strokes_are_dropped():
     side = 128
     photo = np.full((side, side, 3), 235, np.uint8)
@@ -151,6 +180,7 @@ def test_the_finish_is_deterministic_and_takes_the_photos_size():
         ({"ink": (0, 0, 300)}, "ink must be"),
         ({"line_strength": 1.5}, "line_strength must be in"),
         ({"chroma": -0.5}, "chroma must be in"),
+        ({"merge": -1.0}, "merge must be >= 0"),
     ],
 )
 def test_bad_settings_are_refused(settings, message):

@@ -42,6 +42,7 @@ class PrintFinish:
     colours: int = 8  # inks the areas are drawn with
     chroma: float = 2.0  # coloured inks' CIELAB chroma scaled by this (averaging dulls them)
     areas: int = 400  # superpixels per 256 x 256 pixels
+    merge: float = 0.0  # CIELAB distance: neighbouring areas of the photo this alike merge
     detail: float = 0.5  # share of the model's own fine texture added back
     detail_sigma: float = 2.0  # blur (px) that separates that texture from the colour areas
     line_sigma: float = 1.2  # XDoG scale (px): wider lines, fewer of them
@@ -55,6 +56,8 @@ class PrintFinish:
             raise ValueError(f"print finish: colours must be in [1, 64], got {self.colours}")
         if self.areas < 1:
             raise ValueError(f"print finish: areas must be >= 1, got {self.areas}")
+        if self.merge < 0:
+            raise ValueError(f"print finish: merge must be >= 0, got {self.merge}")
         if not 0 <= self.chroma <= 4:
             raise ValueError(f"print finish: chroma must be in [0, 4], got {self.chroma}")
         if self.detail < 0 or self.detail_sigma <= 0 or self.line_sigma <= 0:
@@ -76,13 +79,42 @@ class PrintFinish:
         return print_finish(photo, stylized, self)
 
 
+def merge_alike(labels: np.ndarray, photo_lab: np.ndarray, distance: float) -> np.ndarray:
+    """``labels`` with neighbouring areas whose photo colours (CIELAB means) are closer than
+    ``distance`` merged, nearest pair first, each merge's mean colour weighted by pixels (a
+    region adjacency graph). A flat sky or wall becomes one area, printed in one ink, so the
+    model's specks in it are not printed as patches the photo does not have."""
+    import numpy as np
+    from skimage import graph
+
+    rag = graph.rag_mean_color(photo_lab, labels, mode="distance")
+
+    def weight(g: graph.RAG, src: int, dst: int, n: int) -> dict[str, float]:
+        return {
+            "weight": float(np.linalg.norm(g.nodes[dst]["mean color"] - g.nodes[n]["mean color"]))
+        }
+
+    def merge(g: graph.RAG, src: int, dst: int) -> None:
+        node = g.nodes[dst]
+        node["total color"] += g.nodes[src]["total color"]
+        node["pixel count"] += g.nodes[src]["pixel count"]
+        node["mean color"] = node["total color"] / node["pixel count"]
+
+    merged = graph.merge_hierarchical(
+        labels, rag, distance, rag_copy=False, in_place_merge=True,
+        merge_func=merge, weight_func=weight,
+    )  # fmt: skip
+    return np.unique(merged, return_inverse=True)[1].reshape(labels.shape)
+
+
 def flat_areas(
     photo_lab: np.ndarray,  # (H, W, 3) CIELAB of the photo
     out_lab: np.ndarray,  # (H, W, 3) CIELAB of the model's output
     settings: PrintFinish,
     scale: float,
 ) -> np.ndarray:
-    """(H, W, 3) CIELAB: one ink per superpixel of photo and output together."""
+    """(H, W, 3) CIELAB: one ink per superpixel of photo and output together (with ``merge``,
+    one per merged area of the photo: the ink most of its superpixels took)."""
     import numpy as np
 
     from culturegan.culture.descriptors.colour import weighted_kmeans
@@ -91,19 +123,28 @@ def flat_areas(
     means, count = area_means(labels, out_lab)
     present = count > 0
     points, weights = means[present], count[present]
-    best_cost, fill = np.inf, np.zeros_like(means)
+    best_cost, chosen, palette = np.inf, np.zeros(len(means), np.int64), None
     for start in range(KMEANS_STARTS):  # k-means++ can settle with two fields under one ink
         inks, _ = weighted_kmeans(points, weights, settings.colours, seed=settings.seed + start)
         distances = ((points[:, None, :] - inks[None]) ** 2).sum(-1)  # (areas, inks)
         cost = (distances.min(1) * weights).sum()
         if cost < best_cost:
-            best_cost = cost
-            fill[present] = inks[distances.argmin(1)]
+            best_cost, palette = cost, inks
+            chosen[present] = distances.argmin(1)
+    palette = np.array(palette, dtype=np.float64)
     if settings.chroma != 1.0:  # a* and b*: the same hue and lightness, stronger or weaker
-        held = np.hypot(fill[:, 1], fill[:, 2])
+        held = np.hypot(palette[:, 1], palette[:, 2])
         colourful = np.clip((held - GREY_CHROMA) / (FULL_CHROMA - GREY_CHROMA), 0.0, 1.0)
-        fill[:, 1:] *= (1.0 + (settings.chroma - 1.0) * colourful)[:, None]
-    return fill[labels]
+        palette[:, 1:] *= (1.0 + (settings.chroma - 1.0) * colourful)[:, None]
+    ink_of_pixel = chosen[labels]
+    if settings.merge > 0:  # each merged area printed in the ink that covers most of it
+        regions = merge_alike(labels, photo_lab, settings.merge)
+        votes = np.bincount(
+            (regions * len(palette) + ink_of_pixel).ravel(),
+            minlength=(regions.max() + 1) * len(palette),
+        ).reshape(-1, len(palette))
+        ink_of_pixel = votes.argmax(1)[regions]
+    return palette[ink_of_pixel]
 
 
 def print_finish(
