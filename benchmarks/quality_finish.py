@@ -45,7 +45,7 @@ from scipy import ndimage as ndi  # noqa: E402
 
 from culturegan.data.images import load_image, pil_to_tensor  # noqa: E402
 from culturegan.fileio import write_json  # noqa: E402
-from culturegan.finish import FINISHES, REFERENCE_SIDE  # noqa: E402
+from culturegan.finish import FINISHES, REFERENCE_SIDE, parse_finish  # noqa: E402
 from culturegan.inference import Stylizer  # noqa: E402
 from culturegan.metrics.judge import Judge  # noqa: E402
 
@@ -53,14 +53,12 @@ TRAIN_PHOTOS = 64  # training photos scored with --photos train
 COLOUR_SIDE = 128  # px: colour figures as colour_stats.py takes them
 
 
-def parse_setting(text: str, finish: str) -> tuple[str, object]:
-    key, _, value = text.partition("=")
-    fields = FINISHES[finish].__dataclass_fields__
-    if key not in fields:
-        raise SystemExit(f"--set {text}: no such setting; choose from {', '.join(fields)}")
-    if key == "ink":
-        return key, tuple(int(v) for v in value.split(","))
-    return key, (int(value) if fields[key].type in ("int", int) else float(value))
+def finish_settings(finish: str, settings: list[str]):
+    """``--set key=value ...`` as the finish's settings (culturegan.finish.parse_finish)."""
+    try:
+        return parse_finish(f"{finish}:{','.join(settings)}")[1]
+    except ValueError as err:
+        raise SystemExit(f"--set: {err}") from None
 
 
 def colour_columns(row: dict) -> str:
@@ -100,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     judge_dir = args.work / "judge"
     if not (judge_dir / "config.json").is_file():
         raise SystemExit(f"no judge in '{judge_dir}': run quality_cultures.py --work first")
-    settings = FINISHES[args.finish](**dict(parse_setting(s, args.finish) for s in args.set))
+    settings = finish_settings(args.finish, args.set)
     models = dict(m.split("=", 1) for m in args.model)
 
     split = qc.split_dataset(qc.DEFAULT_DATA, qc.SPLIT_SEED)

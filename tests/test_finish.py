@@ -3,6 +3,8 @@ and ``ink`` (the model's paper, washes by area, its marks where the photo is bus
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -17,6 +19,7 @@ from culturegan.finish import (
     apply_finish,
     flat_areas,
     ink_finish,
+    parse_finish,
     print_finish,
 )
 from culturegan.finish.woodblock import FULL_CHROMA, GREY_CHROMA
@@ -206,6 +209,53 @@ def test_the_stylizer_refuses_unknown_and_seamless_finishes(tmp_path):
         stylizer([photo], finish="oil")
     with pytest.raises(ValueError, match="do not wrap around"):
         stylizer([photo], finish="print", tileable=True)
+    with pytest.raises(ValueError, match="finish 'ink' has no setting 'chroma'"):
+        stylizer([photo], finish="ink:chroma=2")
+
+
+def test_a_finish_takes_its_settings_by_name():
+    assert parse_finish("print") == ("print", PrintFinish())
+    assert parse_finish(" print: merge=6, chroma=1.5 ,") == (
+        "print", PrintFinish(merge=6.0, chroma=1.5)
+    )  # fmt: skip
+    assert parse_finish("print:ink=10/20/30,colours=5")[1] == PrintFinish(
+        ink=(10, 20, 30), colours=5
+    )
+    assert parse_finish("ink:paper_share=0.5")[1] == InkFinish(paper_share=0.5)
+    for spec, message in [
+        ("woodcut", "unknown finish 'woodcut'; choose from ink, paint, print"),
+        ("print:merg=3", "finish 'print' has no setting 'merg'; choose from colours, chroma"),
+        ("print:merge", "finish 'print': give 'merge' a value, as merge=VALUE"),
+        ("print:colours=2.5", "finish 'print': colours=2.5 is not int"),
+        ("print:ink=1/2", "finish 'print': ink=1/2 is not int/int/int"),
+        ("print:chroma=9", "print finish: chroma must be in"),
+        ("paint:length=long", "finish 'paint': length=long is not float"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            parse_finish(spec)
+    # Drawn by name with settings: the same picture as the settings object draws.
+    photo = Image.fromarray(noisy(quadrants(64, PHOTO_COLOURS).astype(float), 10))
+    out = Image.fromarray(noisy(quadrants(64, ART_COLOURS).astype(float), 20, seed=2))
+    named = np.asarray(apply_finish("print:chroma=1.0,merge=6", photo, out))
+    drawn = print_finish(photo, out, PrintFinish(chroma=1.0, merge=6.0))
+    assert np.array_equal(named, np.asarray(drawn))
+    assert not np.array_equal(named, np.asarray(apply_finish("print", photo, out)))
+
+
+def test_cli_refuses_a_bad_finish_setting_before_any_work(tmp_path, capsys):
+    model = save_tiny_model(tmp_path / "model")
+    photo = tmp_path / "p.png"
+    Image.new("RGB", (32, 32), (90, 120, 150)).save(photo)
+    out = tmp_path / "out"
+    for finish, message in [
+        ("print:merg=3", "has no setting 'merg'"),
+        ("oil", "unknown finish 'oil'"),
+    ]:
+        with pytest.raises(SystemExit) as exit_:
+            main(["stylize", str(photo), "--model", str(model), "--out", str(out),
+                  "--finish", finish])  # fmt: skip
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert not out.exists()  # nothing written
 
 
 def test_a_picture_too_large_for_the_finish_is_refused_by_name_before_the_model_runs(
@@ -234,7 +284,9 @@ def test_a_transparent_input_keeps_its_alpha_through_the_finish(tmp_path):
     assert np.array_equal(np.asarray(result)[..., 3], rgba[..., 3])
 
 
-@pytest.mark.parametrize("finish", ["print", "ink", "paint"])
+@pytest.mark.parametrize(
+    "finish", ["print", "ink", "paint", "print:merge=6,chroma=1.0", "ink:ink_depth=0.4"]
+)
 def test_cli_stylize_with_a_finish(tmp_path, capsys, finish):
     model = save_tiny_model(tmp_path / "model")
     photos = tmp_path / "photos"

@@ -22,7 +22,7 @@ from culturegan import __version__
 
 
 def _parser() -> argparse.ArgumentParser:
-    from culturegan.commands import add_shifts_argument
+    from culturegan.commands import FINISH_SETTINGS_HELP, add_shifts_argument, finish_argument
     from culturegan.config import add_override_arguments
     from culturegan.finish import FINISHES
 
@@ -87,11 +87,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--finish",
-        choices=sorted(FINISHES),
+        type=finish_argument,
+        metavar="{" + ",".join(sorted(FINISHES)) + "}[:KEY=VALUE,...]",
         help="redraw the output in a medium's terms: 'print' = flat inks and keyblock lines "
         "from the photo's contours (woodblock prints, ukiyo-e); 'ink' = the output's paper, "
         "washes by area and brush lines (Chinese ink); 'paint' = the output's colours laid as "
-        "brush strokes along the photo's contours (impressionist painting)",
+        "brush strokes along the photo's contours (impressionist painting)" + FINISH_SETTINGS_HELP,
     )
     add_shifts_argument(p)
     multi = p.add_argument_group("multi-domain models")

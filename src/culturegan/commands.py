@@ -40,6 +40,23 @@ def add_shifts_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def finish_argument(text: str) -> str:
+    """argparse type of ``--finish``: the spec as given, once :func:`parse_finish` accepts it."""
+    from culturegan.finish import parse_finish
+
+    try:
+        parse_finish(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
+FINISH_SETTINGS_HELP = (
+    "; settings after a colon, e.g. print:merge=6,chroma=1.5 or ink:paper_share=0.5 "
+    "(culturegan.finish lists them)"
+)
+
+
 def lazy_handler(module: str, name: str) -> Handler:
     """The handler ``module.name``, imported when its command runs, not when the parser is built."""
 
@@ -121,9 +138,10 @@ def add_stylize_video(subparsers: Any) -> dict[str, Handler]:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--finish",
-        choices=sorted(FINISHES),
+        type=finish_argument,
+        metavar="{" + ",".join(sorted(FINISHES)) + "}[:KEY=VALUE,...]",
         help="redraw each stylized frame in a medium's terms before the temporal stage "
-        "(print, ink or paint; see `culturegan stylize --help`)",
+        "(print, ink or paint; see `culturegan stylize --help`)" + FINISH_SETTINGS_HELP,
     )
     add_shifts_argument(p)
     multi = p.add_argument_group("multi-domain models: one style code for the whole video")

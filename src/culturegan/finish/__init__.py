@@ -39,6 +39,7 @@ independent Lite1 judge (hit rate, grey SSIM to the photo, kd_lite0 to held-out 
 Usage::
 
     stylizer(["photo.jpg"], target="ukiyoe", finish="print")   # or `--finish print`
+    stylizer(["photo.jpg"], finish="print:merge=6,chroma=1.5")  # settings by name
     print_finish(photo, stylized).save("print.png")
     ink_finish(photo, stylized, InkFinish(washes=2)).save("ink.png")
     paint_finish(photo, stylized, PaintFinish(length=24)).save("painted.png")
@@ -46,6 +47,7 @@ Usage::
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 from culturegan.finish.common import REFERENCE_SIDE
@@ -66,6 +68,8 @@ __all__ = [
     "apply_finish",
     "check_finish",
     "check_finish_size",
+    "finish_name",
+    "parse_finish",
     "flat_areas",
     "ink_finish",
     "paint_finish",
@@ -79,16 +83,62 @@ MAX_FINISH_PIXELS = 24_000_000
 
 
 FINISHES = {"print": PrintFinish, "ink": InkFinish, "paint": PaintFinish}
+FinishSettings = PrintFinish | InkFinish | PaintFinish
 
 
-def check_finish(name: str | None) -> None:
-    """Refuse an unknown finish name before any work (None = no finish)."""
-    if name is not None and name not in FINISHES:
+def parse_finish(spec: str) -> tuple[str, FinishSettings]:
+    """A finish's name and settings from ``name`` or ``name:key=value,key=value`` (e.g.
+    ``print:merge=6,chroma=1.5``; the print's ``ink`` colour as ``ink=28/26/30``): the
+    settings not named keep their defaults. Unknown names, unknown or mistyped settings and
+    values out of range are refused with the finish and the setting named."""
+    name, _, listed = spec.partition(":")
+    name = name.strip()
+    if name not in FINISHES:
         raise ValueError(f"unknown finish '{name}'; choose from {', '.join(sorted(FINISHES))}")
+    kind = FINISHES[name]
+    fields = {f.name: f for f in dataclasses.fields(kind)}
+    values: dict[str, object] = {}
+    for item in filter(None, (part.strip() for part in listed.split(","))):
+        key, sep, text = (part.strip() for part in item.partition("="))
+        if key not in fields:
+            raise ValueError(
+                f"finish '{name}' has no setting '{key}'; choose from {', '.join(fields)}"
+            )
+        if not sep or not text:
+            raise ValueError(f"finish '{name}': give '{key}' a value, as {key}=VALUE")
+        default = fields[key].default
+        try:
+            if isinstance(default, tuple):
+                value: object = tuple(
+                    type(v)(part) for v, part in zip(default, text.split("/"), strict=True)
+                )
+            else:
+                value = type(default)(text)
+        except ValueError:
+            what = (
+                "/".join(type(v).__name__ for v in default)
+                if isinstance(default, tuple)
+                else type(default).__name__
+            )
+            raise ValueError(f"finish '{name}': {key}={text} is not {what}") from None
+        values[key] = value
+    return name, kind(**values)
 
 
-def check_finish_size(name: str, size: tuple[int, int], source: str = "") -> None:
+def finish_name(spec: str | None) -> str | None:
+    """The finish's name in a spec (``print:merge=6`` -> ``print``)."""
+    return None if spec is None else spec.partition(":")[0].strip()
+
+
+def check_finish(spec: str | None) -> None:
+    """Refuse an unknown finish or a bad setting of one before any work (None = no finish)."""
+    if spec is not None:
+        parse_finish(spec)
+
+
+def check_finish_size(spec: str, size: tuple[int, int], source: str = "") -> None:
     """Refuse a picture too large for the finish, naming it, before the model runs."""
+    name = finish_name(spec)
     width, height = size
     if width * height > MAX_FINISH_PIXELS:
         what = f"'{source}'" if source else "an image"
@@ -99,7 +149,7 @@ def check_finish_size(name: str, size: tuple[int, int], source: str = "") -> Non
         )
 
 
-def apply_finish(name: str, photo: Image.Image, stylized: Image.Image) -> Image.Image:
-    """The finish ``name`` with its default settings (see :data:`FINISHES`)."""
-    check_finish(name)
-    return FINISHES[name]().draw(photo, stylized)
+def apply_finish(spec: str, photo: Image.Image, stylized: Image.Image) -> Image.Image:
+    """The finish ``spec`` names (``print``, or with settings ``print:merge=6``; see
+    :func:`parse_finish` and :data:`FINISHES`) drawn from ``photo`` and its ``stylized``."""
+    return parse_finish(spec)[1].draw(photo, stylized)
