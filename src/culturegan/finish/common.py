@@ -1,5 +1,6 @@
 """What the finishes share: picture arrays at a reference scale, XDoG contour lines, and
-SLIC superpixels of the photo and the model's output together with their area means."""
+SLIC superpixels of the photo and the model's output together (merged where the photo is
+alike: the print finish's ``merge``) with their area means."""
 
 from __future__ import annotations
 
@@ -69,6 +70,34 @@ def superpixels(
         channel_axis=-1,
         convert2lab=False,
     )
+
+
+def merge_alike(labels: np.ndarray, photo_lab: np.ndarray, distance: float) -> np.ndarray:
+    """``labels`` with neighbouring areas whose photo colours (CIELAB means) are closer than
+    ``distance`` merged, nearest pair first, each merge's mean colour weighted by pixels (a
+    region adjacency graph). A flat sky or wall becomes one area, printed in one ink, so the
+    model's specks in it are not printed as patches the photo does not have."""
+    import numpy as np
+    from skimage import graph
+
+    rag = graph.rag_mean_color(photo_lab, labels, mode="distance")
+
+    def weight(g: graph.RAG, src: int, dst: int, n: int) -> dict[str, float]:
+        return {
+            "weight": float(np.linalg.norm(g.nodes[dst]["mean color"] - g.nodes[n]["mean color"]))
+        }
+
+    def merge(g: graph.RAG, src: int, dst: int) -> None:
+        node = g.nodes[dst]
+        node["total color"] += g.nodes[src]["total color"]
+        node["pixel count"] += g.nodes[src]["pixel count"]
+        node["mean color"] = node["total color"] / node["pixel count"]
+
+    merged = graph.merge_hierarchical(
+        labels, rag, distance, rag_copy=False, in_place_merge=True,
+        merge_func=merge, weight_func=weight,
+    )  # fmt: skip
+    return np.unique(merged, return_inverse=True)[1].reshape(labels.shape)
 
 
 def area_means(labels: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

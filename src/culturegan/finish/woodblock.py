@@ -22,7 +22,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from culturegan.finish.common import area_means, as_arrays, contour_lines, superpixels
+from culturegan.finish.common import (
+    area_means,
+    as_arrays,
+    contour_lines,
+    merge_alike,
+    superpixels,
+)
 
 if TYPE_CHECKING:  # NumPy, SciPy and scikit-image load when a finish runs, not with the CLI
     import numpy as np
@@ -77,34 +83,6 @@ class PrintFinish:
 
     def draw(self, photo: Image.Image, stylized: Image.Image) -> Image.Image:
         return print_finish(photo, stylized, self)
-
-
-def merge_alike(labels: np.ndarray, photo_lab: np.ndarray, distance: float) -> np.ndarray:
-    """``labels`` with neighbouring areas whose photo colours (CIELAB means) are closer than
-    ``distance`` merged, nearest pair first, each merge's mean colour weighted by pixels (a
-    region adjacency graph). A flat sky or wall becomes one area, printed in one ink, so the
-    model's specks in it are not printed as patches the photo does not have."""
-    import numpy as np
-    from skimage import graph
-
-    rag = graph.rag_mean_color(photo_lab, labels, mode="distance")
-
-    def weight(g: graph.RAG, src: int, dst: int, n: int) -> dict[str, float]:
-        return {
-            "weight": float(np.linalg.norm(g.nodes[dst]["mean color"] - g.nodes[n]["mean color"]))
-        }
-
-    def merge(g: graph.RAG, src: int, dst: int) -> None:
-        node = g.nodes[dst]
-        node["total color"] += g.nodes[src]["total color"]
-        node["pixel count"] += g.nodes[src]["pixel count"]
-        node["mean color"] = node["total color"] / node["pixel count"]
-
-    merged = graph.merge_hierarchical(
-        labels, rag, distance, rag_copy=False, in_place_merge=True,
-        merge_func=merge, weight_func=weight,
-    )  # fmt: skip
-    return np.unique(merged, return_inverse=True)[1].reshape(labels.shape)
 
 
 def flat_areas(
