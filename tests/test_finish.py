@@ -129,6 +129,13 @@ def test_merge_prints_a_flat_area_of_the_photo_in_one_ink_without_the_models_spe
     assert len(specks) >= 2 and specks.min() > 0.03 * specks.sum()
     merged = inks_in_sky(6.0)
     assert len(merged) == 1  # the sky is one area of the photo: one ink
+    # Unless no ink covers merge_share of it: then its superpixels keep their own inks.
+    share = specks.max() / specks.sum()
+    assert 0.6 < share < 0.97
+    strict = PrintFinish(colours=3, chroma=1.0, merge=6.0, merge_share=0.98)
+    kept = flat_areas(photo_lab, out_lab, strict, scale=side / 256)[sky]
+    assert np.array_equal(kept, flat_areas(photo_lab, out_lab, PrintFinish(
+        colours=3, chroma=1.0, merge=0.0), scale=side / 256)[sky])  # fmt: skip
     full = flat_areas(photo_lab, out_lab, PrintFinish(colours=3, chroma=1.0, merge=6.0), 0.5)
     assert np.abs(full[sky].reshape(-1, 3).mean(0) - rgb2lab(np.array([[[235, 220, 185]]]) / 255)
                   .reshape(3)).max() < 6  # fmt: skip  # the sky's ink: the cream most of it has
@@ -184,6 +191,7 @@ def test_the_finish_is_deterministic_and_takes_the_photos_size():
         ({"line_strength": 1.5}, "line_strength must be in"),
         ({"chroma": -0.5}, "chroma must be in"),
         ({"merge": -1.0}, "merge must be >= 0"),
+        ({"merge_share": 1.5}, "merge_share in"),
     ],
 )
 def test_bad_settings_are_refused(settings, message):

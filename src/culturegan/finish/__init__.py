@@ -24,9 +24,10 @@ independent Lite1 judge (hit rate, grey SSIM to the photo, kd_lite0 to held-out 
   plain blur lifts the hit rate as much (0.98: the judge holds the models' fine relief texture
   against them) but not SSIM or kd_lite0 (docs/quality.md, session 26). With thinner lines
   (session 28), the shipped ``ukiyoe``: 1.00 -> 0.98, 0.366 -> 0.387, 0.282 -> 0.213. With
-  the coloured inks' chroma doubled (session 38; greys and paper kept), session 35's
-  ``ukiyoe``: 0.98 -> 1.00, 0.445 -> 0.428, 0.317 -> 0.224, its most saturated tenth's chroma
-  0.121 -> 0.142 where the unstrengthened inks gave 0.106 (the prints': 0.192).
+  the coloured inks' chroma doubled and the photo's flat areas merged (session 38), session
+  35's ``ukiyoe``: 0.98 -> 0.97, 0.445 -> 0.441, 0.317 -> 0.213, its most saturated tenth's
+  chroma 0.121 -> 0.140 (the prints': 0.192); the finish before them: 1.00, 0.427, 0.226,
+  0.106.
 - ``ink``, the shipped ``chinese_ink``: 0.94 -> 0.95, 0.400 -> 0.450, 0.247 -> 0.259; a blur
   as wide as its washes loses hit rate instead (down to 0.58; session 27). With 30% of the
   areas bare paper instead of half (session 38), session 29's ``chinese_ink``: 0.89 -> 0.94,

@@ -10,6 +10,9 @@ woodblock print is made:
    (CIELAB), and those means are clustered (weighted k-means) into ``colours`` inks: one ink
    per area, the same inks across the picture. Averaging dulls colours, so the coloured inks'
    chroma is scaled by ``chroma`` (hue and lightness kept; paper and greys keep theirs).
+   Neighbouring areas of the photo within ``merge`` of each other in CIELAB (a flat sky, a
+   lake) are printed in one ink where one ink covers ``merge_share`` of them, so the model's
+   specks there are not printed as patches the photo does not have.
 2. **Some of the model's texture back.** ``detail`` times the output's own fine structure
    (output minus its Gaussian blur) is added on top, as the grain of paper and pigment.
 3. **Keyblock lines.** Outlines from the photo's grey levels by an extended difference of
@@ -48,7 +51,8 @@ class PrintFinish:
     colours: int = 8  # inks the areas are drawn with
     chroma: float = 2.0  # coloured inks' CIELAB chroma scaled by this (averaging dulls them)
     areas: int = 400  # superpixels per 256 x 256 pixels
-    merge: float = 0.0  # CIELAB distance: neighbouring areas of the photo this alike merge
+    merge: float = 10.0  # CIELAB distance: neighbouring areas of the photo this alike merge
+    merge_share: float = 0.6  # ... into one ink where that ink covers this share of them
     detail: float = 0.5  # share of the model's own fine texture added back
     detail_sigma: float = 2.0  # blur (px) that separates that texture from the colour areas
     line_sigma: float = 1.2  # XDoG scale (px): wider lines, fewer of them
@@ -62,8 +66,11 @@ class PrintFinish:
             raise ValueError(f"print finish: colours must be in [1, 64], got {self.colours}")
         if self.areas < 1:
             raise ValueError(f"print finish: areas must be >= 1, got {self.areas}")
-        if self.merge < 0:
-            raise ValueError(f"print finish: merge must be >= 0, got {self.merge}")
+        if self.merge < 0 or not 0 <= self.merge_share <= 1:
+            raise ValueError(
+                "print finish: merge must be >= 0 and merge_share in [0, 1], got "
+                f"{self.merge} and {self.merge_share}"
+            )
         if not 0 <= self.chroma <= 4:
             raise ValueError(f"print finish: chroma must be in [0, 4], got {self.chroma}")
         if self.detail < 0 or self.detail_sigma <= 0 or self.line_sigma <= 0:
@@ -91,8 +98,8 @@ def flat_areas(
     settings: PrintFinish,
     scale: float,
 ) -> np.ndarray:
-    """(H, W, 3) CIELAB: one ink per superpixel of photo and output together (with ``merge``,
-    one per merged area of the photo: the ink most of its superpixels took)."""
+    """(H, W, 3) CIELAB: one ink per superpixel of photo and output together; with ``merge``,
+    one per merged area of the photo where one ink covers ``merge_share`` of it or more."""
     import numpy as np
 
     from culturegan.culture.descriptors.colour import weighted_kmeans
@@ -115,13 +122,15 @@ def flat_areas(
         colourful = np.clip((held - GREY_CHROMA) / (FULL_CHROMA - GREY_CHROMA), 0.0, 1.0)
         palette[:, 1:] *= (1.0 + (settings.chroma - 1.0) * colourful)[:, None]
     ink_of_pixel = chosen[labels]
-    if settings.merge > 0:  # each merged area printed in the ink that covers most of it
+    if settings.merge > 0:  # a merged area in the ink that covers most of it
         regions = merge_alike(labels, photo_lab, settings.merge)
         votes = np.bincount(
             (regions * len(palette) + ink_of_pixel).ravel(),
             minlength=(regions.max() + 1) * len(palette),
         ).reshape(-1, len(palette))
-        ink_of_pixel = votes.argmax(1)[regions]
+        share = votes.max(1) / np.maximum(votes.sum(1), 1)
+        settled = share >= settings.merge_share  # else its superpixels keep their own inks
+        ink_of_pixel = np.where(settled[regions], votes.argmax(1)[regions], ink_of_pixel)
     return palette[ink_of_pixel]
 
 
