@@ -22,6 +22,7 @@ from culturegan.finish import (
     parse_finish,
     print_finish,
 )
+from culturegan.finish.common import merge_alike
 from culturegan.finish.woodblock import FULL_CHROMA, GREY_CHROMA
 from culturegan.inference import Stylizer
 from culturegan.losses import GREY_WEIGHTS
@@ -140,6 +141,23 @@ def test_merge_prints_a_flat_area_of_the_photo_in_one_ink_without_the_models_spe
     assert np.abs(full[sky].reshape(-1, 3).mean(0) - rgb2lab(np.array([[[235, 220, 185]]]) / 255)
                   .reshape(3)).max() < 6  # fmt: skip  # the sky's ink: the cream most of it has
     assert np.abs(full[4:-4, side // 2 + 4 : -4, 0] - full[4, -5, 0]).max() < 1e-6  # the field
+
+
+def test_merging_handles_one_area_and_tiny_pictures():
+    flat = Image.new("RGB", (8, 8), (200, 180, 150))
+    for photo, out in [(flat, flat), (Image.new("RGB", (80, 64), (90, 120, 150)), flat)]:
+        result = np.asarray(print_finish(photo, out, PrintFinish(chroma=1.0)), dtype=float)
+        assert result.shape == (photo.size[1], photo.size[0], 3)
+        assert np.abs(result - (200, 180, 150)).max() <= 2  # one area, one ink: the output's
+    labels = np.zeros((6, 6), np.int64)
+    assert np.array_equal(merge_alike(labels, np.zeros((6, 6, 3)), 10.0), labels)
+    # Labels need not be contiguous; a merged area is compared by its new mean (52 to 58: 6).
+    labels = np.repeat(np.array([[3, 7, 9, 20]]), 4, axis=0)
+    lab = np.zeros((4, 4, 3))
+    lab[..., 0] = np.array([50.0, 54.0, 58.0, 90.0])  # L*: 4 apart, then 32
+    assert merge_alike(labels, lab, 5.0)[0].tolist() == [0, 0, 1, 2]
+    assert merge_alike(labels, lab, 7.0)[0].tolist() == [0, 0, 0, 1]
+    assert merge_alike(labels, lab, 3.0)[0].tolist() == [0, 1, 2, 3]
 
 
 def test_lines_follow_the_photos_contours_and_short_strokes_are_dropped():

@@ -75,29 +75,63 @@ def superpixels(
 def merge_alike(labels: np.ndarray, photo_lab: np.ndarray, distance: float) -> np.ndarray:
     """``labels`` with neighbouring areas whose photo colours (CIELAB means) are closer than
     ``distance`` merged, nearest pair first, each merge's mean colour weighted by pixels (a
-    region adjacency graph). A flat sky or wall becomes one area, printed in one ink, so the
-    model's specks in it are not printed as patches the photo does not have."""
+    region adjacency graph, 8-connected); labels 0..m-1 in the order of the areas they hold.
+    A flat sky or wall becomes one area, so the model's specks in it need not be printed as
+    patches the photo does not have."""
+    import heapq
+
     import numpy as np
-    from skimage import graph
 
-    rag = graph.rag_mean_color(photo_lab, labels, mode="distance")
+    flat = np.unique(labels, return_inverse=True)[1].reshape(labels.shape)
+    count = np.bincount(flat.ravel()).astype(np.float64)
+    n = len(count)
+    pixels = photo_lab.reshape(-1, photo_lab.shape[-1]).astype(np.float64)
+    total = np.stack(
+        [np.bincount(flat.ravel(), pixels[:, c], n) for c in range(pixels.shape[1])], 1
+    )
+    pairs = np.concatenate([  # 8-connected: across, down and both diagonals
+        np.stack([flat[:, :-1].ravel(), flat[:, 1:].ravel()], 1),
+        np.stack([flat[:-1].ravel(), flat[1:].ravel()], 1),
+        np.stack([flat[:-1, :-1].ravel(), flat[1:, 1:].ravel()], 1),
+        np.stack([flat[:-1, 1:].ravel(), flat[1:, :-1].ravel()], 1),
+    ])  # fmt: skip
+    pairs = np.unique(np.sort(pairs[pairs[:, 0] != pairs[:, 1]], axis=1), axis=0)
+    neighbours: list[set[int]] = [set() for _ in range(n)]
+    for a, b in pairs.tolist():
+        neighbours[a].add(b)
+        neighbours[b].add(a)
+    parent = list(range(n))  # each merged area is held by its lowest label
+    version = [0] * n  # an area's colour changes with every merge: older heap entries are stale
 
-    def weight(g: graph.RAG, src: int, dst: int, n: int) -> dict[str, float]:
-        return {
-            "weight": float(np.linalg.norm(g.nodes[dst]["mean color"] - g.nodes[n]["mean color"]))
-        }
+    def gap(a: int, b: int) -> float:
+        return float(np.linalg.norm(total[a] / count[a] - total[b] / count[b]))
 
-    def merge(g: graph.RAG, src: int, dst: int) -> None:
-        node = g.nodes[dst]
-        node["total color"] += g.nodes[src]["total color"]
-        node["pixel count"] += g.nodes[src]["pixel count"]
-        node["mean color"] = node["total color"] / node["pixel count"]
+    heap = [(gap(a, b), a, b, 0, 0) for a, b in pairs.tolist()]
+    heapq.heapify(heap)
+    while heap:
+        d, a, b, va, vb = heapq.heappop(heap)
+        if d >= distance:
+            break
+        if parent[a] != a or parent[b] != b or version[a] != va or version[b] != vb:
+            continue  # merged away or recoloured since this entry
+        keep, gone = min(a, b), max(a, b)
+        parent[gone] = keep
+        total[keep] += total[gone]
+        count[keep] += count[gone]
+        version[keep] += 1
+        neighbours[keep] |= neighbours[gone]
+        neighbours[keep] -= {keep, gone}
+        for other in neighbours[gone] - {keep}:
+            neighbours[other].discard(gone)
+            neighbours[other].add(keep)
+        neighbours[gone] = set()
+        for other in neighbours[keep]:
+            heapq.heappush(heap, (gap(keep, other), keep, other, version[keep], version[other]))
 
-    merged = graph.merge_hierarchical(
-        labels, rag, distance, rag_copy=False, in_place_merge=True,
-        merge_func=merge, weight_func=weight,
-    )  # fmt: skip
-    return np.unique(merged, return_inverse=True)[1].reshape(labels.shape)
+    root = np.arange(n)
+    for label in range(n):  # parents hold lower labels: one pass in order finds each root
+        root[label] = root[parent[label]]
+    return np.unique(root, return_inverse=True)[1][flat]
 
 
 def area_means(labels: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
