@@ -78,8 +78,9 @@ def test_each_area_takes_one_ink_near_the_outputs_mean_there():
 def test_chroma_strengthens_coloured_inks_and_leaves_paper_and_greys_alone():
     side = 96
     photo = quadrants(side, PHOTO_COLOURS).astype(np.float32) / 255
-    # Rose, off-white paper, slate blue, orange: CIELAB chroma 42, 4, 25 and 52.
-    colours = [(150, 60, 60), (235, 232, 228), (60, 80, 120), (200, 120, 60)]
+    # Rose, off-white paper, slate blue, tan: CIELAB chroma 42, 4, 25 and 40 (the first and
+    # last stay in sRGB at 1.5 times: see the next test for inks that would leave it).
+    colours = [(150, 60, 60), (235, 232, 228), (60, 80, 120), (200, 140, 90)]
     out = noisy(quadrants(side, colours).astype(float), 6).astype(np.float32) / 255
     photo_lab, out_lab, scale = rgb2lab(photo), rgb2lab(out), side / 256
     plain = flat_areas(photo_lab, out_lab, PrintFinish(colours=4, chroma=1.0), scale)
@@ -105,6 +106,20 @@ def test_chroma_strengthens_coloured_inks_and_leaves_paper_and_greys_alone():
     ]  # fmt: skip
     spread = [float((im.max(-1) - im.min(-1)).mean()) for im in images]
     assert spread[1] > 1.2 * spread[0]
+
+
+@pytest.mark.parametrize("colour", [(100, 50, 20), (20, 30, 110), (30, 90, 40), (200, 40, 40)])
+def test_strengthened_inks_stay_in_srgb_and_keep_their_hue(colour):
+    # Dark brown, navy, forest green and red: doubled, their chroma leaves sRGB, and clipping
+    # each channel would turn the brown orange, (100, 50, 20) -> (125, 27, 0).
+    flat = Image.new("RGB", (64, 64), colour)
+    ink = np.asarray(print_finish(flat, flat), float)[32, 32]  # the default settings
+    before, after = rgb2lab(np.array(colour, float) / 255), rgb2lab(ink / 255)
+    hue = np.degrees(np.arctan2([before[2], after[2]], [before[1], after[1]]))
+    # One unit of 8-bit rounding moves a hue of chroma >= 30 by under 1.5 degrees.
+    assert abs(hue[1] - hue[0]) < 1.5
+    assert abs(after[0] - before[0]) < 1.0  # the lightness kept
+    assert np.hypot(after[1], after[2]) > 1.1 * np.hypot(before[1], before[2])  # stronger
 
 
 def test_merge_prints_a_flat_area_of_the_photo_in_one_ink_without_the_models_specks():
@@ -204,12 +219,16 @@ def test_the_finish_is_deterministic_and_takes_the_photos_size():
     [
         ({"colours": 0}, "colours must be in"),
         ({"areas": 0}, "areas must be"),
-        ({"line_sigma": 0}, "sigmas > 0"),
+        ({"line_sigma": 0}, r"line_sigma must be in \(0, 32\], got 0"),
+        ({"detail_sigma": 40.0}, "detail_sigma must be in"),
+        ({"seed": -1}, "seed must be in"),
+        ({"min_line": -5}, "min_line must be in"),
         ({"ink": (0, 0, 300)}, "ink must be"),
         ({"line_strength": 1.5}, "line_strength must be in"),
         ({"chroma": -0.5}, "chroma must be in"),
-        ({"merge": -1.0}, "merge must be >= 0"),
-        ({"merge_share": 1.5}, "merge_share in"),
+        ({"merge": -1.0}, r"merge must be in \[0, 100\], got -1.0"),
+        ({"merge_share": 1.5}, "merge_share must be in"),
+        ({"colours": 0, "chroma": 9.0}, "colours must be in .*; chroma must be in"),
     ],
 )
 def test_bad_settings_are_refused(settings, message):
@@ -233,9 +252,9 @@ def test_the_stylizer_refuses_unknown_and_seamless_finishes(tmp_path):
     photo = Image.new("RGB", (32, 32), (90, 120, 150))
     with pytest.raises(ValueError, match="unknown finish 'oil'; choose from ink, paint, print"):
         stylizer([photo], finish="oil")
-    with pytest.raises(ValueError, match="do not wrap around"):
-        stylizer([photo], finish="print", tileable=True)
-    with pytest.raises(ValueError, match="finish 'ink' has no setting 'chroma'"):
+    with pytest.raises(ValueError, match="the 'print' finish draws areas .* do not wrap around"):
+        stylizer([photo], finish="print:merge=6", tileable=True)
+    with pytest.raises(ValueError, match="ink finish has no setting 'chroma'"):
         stylizer([photo], finish="ink:chroma=2")
 
 
@@ -250,12 +269,20 @@ def test_a_finish_takes_its_settings_by_name():
     assert parse_finish("ink:paper_share=0.5")[1] == InkFinish(paper_share=0.5)
     for spec, message in [
         ("woodcut", "unknown finish 'woodcut'; choose from ink, paint, print"),
-        ("print:merg=3", "finish 'print' has no setting 'merg'; choose from colours, chroma"),
-        ("print:merge", "finish 'print': give 'merge' a value, as merge=VALUE"),
-        ("print:colours=2.5", "finish 'print': colours=2.5 is not int"),
-        ("print:ink=1/2", "finish 'print': ink=1/2 is not int/int/int"),
+        ("print:merg=3", "print finish has no setting 'merg'; choose from colours, chroma"),
+        ("print:merge", "print finish: give 'merge' a value, as merge=VALUE"),
+        ("print:colours=2.5", "print finish: colours=2.5 is not int"),
+        ("print:ink=1/2", "print finish: ink=1/2 is not int/int/int"),
         ("print:chroma=9", "print finish: chroma must be in"),
-        ("paint:length=long", "finish 'paint': length=long is not float"),
+        ("paint:length=long", "paint finish: length=long is not float"),
+        ("print:=3", "print finish: no setting name before '=' in '=3'"),
+        ("print:merge=6;chroma=1.5", "print finish: separate settings with ',' not ';'"),
+        ("print:merge=6,merge=3", "print finish: merge is given twice"),
+        ("ink:wash_edge=nan", "ink finish: wash_edge=nan is not a finite number"),
+        ("print:chroma=inf", "print finish: chroma=inf is not a finite number"),
+        ("print:ink=1/2/3/4", "print finish: ink=1/2/3/4 is not int/int/int"),
+        ("print:areas=100000", "print finish: areas must be in [1, 4096], got 100000"),
+        ("paint:seed=-1", "paint finish: seed must be in [0, 2147483647], got -1"),
     ]:
         with pytest.raises(ValueError, match=re.escape(message)):
             parse_finish(spec)
@@ -430,13 +457,15 @@ def test_ink_finish_is_deterministic_scales_and_refuses_bad_settings():
     assert first.size == (64, 64) and first.mode == "RGB"
     assert np.array_equal(np.asarray(first), np.asarray(ink_finish(photo, out, InkFinish())))
     for settings, message in [
-        ({"washes": 0}, "washes in"),
-        ({"paper_share": 1.0}, "paper_share=1.0"),
-        ({"wash": 1.5}, "wash=1.5"),
+        ({"washes": 0}, "washes must be in"),
+        ({"paper_share": 1.0}, "paper_share must be below 1"),
+        ({"paper_share": 0.0}, r"paper_share must be in \(0, 1\]"),
+        ({"wash": 1.5}, "wash must be in"),
         ({"wash_edge": 0}, "wash_edge"),
-        ({"bleed": -1}, "bleed >= 0"),
-        ({"ink_depth": 1.2}, "ink_depth=1.2"),
-        ({"ink_neutral": -0.1}, "ink_neutral=-0.1"),
+        ({"bleed": -1}, "bleed must be in"),
+        ({"wash_blur": 64}, r"wash_blur must be in \[0, 32\], got 64"),
+        ({"ink_depth": 1.2}, "ink_depth must be in"),
+        ({"ink_neutral": -0.1}, "ink_neutral must be in"),
     ]:
         with pytest.raises(ValueError, match=message):
             InkFinish(**settings)

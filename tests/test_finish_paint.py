@@ -130,12 +130,13 @@ def test_the_paint_finish_is_seeded_takes_the_photos_size_and_refuses_bad_settin
     other = paint_finish(photo, out, PaintFinish(seed=1))
     assert not np.array_equal(np.asarray(first), np.asarray(other))
     for settings, message in [
-        ({"width": 0}, "0 < width <= length"),
-        ({"width": 20, "length": 10}, "0 < width <= length"),
-        ({"fine": 0}, "fine=0"),
-        ({"jitter": 1.5}, "jitter=1.5"),
-        ({"edge": 0}, "edge and flow_sigma"),
-        ({"spread": -1}, "detail and spread >= 0"),
+        ({"width": 0}, r"width must be in \(0, 16\], got 0"),
+        ({"width": 20, "length": 10}, r"width must be in \(0, 10\], got 20"),
+        ({"fine": 0}, r"fine must be in \(0, 1\]"),
+        ({"jitter": 1.5}, "jitter must be in"),
+        ({"edge": 0}, "edge must be in"),
+        ({"flow_sigma": 100}, "flow_sigma must be in"),
+        ({"spread": -1}, "spread must be in"),
     ]:
         with pytest.raises(ValueError, match=message):
             PaintFinish(**settings)

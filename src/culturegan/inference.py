@@ -46,7 +46,7 @@ from culturegan.data.images import (
     tensor_to_pil,
     to_rgb,
 )
-from culturegan.finish import apply_finish, check_finish, check_finish_size
+from culturegan.finish import apply_finish, check_finish, check_finish_size, finish_name
 from culturegan.models.generators import generator_from_config
 from culturegan.tiling import (
     DEFAULT_TILE,
@@ -377,8 +377,8 @@ class Stylizer(ABC):
         shift_offsets(shifts, self.size_multiple)  # one of SHIFT_PASSES, or a clear error
         if tileable and finish:
             raise ValueError(
-                f"the '{finish}' finish draws areas and lines that do not wrap around; "
-                "drop the finish or --tileable"
+                f"the '{finish_name(finish)}' finish draws areas and lines that do not wrap "
+                "around; drop the finish or --tileable"
             )
         if not isinstance(strength, int | float) or not 0.0 <= strength <= 1.0:
             raise ValueError(f"strength must be in [0, 1], got {strength}")

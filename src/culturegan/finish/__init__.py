@@ -49,6 +49,7 @@ Usage::
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import TYPE_CHECKING
 
 from culturegan.finish.common import REFERENCE_SIDE
@@ -90,40 +91,50 @@ FinishSettings = PrintFinish | InkFinish | PaintFinish
 def parse_finish(spec: str) -> tuple[str, FinishSettings]:
     """A finish's name and settings from ``name`` or ``name:key=value,key=value`` (e.g.
     ``print:merge=6,chroma=1.5``; the print's ``ink`` colour as ``ink=28/26/30``): the
-    settings not named keep their defaults. Unknown names, unknown or mistyped settings and
-    values out of range are refused with the finish and the setting named."""
+    settings not named keep their defaults. Unknown names, unknown, repeated or mistyped
+    settings, numbers that are not finite and values out of range are refused with the finish
+    and the setting named ("print finish: ...", as the settings' own checks say it)."""
     name, _, listed = spec.partition(":")
     name = name.strip()
     if name not in FINISHES:
         raise ValueError(f"unknown finish '{name}'; choose from {', '.join(sorted(FINISHES))}")
     kind = FINISHES[name]
+    if ";" in listed:
+        raise ValueError(
+            f"{name} finish: separate settings with ',' not ';', as {name}:KEY=VALUE,KEY=VALUE"
+        )
     fields = {f.name: f for f in dataclasses.fields(kind)}
     values: dict[str, object] = {}
     for item in filter(None, (part.strip() for part in listed.split(","))):
         key, sep, text = (part.strip() for part in item.partition("="))
+        if not key:
+            raise ValueError(f"{name} finish: no setting name before '=' in '{item}'")
         if key not in fields:
             raise ValueError(
-                f"finish '{name}' has no setting '{key}'; choose from {', '.join(fields)}"
+                f"{name} finish has no setting '{key}'; choose from {', '.join(fields)}"
             )
+        if key in values:
+            raise ValueError(f"{name} finish: {key} is given twice")
         if not sep or not text:
-            raise ValueError(f"finish '{name}': give '{key}' a value, as {key}=VALUE")
-        default = fields[key].default
-        try:
-            if isinstance(default, tuple):
-                value: object = tuple(
-                    type(v)(part) for v, part in zip(default, text.split("/"), strict=True)
-                )
-            else:
-                value = type(default)(text)
-        except ValueError:
-            what = (
-                "/".join(type(v).__name__ for v in default)
-                if isinstance(default, tuple)
-                else type(default).__name__
-            )
-            raise ValueError(f"finish '{name}': {key}={text} is not {what}") from None
-        values[key] = value
+            raise ValueError(f"{name} finish: give '{key}' a value, as {key}=VALUE")
+        values[key] = _setting_value(name, key, text, fields[key].default)
     return name, kind(**values)
+
+
+def _setting_value(name: str, key: str, text: str, default: object) -> object:
+    """``text`` read as the type of the setting's ``default`` (a tuple as ``a/b/c``)."""
+    kinds = [type(v) for v in default] if isinstance(default, tuple) else [type(default)]
+    parts = text.split("/") if isinstance(default, tuple) else [text]
+    try:
+        if len(parts) != len(kinds):
+            raise ValueError
+        read = [kind(part) for kind, part in zip(kinds, parts, strict=True)]
+    except ValueError:
+        what = "/".join(kind.__name__ for kind in kinds)
+        raise ValueError(f"{name} finish: {key}={text} is not {what}") from None
+    if not all(math.isfinite(v) for v in read):  # nan and inf would pass every range check
+        raise ValueError(f"{name} finish: {key}={text} is not a finite number")
+    return tuple(read) if isinstance(default, tuple) else read[0]
 
 
 def finish_name(spec: str | None) -> str | None:

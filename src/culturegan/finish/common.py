@@ -11,6 +11,23 @@ if TYPE_CHECKING:
     from PIL import Image
 
 REFERENCE_SIDE = 256  # the finishes' sizes are for a picture whose shorter side is this long
+MAX_SIGMA = 32.0  # px at a 256 px side: the widest blur a finish setting may ask for
+MAX_AREAS = 4096  # superpixels per 256 x 256 pixels: one per 4 x 4 px
+MAX_SEED = 2**31  # seeds are in [0, MAX_SEED)
+
+
+def check_ranges(finish: str, ranges: dict[str, tuple[float, float, float, bool]]) -> None:
+    """Refuse settings outside their ranges, all named at once: ``ranges`` maps a setting's
+    name to (value, low, high, low excluded). Not-a-number is outside every range."""
+    outside = []
+    for key, (value, low, high, low_excluded) in ranges.items():
+        inside = (low < value if low_excluded else low <= value) and value <= high
+        if not inside:
+            bracket = "(" if low_excluded else "["
+            low_text, high_text = (f"{v}" if isinstance(v, int) else f"{v:g}" for v in (low, high))
+            outside.append(f"{key} must be in {bracket}{low_text}, {high_text}], got {value}")
+    if outside:
+        raise ValueError(f"{finish} finish: {'; '.join(outside)}")
 
 
 def xdog_lines(grey: np.ndarray, sigma: float) -> np.ndarray:
@@ -79,6 +96,7 @@ def merge_alike(labels: np.ndarray, photo_lab: np.ndarray, distance: float) -> n
     A flat sky or wall becomes one area, so the model's specks in it need not be printed as
     patches the photo does not have."""
     import heapq
+    import math
 
     import numpy as np
 
@@ -89,24 +107,36 @@ def merge_alike(labels: np.ndarray, photo_lab: np.ndarray, distance: float) -> n
     total = np.stack(
         [np.bincount(flat.ravel(), pixels[:, c], n) for c in range(pixels.shape[1])], 1
     )
-    pairs = np.concatenate([  # 8-connected: across, down and both diagonals
-        np.stack([flat[:, :-1].ravel(), flat[:, 1:].ravel()], 1),
-        np.stack([flat[:-1].ravel(), flat[1:].ravel()], 1),
-        np.stack([flat[:-1, :-1].ravel(), flat[1:, 1:].ravel()], 1),
-        np.stack([flat[:-1, 1:].ravel(), flat[1:, :-1].ravel()], 1),
-    ])  # fmt: skip
-    pairs = np.unique(np.sort(pairs[pairs[:, 0] != pairs[:, 1]], axis=1), axis=0)
+    codes = []  # each neighbouring pair once, as low * n + high: 8-connected
+    for one, other in [
+        (flat[:, :-1], flat[:, 1:]),  # across
+        (flat[:-1], flat[1:]),  # down
+        (flat[:-1, :-1], flat[1:, 1:]),  # the diagonals
+        (flat[:-1, 1:], flat[1:, :-1]),
+    ]:
+        border = one != other
+        one, other = one[border].astype(np.int64), other[border].astype(np.int64)
+        codes.append(np.minimum(one, other) * n + np.maximum(one, other))
+    code = np.unique(np.concatenate(codes))
+    pairs = np.stack([code // n, code % n], 1)
     neighbours: list[set[int]] = [set() for _ in range(n)]
     for a, b in pairs.tolist():
         neighbours[a].add(b)
         neighbours[b].add(a)
     parent = list(range(n))  # each merged area is held by its lowest label
     version = [0] * n  # an area's colour changes with every merge: older heap entries are stale
+    # Plain floats, not arrays: the loop below runs once per merge and per neighbour.
+    sums = total.tolist()
+    sizes = count.tolist()
+    means = (total / count[:, None]).tolist()
 
     def gap(a: int, b: int) -> float:
-        return float(np.linalg.norm(total[a] / count[a] - total[b] / count[b]))
+        (la, aa, ba), (lb, ab, bb) = means[a], means[b]
+        return math.sqrt((la - lb) ** 2 + (aa - ab) ** 2 + (ba - bb) ** 2)
 
-    heap = [(gap(a, b), a, b, 0, 0) for a, b in pairs.tolist()]
+    first = np.linalg.norm(total[pairs[:, 0]] / count[pairs[:, 0], None]
+                           - total[pairs[:, 1]] / count[pairs[:, 1], None], axis=1)  # fmt: skip
+    heap = [(d, a, b, 0, 0) for d, (a, b) in zip(first.tolist(), pairs.tolist(), strict=True)]
     heapq.heapify(heap)
     while heap:
         d, a, b, va, vb = heapq.heappop(heap)
@@ -116,8 +146,9 @@ def merge_alike(labels: np.ndarray, photo_lab: np.ndarray, distance: float) -> n
             continue  # merged away or recoloured since this entry
         keep, gone = min(a, b), max(a, b)
         parent[gone] = keep
-        total[keep] += total[gone]
-        count[keep] += count[gone]
+        sums[keep] = [x + y for x, y in zip(sums[keep], sums[gone], strict=True)]
+        sizes[keep] += sizes[gone]
+        means[keep] = [x / sizes[keep] for x in sums[keep]]
         version[keep] += 1
         neighbours[keep] |= neighbours[gone]
         neighbours[keep] -= {keep, gone}

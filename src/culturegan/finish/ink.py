@@ -13,7 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from culturegan.finish.common import area_means, as_arrays, contour_lines, superpixels
+from culturegan.finish.common import (
+    MAX_AREAS,
+    MAX_SIGMA,
+    area_means,
+    as_arrays,
+    check_ranges,
+    contour_lines,
+    superpixels,
+)
 
 if TYPE_CHECKING:  # NumPy, SciPy and scikit-image load when a finish runs, not with the CLI
     from PIL import Image
@@ -40,29 +48,25 @@ class InkFinish:
     ink_neutral: float = 0.0  # the ink's colour taken toward its own grey (1 = grey ink)
 
     def __post_init__(self) -> None:
-        if self.areas < 1 or not 1 <= self.washes <= 16:
-            raise ValueError(
-                f"ink finish: areas must be >= 1 and washes in [1, 16], got {self.areas} and "
-                f"{self.washes}"
-            )
-        shares = {"paper_share": self.paper_share, "wash": self.wash,
-                  "line_strength": self.line_strength, "texture": self.texture,
-                  "texture_floor": self.texture_floor, "ink_depth": self.ink_depth,
-                  "ink_neutral": self.ink_neutral}  # fmt: skip
-        outside = [f"{k}={v}" for k, v in shares.items() if not 0 <= v <= 1]
-        if outside or not 0 < self.paper_share < 1:
-            raise ValueError(
-                f"ink finish: these must be in [0, 1] (paper_share inside it): "
-                f"{', '.join(outside) or f'paper_share={self.paper_share}'}"
-            )
-        if (
-            self.wash_edge <= 0
-            or min(self.bleed, self.wash_blur) < 0
-            or self.line_sigma <= 0
-            or self.texture_sigma <= 0
-        ):
-            raise ValueError("ink finish: wash_edge, line_sigma and texture_sigma must be > 0, "
-                             "wash_blur and bleed >= 0")  # fmt: skip
+        check_ranges("ink", {
+            "areas": (self.areas, 1, MAX_AREAS, False),
+            "paper_share": (self.paper_share, 0, 1, True),
+            "washes": (self.washes, 1, 16, False),
+            "wash": (self.wash, 0, 1, False),
+            "wash_edge": (self.wash_edge, 0, 1, True),
+            "wash_blur": (self.wash_blur, 0, MAX_SIGMA, False),
+            "bleed": (self.bleed, 0, MAX_SIGMA, False),
+            "line_sigma": (self.line_sigma, 0, MAX_SIGMA, True),
+            "min_line": (self.min_line, 0, 65536, False),
+            "line_strength": (self.line_strength, 0, 1, False),
+            "texture": (self.texture, 0, 1, False),
+            "texture_sigma": (self.texture_sigma, 0, MAX_SIGMA, True),
+            "texture_floor": (self.texture_floor, 0, 1, False),
+            "ink_depth": (self.ink_depth, 0, 1, False),
+            "ink_neutral": (self.ink_neutral, 0, 1, False),
+        })  # fmt: skip
+        if self.paper_share == 1:  # all paper: no washes at all
+            raise ValueError("ink finish: paper_share must be below 1, got 1.0")
 
     @property
     def smoothing(self) -> float:

@@ -32,7 +32,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from culturegan.finish.common import as_arrays
+from culturegan.finish.common import MAX_SEED, MAX_SIGMA, as_arrays, check_ranges
 
 if TYPE_CHECKING:
     import numpy as np
@@ -63,22 +63,18 @@ class PaintFinish:
     seed: int = 0  # stroke placement: the same picture gives the same painting
 
     def __post_init__(self) -> None:
-        if not 0 < self.width <= self.length:
-            raise ValueError(
-                f"paint finish: need 0 < width <= length, got width {self.width} and length "
-                f"{self.length}"
-            )
-        shares = {"fine": self.fine, "jitter": self.jitter, "bristles": self.bristles}
-        outside = [f"{k}={v}" for k, v in shares.items() if not 0 <= v <= 1]
-        if outside or self.fine == 0:
-            raise ValueError(
-                f"paint finish: these must be in [0, 1] (fine above 0): "
-                f"{', '.join(outside) or f'fine={self.fine}'}"
-            )
-        if self.detail < 0 or self.edge <= 0 or self.spread < 0 or self.flow_sigma <= 0:
-            raise ValueError(
-                "paint finish: edge and flow_sigma must be > 0, detail and spread >= 0"
-            )
+        check_ranges("paint", {
+            "length": (self.length, 0, 128, True),
+            "width": (self.width, 0, self.length, True),  # a stroke is no wider than long
+            "fine": (self.fine, 0, 1, True),
+            "detail": (self.detail, 0, 2, False),  # RGB distance: at most sqrt(3)
+            "edge": (self.edge, 0, 1, True),
+            "jitter": (self.jitter, 0, 1, False),
+            "spread": (self.spread, 0, math.pi, False),
+            "flow_sigma": (self.flow_sigma, 0, MAX_SIGMA, True),
+            "bristles": (self.bristles, 0, 1, False),
+            "seed": (self.seed, 0, MAX_SEED - 1, False),
+        })  # fmt: skip
 
     @property
     def smoothing(self) -> float:

@@ -26,8 +26,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from culturegan.finish.common import (
+    MAX_AREAS,
+    MAX_SEED,
+    MAX_SIGMA,
     area_means,
     as_arrays,
+    check_ranges,
     contour_lines,
     merge_alike,
     superpixels,
@@ -42,6 +46,8 @@ KMEANS_STARTS = 4  # k-means runs from other seeds; the one with the least sprea
 # CIELAB chroma: inks below GREY_CHROMA (greys, white and pale paper) keep theirs under the
 # ``chroma`` setting; above FULL_CHROMA it applies in full; between, in proportion.
 GREY_CHROMA, FULL_CHROMA = 15.0, 35.0
+GAMUT_TOLERANCE = 0.5  # CIELAB distance an ink may move when sRGB clips it: still inside
+GAMUT_STEPS = 12  # bisection steps of a strengthened ink's scale: 1/4096 of its range
 
 
 @dataclass(frozen=True)
@@ -62,23 +68,19 @@ class PrintFinish:
     seed: int = 0  # k-means seeding: the same picture gives the same print
 
     def __post_init__(self) -> None:
-        if not 1 <= self.colours <= 64:
-            raise ValueError(f"print finish: colours must be in [1, 64], got {self.colours}")
-        if self.areas < 1:
-            raise ValueError(f"print finish: areas must be >= 1, got {self.areas}")
-        if self.merge < 0 or not 0 <= self.merge_share <= 1:
-            raise ValueError(
-                "print finish: merge must be >= 0 and merge_share in [0, 1], got "
-                f"{self.merge} and {self.merge_share}"
-            )
-        if not 0 <= self.chroma <= 4:
-            raise ValueError(f"print finish: chroma must be in [0, 4], got {self.chroma}")
-        if self.detail < 0 or self.detail_sigma <= 0 or self.line_sigma <= 0:
-            raise ValueError("print finish: detail must be >= 0 and the sigmas > 0")
-        if not 0 <= self.line_strength <= 1:
-            raise ValueError(
-                f"print finish: line_strength must be in [0, 1], got {self.line_strength}"
-            )
+        check_ranges("print", {
+            "colours": (self.colours, 1, 64, False),
+            "chroma": (self.chroma, 0, 4, False),
+            "areas": (self.areas, 1, MAX_AREAS, False),
+            "merge": (self.merge, 0, 100, False),  # CIELAB: L* spans 100
+            "merge_share": (self.merge_share, 0, 1, False),
+            "detail": (self.detail, 0, 2, False),
+            "detail_sigma": (self.detail_sigma, 0, MAX_SIGMA, True),
+            "line_sigma": (self.line_sigma, 0, MAX_SIGMA, True),
+            "min_line": (self.min_line, 0, 65536, False),
+            "line_strength": (self.line_strength, 0, 1, False),
+            "seed": (self.seed, 0, MAX_SEED - KMEANS_STARTS, False),
+        })  # fmt: skip
         if len(self.ink) != 3 or not all(0 <= c <= 255 for c in self.ink):
             raise ValueError(f"print finish: ink must be three values in [0, 255], got {self.ink}")
 
@@ -90,6 +92,33 @@ class PrintFinish:
 
     def draw(self, photo: Image.Image, stylized: Image.Image) -> Image.Image:
         return print_finish(photo, stylized, self)
+
+
+def gamut_scale(palette: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Each CIELAB ink's chroma ``scale``, lowered (not below 1) as far as its colour needs to
+    stay inside sRGB: a dark saturated ink scaled past the gamut would be clipped channel by
+    channel, which changes its hue (a brown turned orange)."""
+    import warnings
+
+    import numpy as np
+    from skimage.color import lab2rgb, rgb2lab
+
+    def inside(factor: np.ndarray) -> np.ndarray:  # clipping shows in the way back to CIELAB
+        lab = palette.copy()
+        lab[:, 1:] *= factor[:, None]
+        with warnings.catch_warnings():  # skimage warns of the negative Z it clips
+            warnings.simplefilter("ignore")
+            back = rgb2lab(lab2rgb(lab[None]))[0]
+        return np.linalg.norm(back - lab, axis=1) < GAMUT_TOLERANCE
+
+    scale = np.asarray(scale, dtype=np.float64)
+    low, high = np.ones_like(scale), np.maximum(scale, 1.0)
+    for _ in range(GAMUT_STEPS):  # bisection: ``low`` stays inside (or at 1), ``high`` not
+        middle = (low + high) / 2
+        fits = inside(middle)
+        low, high = np.where(fits, middle, low), np.where(fits, high, middle)
+    capped = np.where(inside(np.maximum(scale, 1.0)), scale, low)
+    return np.where(scale > 1.0, capped, scale)  # dulled inks move toward grey: inside
 
 
 def flat_areas(
@@ -120,7 +149,7 @@ def flat_areas(
     if settings.chroma != 1.0:  # a* and b*: the same hue and lightness, stronger or weaker
         held = np.hypot(palette[:, 1], palette[:, 2])
         colourful = np.clip((held - GREY_CHROMA) / (FULL_CHROMA - GREY_CHROMA), 0.0, 1.0)
-        palette[:, 1:] *= (1.0 + (settings.chroma - 1.0) * colourful)[:, None]
+        palette[:, 1:] *= gamut_scale(palette, 1.0 + (settings.chroma - 1.0) * colourful)[:, None]
     ink_of_pixel = chosen[labels]
     if settings.merge > 0:  # a merged area in the ink that covers most of it
         regions = merge_alike(labels, photo_lab, settings.merge)
