@@ -33,7 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality_cultures as qc  # noqa: E402
 import torch  # noqa: E402
 
-from culturegan.finish import FINISHES, apply_finish  # noqa: E402
+from culturegan.commands import FINISH_SETTINGS_HELP, finish_argument  # noqa: E402
+from culturegan.finish import apply_finish  # noqa: E402
 from culturegan.losses import NEUTRAL_CHROMA, luma_chroma_hue  # noqa: E402
 
 SECTORS = 12
@@ -69,8 +70,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="a model folder or a shipped model's name; repeat")  # fmt: skip
     parser.add_argument("--data", type=Path, default=qc.DEFAULT_DATA)
     parser.add_argument("--side", type=int, default=128)
-    parser.add_argument("--finish", choices=sorted(FINISHES),
-                        help="also each model's outputs with this finish (a row each)")  # fmt: skip
+    parser.add_argument("--finish", type=finish_argument,
+                        help="also each model's outputs with this finish (a row each)"
+                        + FINISH_SETTINGS_HELP)  # fmt: skip
     parser.add_argument("--out", type=Path, help="results JSON")
     args = parser.parse_args(argv)
     models = {}

@@ -69,6 +69,20 @@ def colour_columns(row: dict) -> str:
     )
 
 
+def colours(images: list, art: dict | None = None) -> dict:
+    """colour_stats.py's figures at its 128 px side; with ``art`` (the judging art's own),
+    the hue TV against it."""
+    small = []
+    for image in images:
+        image = image.convert("RGB")
+        image.thumbnail((COLOUR_SIDE, COLOUR_SIDE))
+        small.append(np.asarray(image, np.float32).reshape(-1, 3) / 255)
+    stats = colour_stats(np.concatenate(small))
+    if art is not None:
+        stats["hue_tv_to_art"] = round(total_variation(stats["hue_shares"], art["hue_shares"]), 4)
+    return stats
+
+
 def blurred(image: Image.Image, sigma: float) -> Image.Image:
     """The control: ``image`` under a Gaussian blur of ``sigma`` px at a 256 px side (scaled)."""
     sigma = sigma * min(image.size) / REFERENCE_SIDE
@@ -88,7 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--shifts", type=int, default=1, help="the models' passes moved within their grid, averaged"
     )
-    parser.add_argument("--set", nargs="*", default=[], help="finish settings, key=value")
+    parser.add_argument("--set", nargs="*", default=[],
+                        help="finish settings, key=value (the print's ink colour as "
+                        "ink=28/26/30)")  # fmt: skip
     parser.add_argument("--out", type=Path, help="results JSON")
     parser.add_argument("--grid", type=Path, help="picture: photos x (model, model + finish)")
     parser.add_argument("--grid-rows", type=int, default=6)
@@ -109,28 +125,14 @@ def main(argv: list[str] | None = None) -> int:
     judge = Judge.load(judge_dir)
     reference, cache = split[args.target]["judge"], args.work / "stats"
 
-    def colours(images: list) -> dict:
-        """colour_stats.py's figures at its 128 px side; hue TV against the judging art."""
-        small = []
-        for image in images:
-            image = image.convert("RGB")
-            image.thumbnail((COLOUR_SIDE, COLOUR_SIDE))
-            small.append(np.asarray(image, np.float32).reshape(-1, 3) / 255)
-        stats = colour_stats(np.concatenate(small))
-        if art is not None:
-            tv = total_variation(stats["hue_shares"], art["hue_shares"])
-            stats["hue_tv_to_art"] = round(tv, 4)
-        return stats
+    art = colours([load_image(p) for p in reference])
+    art["hue_tv_to_art"] = 0.0
 
     def score(images: list) -> dict:
         tensors = [pil_to_tensor(i) for i in images]
         row = qc.score_images(judge, tensors, args.target, reference, inputs, cache)
         row.pop("verdict_each")
-        return {**row, **colours(images)}
-
-    art = None
-    art = colours([load_image(p) for p in reference])
-    art["hue_tv_to_art"] = 0.0
+        return {**row, **colours(images, art)}
 
     rows = [{"model": "photos unchanged (floor)", "finish": None, **score(pils)}]
     columns = {"input": pils}
