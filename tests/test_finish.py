@@ -23,7 +23,7 @@ from culturegan.finish import (
     print_finish,
 )
 from culturegan.finish.common import merge_alike
-from culturegan.finish.woodblock import FULL_CHROMA, GREY_CHROMA
+from culturegan.finish.woodblock import FULL_CHROMA, GREY_CHROMA, gamut_scale
 from culturegan.inference import Stylizer
 from culturegan.losses import GREY_WEIGHTS
 
@@ -120,6 +120,23 @@ def test_strengthened_inks_stay_in_srgb_and_keep_their_hue(colour):
     assert abs(hue[1] - hue[0]) < 1.5
     assert abs(after[0] - before[0]) < 1.0  # the lightness kept
     assert np.hypot(after[1], after[2]) > 1.1 * np.hypot(before[1], before[2])  # stronger
+
+
+def test_an_ink_outside_srgb_is_brought_inside_at_its_own_hue():
+    from skimage.color import lab2rgb
+
+    # A light saturated blue that sRGB cannot show, a dull brown well inside it.
+    inks = np.array([[85.0, 0.0, -60.0], [50.0, 10.0, 10.0]])
+    factor = gamut_scale(inks, np.array([1.0, 2.0]))
+    assert 0.2 < factor[0] < 0.6 and factor[1] == 2.0  # the blue dulled, the brown doubled
+    fitted = inks.copy()
+    fitted[:, 1:] *= factor[:, None]
+    back = rgb2lab(lab2rgb(fitted[None]))[0]  # unclipped: the same colour comes back
+    assert np.abs(back - fitted).max() < 0.5
+    # As little chroma as needed is taken: 5% more and the blue is clipped.
+    over = inks[:1].copy()
+    over[:, 1:] *= 1.05 * factor[0]
+    assert np.abs(rgb2lab(lab2rgb(over[None]))[0] - over).max() > 0.5
 
 
 def test_merge_prints_a_flat_area_of_the_photo_in_one_ink_without_the_models_specks():

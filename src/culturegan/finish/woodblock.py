@@ -47,7 +47,7 @@ KMEANS_STARTS = 4  # k-means runs from other seeds; the one with the least sprea
 # ``chroma`` setting; above FULL_CHROMA it applies in full; between, in proportion.
 GREY_CHROMA, FULL_CHROMA = 15.0, 35.0
 GAMUT_TOLERANCE = 0.5  # CIELAB distance an ink may move when sRGB clips it: still inside
-GAMUT_STEPS = 12  # bisection steps of a strengthened ink's scale: 1/4096 of its range
+GAMUT_STEPS = 12  # bisection steps of an ink's chroma scale: 1/4096 of its range
 
 
 @dataclass(frozen=True)
@@ -95,9 +95,9 @@ class PrintFinish:
 
 
 def gamut_scale(palette: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """Each CIELAB ink's chroma ``scale``, lowered (not below 1) as far as its colour needs to
-    stay inside sRGB: a dark saturated ink scaled past the gamut would be clipped channel by
-    channel, which changes its hue (a brown turned orange)."""
+    """Each CIELAB ink's chroma ``scale``, lowered as far as its colour needs to stay inside
+    sRGB: an ink past the gamut (strengthened, or a mean of colours outside it) would be
+    clipped channel by channel, which changes its hue (a dark brown turned orange)."""
     import warnings
 
     import numpy as np
@@ -112,13 +112,12 @@ def gamut_scale(palette: np.ndarray, scale: np.ndarray) -> np.ndarray:
         return np.linalg.norm(back - lab, axis=1) < GAMUT_TOLERANCE
 
     scale = np.asarray(scale, dtype=np.float64)
-    low, high = np.ones_like(scale), np.maximum(scale, 1.0)
-    for _ in range(GAMUT_STEPS):  # bisection: ``low`` stays inside (or at 1), ``high`` not
+    low, high = np.zeros_like(scale), scale.copy()  # grey (factor 0) is inside at any L*
+    for _ in range(GAMUT_STEPS):  # bisection: ``low`` stays inside, ``high`` does not
         middle = (low + high) / 2
         fits = inside(middle)
         low, high = np.where(fits, middle, low), np.where(fits, high, middle)
-    capped = np.where(inside(np.maximum(scale, 1.0)), scale, low)
-    return np.where(scale > 1.0, capped, scale)  # dulled inks move toward grey: inside
+    return np.where(inside(scale), scale, low)
 
 
 def flat_areas(
@@ -146,10 +145,10 @@ def flat_areas(
             best_cost, palette = cost, inks
             chosen[present] = distances.argmin(1)
     palette = np.array(palette, dtype=np.float64)
-    if settings.chroma != 1.0:  # a* and b*: the same hue and lightness, stronger or weaker
-        held = np.hypot(palette[:, 1], palette[:, 2])
-        colourful = np.clip((held - GREY_CHROMA) / (FULL_CHROMA - GREY_CHROMA), 0.0, 1.0)
-        palette[:, 1:] *= gamut_scale(palette, 1.0 + (settings.chroma - 1.0) * colourful)[:, None]
+    # a* and b*: the same hue and lightness, stronger or weaker, and inside sRGB
+    held = np.hypot(palette[:, 1], palette[:, 2])
+    colourful = np.clip((held - GREY_CHROMA) / (FULL_CHROMA - GREY_CHROMA), 0.0, 1.0)
+    palette[:, 1:] *= gamut_scale(palette, 1.0 + (settings.chroma - 1.0) * colourful)[:, None]
     ink_of_pixel = chosen[labels]
     if settings.merge > 0:  # a merged area in the ink that covers most of it
         regions = merge_alike(labels, photo_lab, settings.merge)
