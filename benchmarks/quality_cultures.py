@@ -396,6 +396,49 @@ CANDIDATES: dict[str, dict[str, Any]] = {
         "shipped model paints every photo with the collection's whole mix of cream, lavender, "
         "pale blue and brown, in patches that do not follow the photo",
     },
+    "fewshot_structure_long styleblur1 shift10 nearest bank120": {
+        "preset": "fewshot_structure_long",
+        "overrides": {
+            "loss.style_blur": 1.0,
+            "loss.lambda_shift": 10.0,
+            "loss.style_target": "nearest",
+            "loss.style_bank": 120,
+        },
+        "multi_domain": False,
+        "directions": ["photo->ukiyoe"],
+        "ablation": "session 39: the nearest print chosen among the batch's six and the 120 "
+        "before them (most of the 145 training prints), so that a night photo's output can keep "
+        "to a night print instead of the batch's daylight ones; the shipped model turns night "
+        "skies and seas to cream with slate-blue patches",
+    },
+    "fewshot_structure_long styleblur1 shift10 matched bank120": {
+        "preset": "fewshot_structure_long",
+        "overrides": {
+            "loss.style_blur": 1.0,
+            "loss.lambda_shift": 10.0,
+            "loss.style_target": "matched",
+            "loss.style_bank": 120,
+        },
+        "multi_domain": False,
+        "directions": ["photo->ukiyoe"],
+        "ablation": "session 39: each output's style statistics against the six prints, of the "
+        "batch and the 120 before it, whose light and dark lie where the photo's do (luma on a "
+        "4 x 4 grid), instead of six at random: a night photo against night prints; the "
+        "nearest print by the output's own statistics (bank120) settles on the faded prints",
+    },
+    "fewshot_structure_long styleblur1 shift10 matched bank30": {
+        "preset": "fewshot_structure_long",
+        "overrides": {
+            "loss.style_blur": 1.0,
+            "loss.lambda_shift": 10.0,
+            "loss.style_target": "matched",
+            "loss.style_bank": 30,
+        },
+        "multi_domain": False,
+        "directions": ["photo->ukiyoe"],
+        "ablation": "session 39: the matched target choosing among 36 prints instead of 126 (the "
+        "six laid out most like the photo): between the batch's average and bank120's choice",
+    },
     "fewshot_structure_long structure1.5": {
         "preset": "fewshot_structure_long",
         "overrides": {"loss.lambda_structure": 1.5},

@@ -334,6 +334,95 @@ def test_nearest_style_target_asks_each_output_for_its_nearest_artwork_not_the_a
         load_config("multidomain_tiny", {"loss.style_target": "nearest"}).validate()
 
 
+def test_a_style_bank_lets_each_output_find_its_nearest_artwork_in_earlier_batches(tiny_cfg):
+    from culturegan.losses import feature_stats, style_stats_loss
+    from culturegan.training.base import PerceptualTerms
+
+    dark, light = torch.zeros(1, 2, 4, 4), torch.full((1, 2, 4, 4), 2.0)
+    # A dark output with only light art in its batch owes the distance to it; with a dark
+    # artwork seen before, nothing.
+    assert style_stats_loss([dark], [light], target="nearest").item() == pytest.approx(2.0)
+    banked = style_stats_loss([dark], [light], target="nearest", bank=[feature_stats(dark)])
+    assert banked.item() == pytest.approx(0, abs=1e-6)
+    with pytest.raises(ValueError, match="for the 'nearest' or 'mixed' target"):
+        style_stats_loss([dark], [light], bank=[feature_stats(dark)])
+    # Through the training terms: the bank holds the last style_bank artworks, oldest dropped.
+    set_field(tiny_cfg, "loss.lambda_style_stats", 1.0)
+    set_field(tiny_cfg, "loss.style_target", "nearest")
+    set_field(tiny_cfg, "loss.style_bank", 3)
+    terms = PerceptualTerms(tiny_cfg)
+    x, y = images(2, 64, 26), images(2, 64, 27)
+    first = terms(x, x, y)[1]["loss/style_stats"]  # outputs x against art y: owes the distance
+    assert first > 0.01 and [k.shape[0] for k in terms.bank] == [2] * len(terms.style_taps)
+    second = terms(y, y, x)[1]["loss/style_stats"]  # outputs y find art y in the bank
+    assert second == pytest.approx(0, abs=1e-6)
+    assert [k.shape[0] for k in terms.bank] == [3] * len(terms.style_taps)  # y's last, x's two
+    again = terms(x, x, y)[1]["loss/style_stats"]  # outputs x find art x in the bank
+    assert again == pytest.approx(0, abs=1e-6)
+    with pytest.raises(ValueError, match="style_bank applies to the cut recipe"):
+        tiny_cfg.validate()  # cyclegan: its two directions' art would share one bank
+    for settings, message in [
+        ({"loss.style_bank": -1}, "style_bank must be 0-4096"),
+        ({"loss.style_bank": 3, "loss.style_target": "mean"}, "holds candidates for loss.style_"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            load_config("cut_tiny", {"loss.style_target": "nearest", **settings}).validate()
+    load_config("cut_tiny", {"loss.style_target": "nearest", "loss.style_bank": 3}).validate()
+
+
+def test_the_matched_target_averages_the_artworks_laid_out_like_the_photo(tiny_cfg):
+    from culturegan.losses import feature_stats, grey_layout, matched_mix, style_stats_loss
+    from culturegan.training.base import PerceptualTerms
+
+    # Layouts: where a picture's light and dark lie, on a 4 x 4 grid.
+    night = torch.full((1, 3, 32, 32), -0.8)
+    day = torch.full((1, 3, 32, 32), 0.8)
+    dusk = torch.cat([day[..., :16, :], night[..., 16:, :]], dim=2)  # light sky, dark ground
+    layout = grey_layout(dusk)
+    assert layout.shape == (1, 16)
+    assert torch.allclose(layout[0, :8], torch.full((8,), 0.9)) and torch.allclose(
+        layout[0, 8:], torch.full((8,), 0.1))  # fmt: skip
+    art = torch.cat([day, night, dusk, day])
+    mix = matched_mix(grey_layout(torch.cat([night, dusk])), grey_layout(art), 2)
+    # the night photo: night and dusk (dusk's dark half is nearer than day); the dusk photo:
+    # dusk, then night and day tie at the same distance: either, never both
+    assert mix[0].tolist() == [0, 0.5, 0.5, 0]
+    assert mix[1, 2] == 0.5 and mix[1].sum() == pytest.approx(1)
+    # The mixed target: each output against its own mix of the artworks' statistics.
+    a, b = torch.zeros(1, 2, 4, 4), torch.full((1, 2, 4, 4), 2.0)
+    mix = torch.tensor([[1.0, 0.0], [0.5, 0.5]])
+    value = style_stats_loss([torch.cat([a, a])], [torch.cat([a, b])], target="mixed", mix=mix)
+    assert value.item() == pytest.approx((0 + 0.5) / 2)  # the second owes its mean off by 1
+    banked = style_stats_loss([a], [b], target="mixed", bank=[feature_stats(a)],
+                              mix=torch.tensor([[1.0, 0.0]]))  # fmt: skip
+    assert banked.item() == pytest.approx(0, abs=1e-6)  # the bank's artwork comes first
+    with pytest.raises(ValueError, match="takes a mix"):
+        style_stats_loss([a], [b], target="mixed")
+    with pytest.raises(ValueError, match=r"mix must be \(outputs, artworks\) = \(1, 1\)"):
+        style_stats_loss([a], [b], target="mixed", mix=torch.ones(1, 2) / 2)
+    # Through the training terms: a dark photo is held to the dark art of earlier batches.
+    set_field(tiny_cfg, "loss.lambda_style_stats", 1.0)
+    set_field(tiny_cfg, "loss.style_target", "matched")
+    set_field(tiny_cfg, "loss.style_bank", 4)
+    terms = PerceptualTerms(tiny_cfg)
+    dark_art = torch.cat([night, night]) + 0.05 * images(2, 32, 30)
+    light_art = torch.cat([day, day]) + 0.05 * images(2, 32, 31)
+    terms(light_art, light_art, dark_art)  # the bank now holds the dark art
+    assert terms.bank_layout.shape == (2, 16) and len(terms.bank) == len(terms.style_taps)
+    dark_output = dark_art.flip(0)
+    owed = terms(dark_output, dark_output, light_art)[1]["loss/style_stats"]
+    set_field(tiny_cfg, "loss.style_target", "mean")
+    set_field(tiny_cfg, "loss.style_bank", 0)
+    against_batch = PerceptualTerms(tiny_cfg)(dark_output, dark_output, light_art)[1]
+    assert owed < against_batch["loss/style_stats"] / 10
+    for settings, message in [
+        ({"loss.style_bank": 0}, "'matched' chooses among the artworks of loss.style_bank"),
+        ({"loss.style_bank": 4, "train.recipe": "cyclegan"}, "in the cut recipe"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            load_config("cut_tiny", {"loss.style_target": "matched", **settings}).validate()
+
+
 def test_style_focus_asks_the_arts_spread_of_the_drawing_not_of_the_flat_areas(tiny_cfg):
     from culturegan.losses import style_stats_loss
     from culturegan.training.base import PerceptualTerms
@@ -904,8 +993,13 @@ FEWSHOT = {
 }
 
 
-@pytest.mark.parametrize("recipe", ["cyclegan", "cut"])
+@pytest.mark.parametrize("recipe", ["cyclegan", "cut", "cut nearest", "cut matched"])
 def test_resume_is_exact_with_projected_d_diffaugment_and_perceptual_terms(tiny_cfg, recipe):
+    recipe, *target = recipe.split()
+    banked = bool(target)
+    if banked:  # the bank is in the checkpoint: step 3 chooses among the same artworks
+        set_field(tiny_cfg, "loss.style_target", target[0])
+        set_field(tiny_cfg, "loss.style_bank", 3)
     set_field(tiny_cfg, "train.recipe", recipe)
     set_field(tiny_cfg, "train.steps", 4)
     set_field(tiny_cfg, "data.load_size", 72)
@@ -927,6 +1021,11 @@ def test_resume_is_exact_with_projected_d_diffaugment_and_perceptual_terms(tiny_
     different = [k for k in a if not torch.equal(a[k], b[k])]
     assert not different, f"resumed run differs in {different[:5]}"
     assert trunk_digest() == before
+    bank = [k for k in a if "style_bank." in k]
+    assert len(bank) == (4 if banked else 0)  # per style tap (0, 2, 4), and the grey layouts
+    if banked:  # the last 3 artworks' statistics (channel means and deviations) and layouts
+        assert all(a[k].shape[0] == 3 for k in bank)
+        assert [a[k].shape for k in bank if k.endswith(".layout")] == [(3, 16)]
     logged = (straight.run_dir / "log.jsonl").read_text()
     terms = ("loss/content", "loss/style_stats", "loss/style_swd", "loss/palette", "loss/structure",
              "loss/flat", "loss/guide", "loss/outline")  # fmt: skip
@@ -1027,7 +1126,7 @@ def test_bad_few_shot_settings_are_refused_before_training(tiny_cfg):
         ("loss.outline_share", 0.0, "outline_share must be above 0"),
         ("loss.outline_share", 0.6, "outline_share must be above 0"),
         ("loss.style_taps", [4, 16], "style_taps must be distinct Lite0 blocks 0-15"),
-        ("loss.style_target", "median", "style_target must be 'mean' or 'nearest'"),
+        ("loss.style_target", "median", "style_target must be 'mean', 'nearest' or 'matched'"),
     ]:
         set_field(tiny_cfg, key, value)
         with pytest.raises(ValueError, match=message):

@@ -165,8 +165,14 @@ class LossConfig:
     style_taps: list[int] = field(default_factory=lambda: [0, 2, 4, 7])
     # each output's style statistics against: "mean" (the batch of art's average, the whole
     # collection's mix asked of every output), "nearest" (the one artwork of the batch whose
-    # statistics are nearest the output's; cut and cyclegan; losses.style_stats_loss)
+    # statistics are nearest the output's; cut and cyclegan; losses.style_stats_loss),
+    # "matched" (the average of as many artworks as a batch holds, those of the batch and the
+    # bank whose light and dark lie where the photo's do, losses.grey_layout; cut, with a bank)
     style_target: str = "mean"
+    # with style_target "nearest" or "matched" (cut): the statistics of this many earlier
+    # artworks (the latest batches' art) are candidates beside the batch's own, so the choice
+    # is made from more of the collection (0 = the batch alone)
+    style_bank: int = 0
     # content / style weights for the items (multidomain) or the direction (cyclegan, cut)
     # aimed at one domain, as
     # "DOMAIN:TERM=WEIGHT" (TERM: content, style_stats, style_swd, palette, patch, structure,
@@ -360,12 +366,23 @@ class RunConfig:
         if not 1 <= loss.guide_pool <= min(64, self.data.crop_size):
             raise ValueError(f"loss.guide_pool must be 1-64 pixels and at most data.crop_size "
                              f"({self.data.crop_size}), got {loss.guide_pool}")  # fmt: skip
-        if loss.style_target not in ("mean", "nearest"):
-            raise ValueError(f"loss.style_target must be 'mean' or 'nearest', got "
+        if loss.style_target not in ("mean", "nearest", "matched"):
+            raise ValueError(f"loss.style_target must be 'mean', 'nearest' or 'matched', got "
                              f"{loss.style_target!r}")  # fmt: skip
+        if loss.style_target == "matched" and (self.train.recipe != "cut" or not loss.style_bank):
+            raise ValueError("loss.style_target 'matched' chooses among the artworks of "
+                             "loss.style_bank (> 0) in the cut recipe")  # fmt: skip
         if loss.style_target == "nearest" and self.train.recipe not in ("cut", "cyclegan"):
             raise ValueError("loss.style_target 'nearest' applies to the cut and cyclegan "
                              f"recipes (one target culture per batch), not to "
+                             f"{self.train.recipe}")  # fmt: skip
+        if not 0 <= loss.style_bank <= 4096:
+            raise ValueError(f"loss.style_bank must be 0-4096 artworks, got {loss.style_bank}")
+        if loss.style_bank and loss.style_target == "mean":
+            raise ValueError("loss.style_bank holds candidates for loss.style_target 'nearest' "
+                             "or 'matched'; the target is 'mean'")  # fmt: skip
+        if loss.style_bank and self.train.recipe != "cut":  # cyclegan: two cultures' art
+            raise ValueError(f"loss.style_bank applies to the cut recipe, not to "
                              f"{self.train.recipe}")  # fmt: skip
         if loss.guide_mode not in ("rank", "hue"):
             raise ValueError(f"loss.guide_mode must be 'rank' or 'hue', got {loss.guide_mode!r}")

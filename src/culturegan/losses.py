@@ -207,6 +207,8 @@ def style_stats_loss(
     paired: bool = False,
     focus: torch.Tensor | None = None,
     target: str = "mean",
+    bank: list[torch.Tensor] | None = None,
+    mix: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Collection style loss: per-channel means and standard deviations of each output's
     feature maps against their *average* over a batch of the target culture's images, squared
@@ -232,17 +234,39 @@ def style_stats_loss(
     textures, whatever the photo; the nearest artwork lets each output take one artwork's
     statistics, the one nearest what it already is (on ukiyo-e level with the average within the
     spread between seeds: docs/quality.md, "Session 35"). The choice is made on detached values;
-    the gradient is that of the chosen artwork's squared error.
+    the gradient is that of the chosen artwork's squared error. ``bank``: with "nearest", the
+    statistics of earlier artworks (one (K, 2C) tensor per layer, :func:`feature_stats` of
+    their maps), candidates beside the batch's, so that an output can find an artwork like it
+    (a night scene among night prints) in more of the collection than one batch holds.
+
+    ``target="mixed"``: output i's target is ``mix[i] @`` the artworks' statistics (``mix``
+    (B, M) with rows summing to 1; M counts the bank's artworks first, then the batch's): a
+    chosen set of artworks averaged, such as the prints whose light and dark lie where the
+    photo's do (:func:`grey_layout`).
     """
-    if target not in ("mean", "nearest"):
-        raise ValueError(f"target must be 'mean' or 'nearest', got {target!r}")
-    if paired and target == "nearest":
-        raise ValueError("paired statistics have one target per output: no nearest to choose")
+    if target not in ("mean", "nearest", "mixed"):
+        raise ValueError(f"target must be 'mean', 'nearest' or 'mixed', got {target!r}")
+    if paired and target != "mean":
+        raise ValueError("paired statistics have one target per output: none to choose")
+    if bank is not None and target == "mean":
+        raise ValueError("a bank of artworks' statistics is for the 'nearest' or 'mixed' target")
+    if (mix is not None) != (target == "mixed"):
+        raise ValueError("the 'mixed' target takes a mix, and only it")
     outs, refs = [], []
     for o, s in zip(maps_out, maps_style, strict=True):
         weights = None if focus is None else F.adaptive_avg_pool2d(focus, o.shape[-2:])
         outs.append(feature_stats(o, weights))  # (B, 2C)
         refs.append(feature_stats(s.detach()))  # (M, 2C)
+    if bank is not None:
+        refs = [torch.cat([k.detach().to(r), r]) for k, r in zip(bank, refs, strict=True)]
+    if target == "mixed":
+        expected = (outs[0].shape[0], refs[0].shape[0])
+        if tuple(mix.shape) != expected:
+            raise ValueError(f"mix must be (outputs, artworks) = {expected}, got "
+                             f"{tuple(mix.shape)}")  # fmt: skip
+        mix = mix.detach().to(refs[0])
+        return _mean([(o - mix @ r).pow(2).mean(dim=1).mean() for o, r in
+                      zip(outs, refs, strict=True)])  # fmt: skip
     if target == "nearest":
         # (B, M): each output's squared error to each artwork, averaged over layers
         costs = sum((o.unsqueeze(1) - r.unsqueeze(0)).pow(2).mean(dim=2)
@@ -361,6 +385,21 @@ def patch_swd_loss(
 
 
 GREY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma, as the benchmarks' grey SSIM
+
+
+def grey_layout(x: torch.Tensor, cells: int = 4) -> torch.Tensor:
+    """(B, 3, H, W) in [-1, 1] -> (B, cells * cells): the picture's luma averaged over a
+    ``cells`` x ``cells`` grid, where its light and dark lie (a night sky, a bright sea)."""
+    return F.adaptive_avg_pool2d(grey(x), cells).flatten(1)
+
+
+def matched_mix(layouts: torch.Tensor, candidates: torch.Tensor, count: int) -> torch.Tensor:
+    """(B, M) weights: for each of ``layouts`` (B, L), 1 / count on the ``count`` of
+    ``candidates`` (M, L) nearest it (Euclidean), 0 elsewhere."""
+    count = min(count, candidates.shape[0])
+    nearest = torch.cdist(layouts, candidates).topk(count, dim=1, largest=False).indices
+    mix = layouts.new_zeros(layouts.shape[0], candidates.shape[0])
+    return mix.scatter_(1, nearest, 1.0 / count)
 
 
 def grey(x: torch.Tensor) -> torch.Tensor:

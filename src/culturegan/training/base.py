@@ -27,10 +27,13 @@ from culturegan.augment import DiffAugment
 from culturegan.config import RunConfig, for_domains, named_weight
 from culturegan.losses import (
     content_loss,
+    feature_stats,
     flat_loss,
     focus_weights,
     gaussian_blur,
+    grey_layout,
     guide_loss,
+    matched_mix,
     outline_loss,
     palette_loss,
     patch_swd_loss,
@@ -191,6 +194,9 @@ class PerceptualTerms:
         self.style_blur = cfg.loss.style_blur
         self.style_focus = cfg.loss.style_focus
         self.style_target = cfg.loss.style_target
+        self.style_bank = cfg.loss.style_bank
+        self.bank: list[torch.Tensor] = []  # per style tap: (K, 2C) statistics of earlier art
+        self.bank_layout = torch.empty(0, 16)  # (K, 16): their grey layouts (grey_layout)
         self.seed = cfg.train.seed
         self.paired = paired  # style image i is the target of output i (see style_stats_loss)
 
@@ -245,9 +251,7 @@ class PerceptualTerms:
             maps = [out[t] for t in self.style_taps]
             terms += [
                 ("style_stats", self.lambda_style_stats,
-                 lambda: style_stats_loss(maps, ref, paired=self.paired,
-                                          focus=self._focus(source),
-                                          target=self.style_target)),
+                 lambda: self._style_stats(maps, ref, source, style)),
                 ("style_swd", self.lambda_style_swd,
                  lambda: self._per_item(style_swd_loss, maps, ref, seed)),
             ]  # fmt: skip
@@ -257,6 +261,55 @@ class PerceptualTerms:
                 total = total + weight * value
                 logs[f"loss/{name}{suffix}"] = value.item()
         return total, logs
+
+    def _bank_then_push(
+        self, maps_style: list[torch.Tensor], style: torch.Tensor
+    ) -> list[torch.Tensor] | None:
+        """The bank of earlier artworks' statistics as it stands (None: no bank, or none yet),
+        then this batch's art (its statistics and grey layouts) added to it, the oldest dropped
+        past ``style_bank``."""
+        if not self.style_bank:
+            return None
+        held = self.bank or None
+        now = [feature_stats(m.detach()) for m in maps_style]
+        layout = grey_layout(style.detach())
+        if held is not None:
+            now = [torch.cat([k, n]) for k, n in zip(held, now, strict=True)]
+            layout = torch.cat([self.bank_layout, layout])
+        self.bank = [n[-self.style_bank :] for n in now]
+        self.bank_layout = layout[-self.style_bank :]
+        return held
+
+    def _style_stats(self, maps: list[torch.Tensor], ref: list[torch.Tensor],
+                     source: torch.Tensor, style: torch.Tensor) -> torch.Tensor:  # fmt: skip
+        """The style statistics term at this run's target (``loss.style_target``)."""
+        if self.style_target != "matched":
+            return style_stats_loss(maps, ref, paired=self.paired, focus=self._focus(source),
+                                    target=self.style_target,
+                                    bank=self._bank_then_push(ref, style))  # fmt: skip
+        held_layout = self.bank_layout if self.bank else None
+        bank = self._bank_then_push(ref, style)
+        candidates = grey_layout(style.detach())
+        if held_layout is not None:
+            candidates = torch.cat([held_layout, candidates])
+        # as many artworks as the batch holds, the ones laid out most like each photo
+        mix = matched_mix(grey_layout(source.detach()), candidates, style.shape[0])
+        return style_stats_loss(maps, ref, focus=self._focus(source), target="mixed",
+                                bank=bank, mix=mix)  # fmt: skip
+
+    def bank_state(self) -> dict[str, torch.Tensor]:
+        """The bank for a checkpoint: the statistics at each style tap ("0", "1", ...) and the
+        grey layouts (a resumed run chooses among the same artworks)."""
+        if not self.bank:
+            return {}
+        state = {str(i): k.detach().cpu() for i, k in enumerate(self.bank)}
+        return state | {"layout": self.bank_layout.detach().cpu()}
+
+    def load_bank_state(self, bank: dict[str, torch.Tensor], device: torch.device) -> None:
+        taps = sorted((key for key in bank if key.isdigit()), key=int)
+        self.bank = [bank[key].to(device) for key in taps]
+        if self.bank:
+            self.bank_layout = bank["layout"].to(device)
 
     def _focus(self, source: torch.Tensor) -> torch.Tensor | None:
         """Where the style statistics read the outputs (``loss.style_focus``); None: evenly."""

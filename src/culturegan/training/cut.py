@@ -261,6 +261,7 @@ class CUTRecipe(Recipe):
             "sched_d": self.sched_d.state_dict(),
             "rng": self.generator.get_state(),
             "augment": self.augment.state_dict(),
+            "style_bank": self.perceptual.bank_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -274,3 +275,4 @@ class CUTRecipe(Recipe):
         self.generator.set_state(state["rng"])
         if "augment" in state:  # checkpoints from before DiffAugment have none
             self.augment.load_state_dict(state["augment"])
+        self.perceptual.load_bank_state(state.get("style_bank", {}), self.device)
