@@ -17,7 +17,7 @@ saves:
 
 Images are read with their longer side at ``--side`` pixels (128); models stylize the photos at
 that size, one pass; ``--finish ink`` adds a row per model with those outputs redrawn by the
-finish (its default settings).
+finish (its default settings, or those of a spec such as ``ink:paper_share=0.5``).
 """
 
 from __future__ import annotations

@@ -78,6 +78,9 @@ MULTIDOMAIN_CPU_WEIGHTS = load_config("multidomain_cpu").loss.domain_weights
 # label -> preset, overrides (applied after the shared budget settings, so they win),
 # multi_domain (one model for every direction), directions (only these; default all) and what
 # the candidate tests.
+# the shipped ukiyo-e settings with session 39's matched style target (its bank size apart)
+MATCHED = {"loss.style_blur": 1.0, "loss.lambda_shift": 10.0, "loss.style_target": "matched"}
+
 CANDIDATES: dict[str, dict[str, Any]] = {
     "cyclegan_mobile": {
         # The issue's "today's cyclegan_fast" (named so until session 16): the paper's losses.
@@ -407,18 +410,13 @@ CANDIDATES: dict[str, dict[str, Any]] = {
         "multi_domain": False,
         "directions": ["photo->ukiyoe"],
         "ablation": "session 39: the nearest print chosen among the batch's six and the 120 "
-        "before them (most of the 145 training prints), so that a night photo's output can keep "
-        "to a night print instead of the batch's daylight ones; the shipped model turns night "
-        "skies and seas to cream with slate-blue patches",
+        "drawn before them (about 80 distinct prints of the 145), so that a night photo's "
+        "output can keep to a night print instead of the batch's daylight ones; the shipped "
+        "model turns night skies and seas to cream with slate-blue patches",
     },
     "fewshot_structure_long styleblur1 shift10 matched bank120": {
         "preset": "fewshot_structure_long",
-        "overrides": {
-            "loss.style_blur": 1.0,
-            "loss.lambda_shift": 10.0,
-            "loss.style_target": "matched",
-            "loss.style_bank": 120,
-        },
+        "overrides": {**MATCHED, "loss.style_bank": 120},
         "multi_domain": False,
         "directions": ["photo->ukiyoe"],
         "ablation": "session 39: each output's style statistics against the six prints, of the "
@@ -428,16 +426,20 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     },
     "fewshot_structure_long styleblur1 shift10 matched bank30": {
         "preset": "fewshot_structure_long",
-        "overrides": {
-            "loss.style_blur": 1.0,
-            "loss.lambda_shift": 10.0,
-            "loss.style_target": "matched",
-            "loss.style_bank": 30,
-        },
+        "overrides": {**MATCHED, "loss.style_bank": 30},
         "multi_domain": False,
         "directions": ["photo->ukiyoe"],
-        "ablation": "session 39: the matched target choosing among 36 prints instead of 126 (the "
+        "ablation": "session 39: the matched target choosing among 36 draws instead of 126 (the "
         "six laid out most like the photo): between the batch's average and bank120's choice",
+    },
+    "fewshot_structure_long styleblur1 shift10 matched bank120 palette15": {
+        "preset": "fewshot_structure_long",
+        "overrides": {**MATCHED, "loss.style_bank": 120, "loss.lambda_palette": 15.0},
+        "multi_domain": False,
+        "directions": ["photo->ukiyoe"],
+        "ablation": "session 39: the matched target with the palette term at 15 (the prints' "
+        "colours asked of every output three times as strongly), against matched bank120's "
+        "pink and grey-beige",
     },
     "fewshot_structure_long structure1.5": {
         "preset": "fewshot_structure_long",

@@ -334,7 +334,9 @@ def test_nearest_style_target_asks_each_output_for_its_nearest_artwork_not_the_a
         load_config("multidomain_tiny", {"loss.style_target": "nearest"}).validate()
 
 
-def test_a_style_bank_lets_each_output_find_its_nearest_artwork_in_earlier_batches(tiny_cfg):
+def test_a_style_bank_lets_each_output_find_its_nearest_artwork_in_earlier_batches(
+    tiny_cfg, monkeypatch
+):
     from culturegan.losses import feature_stats, style_stats_loss
     from culturegan.training.base import PerceptualTerms
 
@@ -367,7 +369,13 @@ def test_a_style_bank_lets_each_output_find_its_nearest_artwork_in_earlier_batch
     ]:
         with pytest.raises(ValueError, match=message):
             load_config("cut_tiny", {"loss.style_target": "nearest", **settings}).validate()
-    load_config("cut_tiny", {"loss.style_target": "nearest", "loss.style_bank": 3}).validate()
+    banked = {"loss.style_target": "nearest", "loss.style_bank": 3, "loss.lambda_style_stats": 1.0}
+    load_config("cut_tiny", banked).validate()
+    with pytest.raises(ValueError, match="loss.lambda_style_stats is 0"):
+        load_config("cut_tiny", {**banked, "loss.lambda_style_stats": 0.0}).validate()
+    monkeypatch.setenv("WORLD_SIZE", "2")  # under torchrun each process would bank its own art
+    with pytest.raises(ValueError, match="style_bank runs on one process"):
+        PerceptualTerms(tiny_cfg)
 
 
 def test_the_matched_target_averages_the_artworks_laid_out_like_the_photo(tiny_cfg):
@@ -999,7 +1007,7 @@ def test_resume_is_exact_with_projected_d_diffaugment_and_perceptual_terms(tiny_
     banked = bool(target)
     if banked:  # the bank is in the checkpoint: step 3 chooses among the same artworks
         set_field(tiny_cfg, "loss.style_target", target[0])
-        set_field(tiny_cfg, "loss.style_bank", 3)
+        set_field(tiny_cfg, "loss.style_bank", 6)  # more than a batch: art from before the kill
     set_field(tiny_cfg, "train.recipe", recipe)
     set_field(tiny_cfg, "train.steps", 4)
     set_field(tiny_cfg, "data.load_size", 72)
@@ -1023,9 +1031,9 @@ def test_resume_is_exact_with_projected_d_diffaugment_and_perceptual_terms(tiny_
     assert trunk_digest() == before
     bank = [k for k in a if "style_bank." in k]
     assert len(bank) == (4 if banked else 0)  # per style tap (0, 2, 4), and the grey layouts
-    if banked:  # the last 3 artworks' statistics (channel means and deviations) and layouts
-        assert all(a[k].shape[0] == 3 for k in bank)
-        assert [a[k].shape for k in bank if k.endswith(".layout")] == [(3, 16)]
+    if banked:  # the last 6 artworks' statistics (channel means and deviations) and layouts
+        assert all(a[k].shape[0] == 6 for k in bank)
+        assert [a[k].shape for k in bank if k.endswith(".layout")] == [(6, 16)]
     logged = (straight.run_dir / "log.jsonl").read_text()
     terms = ("loss/content", "loss/style_stats", "loss/style_swd", "loss/palette", "loss/structure",
              "loss/flat", "loss/guide", "loss/outline")  # fmt: skip

@@ -170,8 +170,8 @@ class LossConfig:
     # bank whose light and dark lie where the photo's do, losses.grey_layout; cut, with a bank)
     style_target: str = "mean"
     # with style_target "nearest" or "matched" (cut): the statistics of this many earlier
-    # artworks (the latest batches' art) are candidates beside the batch's own, so the choice
-    # is made from more of the collection (0 = the batch alone)
+    # draws of art (the latest batches', drawn with replacement) are candidates beside the
+    # batch's own, so the choice is made from more of the collection (0 = the batch alone)
     style_bank: int = 0
     # content / style weights for the items (multidomain) or the direction (cyclegan, cut)
     # aimed at one domain, as
@@ -381,6 +381,9 @@ class RunConfig:
         if loss.style_bank and loss.style_target == "mean":
             raise ValueError("loss.style_bank holds candidates for loss.style_target 'nearest' "
                              "or 'matched'; the target is 'mean'")  # fmt: skip
+        if loss.style_bank and loss.lambda_style_stats <= 0:
+            raise ValueError("loss.style_bank holds artworks for the style statistics term; "
+                             "loss.lambda_style_stats is 0")  # fmt: skip
         if loss.style_bank and self.train.recipe != "cut":  # cyclegan: two cultures' art
             raise ValueError(f"loss.style_bank applies to the cut recipe, not to "
                              f"{self.train.recipe}")  # fmt: skip

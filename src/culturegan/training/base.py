@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -195,6 +196,10 @@ class PerceptualTerms:
         self.style_focus = cfg.loss.style_focus
         self.style_target = cfg.loss.style_target
         self.style_bank = cfg.loss.style_bank
+        if self.style_bank and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            # each process would bank its own slice of the art, and a checkpoint holds rank 0's
+            raise ValueError("loss.style_bank runs on one process; train without torchrun "
+                             "or without the bank")  # fmt: skip
         self.bank: list[torch.Tensor] = []  # per style tap: (K, 2C) statistics of earlier art
         self.bank_layout = torch.empty(0, 16)  # (K, 16): their grey layouts (grey_layout)
         self.seed = cfg.train.seed
