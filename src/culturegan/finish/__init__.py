@@ -132,9 +132,8 @@ def _setting_value(name: str, key: str, text: str, default: object) -> object:
     except ValueError:
         what = "/".join(kind.__name__ for kind in kinds)
         raise ValueError(f"{name} finish: {key}={text} is not {what}") from None
-    if not all(
-        math.isfinite(v) for v in read
-    ):  # refused by the ranges too, but named here as what they are
+    # nan and inf are refused by the ranges too; here they are named as what they are
+    if not all(math.isfinite(v) for v in read):
         raise ValueError(f"{name} finish: {key}={text} is not a finite number")
     return tuple(read) if isinstance(default, tuple) else read[0]
 

@@ -128,14 +128,14 @@ def merge_alike(labels: np.ndarray, photo_lab: np.ndarray, distance: float) -> n
     # Plain floats, not arrays: the loop below runs once per merge and per neighbour.
     sums = total.tolist()
     sizes = count.tolist()
-    means = (total / count[:, None]).tolist()
+    mean = total / count[:, None]
+    means = mean.tolist()
 
     def gap(a: int, b: int) -> float:
         (la, aa, ba), (lb, ab, bb) = means[a], means[b]
         return math.sqrt((la - lb) ** 2 + (aa - ab) ** 2 + (ba - bb) ** 2)
 
-    first = np.linalg.norm(total[pairs[:, 0]] / count[pairs[:, 0], None]
-                           - total[pairs[:, 1]] / count[pairs[:, 1], None], axis=1)  # fmt: skip
+    first = np.linalg.norm(mean[pairs[:, 0]] - mean[pairs[:, 1]], axis=1)
     heap = [(d, a, b, 0, 0) for d, (a, b) in zip(first.tolist(), pairs.tolist(), strict=True)]
     heapq.heapify(heap)
     while heap:

@@ -201,7 +201,7 @@ class PerceptualTerms:
             raise ValueError("loss.style_bank runs on one process; train without torchrun "
                              "or without the bank")  # fmt: skip
         self.bank: list[torch.Tensor] = []  # per style tap: (K, 2C) statistics of earlier art
-        self.bank_layout = torch.empty(0, 16)  # (K, 16): their grey layouts (grey_layout)
+        self.bank_layout: torch.Tensor | None = None  # (K, cells^2): their grey_layout
         self.seed = cfg.train.seed
         self.paired = paired  # style image i is the target of output i (see style_stats_loss)
 
@@ -267,40 +267,36 @@ class PerceptualTerms:
                 logs[f"loss/{name}{suffix}"] = value.item()
         return total, logs
 
-    def _bank_then_push(
-        self, maps_style: list[torch.Tensor], style: torch.Tensor
-    ) -> list[torch.Tensor] | None:
-        """The bank of earlier artworks' statistics as it stands (None: no bank, or none yet),
-        then this batch's art (its statistics and grey layouts) added to it, the oldest dropped
+    def _push(
+        self, maps_style: list[torch.Tensor], layout: torch.Tensor
+    ) -> tuple[list[torch.Tensor] | None, torch.Tensor | None]:
+        """The bank as it stands (statistics per style tap, grey layouts; None, None while
+        empty), then this batch's art (``maps_style``, ``layout``) added, the oldest dropped
         past ``style_bank``."""
-        if not self.style_bank:
-            return None
-        held = self.bank or None
+        held, held_layout = self.bank or None, self.bank_layout
         now = [feature_stats(m.detach()) for m in maps_style]
-        layout = grey_layout(style.detach())
         if held is not None:
             now = [torch.cat([k, n]) for k, n in zip(held, now, strict=True)]
-            layout = torch.cat([self.bank_layout, layout])
+            layout = torch.cat([held_layout, layout])
         self.bank = [n[-self.style_bank :] for n in now]
         self.bank_layout = layout[-self.style_bank :]
-        return held
+        return held, held_layout
 
     def _style_stats(self, maps: list[torch.Tensor], ref: list[torch.Tensor],
                      source: torch.Tensor, style: torch.Tensor) -> torch.Tensor:  # fmt: skip
         """The style statistics term at this run's target (``loss.style_target``)."""
-        if self.style_target != "matched":
-            return style_stats_loss(maps, ref, paired=self.paired, focus=self._focus(source),
-                                    target=self.style_target,
-                                    bank=self._bank_then_push(ref, style))  # fmt: skip
-        held_layout = self.bank_layout if self.bank else None
-        bank = self._bank_then_push(ref, style)
-        candidates = grey_layout(style.detach())
-        if held_layout is not None:
-            candidates = torch.cat([held_layout, candidates])
+        focus = self._focus(source)
+        if not self.style_bank:
+            return style_stats_loss(maps, ref, paired=self.paired, focus=focus,
+                                    target=self.style_target)  # fmt: skip
+        layout = grey_layout(style.detach())
+        held, held_layout = self._push(ref, layout)
+        if self.style_target == "nearest":
+            return style_stats_loss(maps, ref, focus=focus, target="nearest", bank=held)
+        candidates = layout if held_layout is None else torch.cat([held_layout, layout])
         # as many artworks as the batch holds, the ones laid out most like each photo
         mix = matched_mix(grey_layout(source.detach()), candidates, style.shape[0])
-        return style_stats_loss(maps, ref, focus=self._focus(source), target="mixed",
-                                bank=bank, mix=mix)  # fmt: skip
+        return style_stats_loss(maps, ref, focus=focus, target="mixed", bank=held, mix=mix)
 
     def bank_state(self) -> dict[str, torch.Tensor]:
         """The bank for a checkpoint: the statistics at each style tap ("0", "1", ...) and the
