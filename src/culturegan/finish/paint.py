@@ -64,16 +64,16 @@ class PaintFinish:
 
     def __post_init__(self) -> None:
         check_ranges("paint", {
-            "length": (self.length, 0, 128, True),
-            "width": (self.width, 0, self.length, True),  # a stroke is no wider than long
-            "fine": (self.fine, 0, 1, True),
-            "detail": (self.detail, 0, 2, False),  # RGB distance: at most sqrt(3)
-            "edge": (self.edge, 0, 1, True),
-            "jitter": (self.jitter, 0, 1, False),
-            "spread": (self.spread, 0, math.pi, False),
-            "flow_sigma": (self.flow_sigma, 0, MAX_SIGMA, True),
-            "bristles": (self.bristles, 0, 1, False),
-            "seed": (self.seed, 0, MAX_SEED - 1, False),
+            "length": (self.length, 0, 128, "(]"),
+            "width": (self.width, 0, self.length, "(]"),  # a stroke is no wider than long
+            "fine": (self.fine, 0, 1, "(]"),
+            "detail": (self.detail, 0, 2, "[]"),  # RGB distance: at most sqrt(3)
+            "edge": (self.edge, 0, 1, "(]"),
+            "jitter": (self.jitter, 0, 1, "[]"),
+            "spread": (self.spread, 0, math.pi, "[]"),
+            "flow_sigma": (self.flow_sigma, 0, MAX_SIGMA, "(]"),
+            "bristles": (self.bristles, 0, 1, "[]"),
+            "seed": (self.seed, 0, MAX_SEED - 1, "[]"),
         })  # fmt: skip
 
     @property

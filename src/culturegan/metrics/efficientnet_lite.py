@@ -77,6 +77,7 @@ class LiteVariant:
 LITE_VARIANTS = {
     "lite0": LiteVariant("lite0", width=1.0, depth=1.0, resolution=224, dropout=0.2),
     "lite1": LiteVariant("lite1", width=1.0, depth=1.1, resolution=240, dropout=0.2),
+    "lite2": LiteVariant("lite2", width=1.1, depth=1.2, resolution=260, dropout=0.3),
 }
 
 

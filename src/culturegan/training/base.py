@@ -307,10 +307,24 @@ class PerceptualTerms:
         return state | {"layout": self.bank_layout.detach().cpu()}
 
     def load_bank_state(self, bank: dict[str, torch.Tensor], device: torch.device) -> None:
+        """The bank from a checkpoint (``bank_state``), checked against this run's style taps;
+        a run resumed with a smaller ``style_bank`` keeps the newest of it, one without none."""
+        if not bank or not self.style_bank:
+            self.bank, self.bank_layout = [], None
+            return
         taps = sorted((key for key in bank if key.isdigit()), key=int)
-        self.bank = [bank[key].to(device) for key in taps]
-        if self.bank:
-            self.bank_layout = bank["layout"].to(device)
+        layout = bank.get("layout")
+        held = [bank[key] for key in taps]
+        rows = {t.shape[0] for t in held} | ({layout.shape[0]} if layout is not None else set())
+        if (layout is None or len(held) != len(self.style_taps) or len(rows) != 1
+                or any(t.dim() != 2 for t in [*held, layout])):  # fmt: skip
+            shapes = {key: tuple(t.shape) for key, t in bank.items()}
+            raise ValueError(
+                f"the checkpoint's style bank does not fit this run ({len(self.style_taps)} "
+                f"style taps, a layout of each artwork): it holds {shapes}"
+            )
+        self.bank = [t[-self.style_bank :].to(device) for t in held]
+        self.bank_layout = layout[-self.style_bank :].to(device)
 
     def _focus(self, source: torch.Tensor) -> torch.Tensor | None:
         """Where the style statistics read the outputs (``loss.style_focus``); None: evenly."""
