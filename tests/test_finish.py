@@ -205,6 +205,38 @@ def test_cohere_prints_the_photos_field_in_the_ink_the_model_gave_it_more_than_e
     assert blue_share(5.0, 4096.0, margin=4.0)[0] == pytest.approx(blue_share(0.0)[0])
 
 
+def test_a_videos_frames_are_printed_in_the_first_frames_inks_until_a_new_scene():
+    from culturegan.finish import FinishFrames
+    from culturegan.finish.woodblock import print_finish_and_inks
+
+    photo = Image.fromarray(noisy(quadrants(64, PHOTO_COLOURS).astype(float), 10))
+
+    def output(colours, shift: float, seed: int) -> Image.Image:
+        return Image.fromarray(noisy(quadrants(64, colours).astype(float) + shift, 20, seed))
+
+    frames = FinishFrames("print:colours=4")
+    first = frames(photo, output(ART_COLOURS, 0, seed=2))
+    inks = frames.inks.copy()
+    assert np.array_equal(np.asarray(first), np.asarray(print_finish(photo, output(
+        ART_COLOURS, 0, seed=2), PrintFinish(colours=4))))  # fmt: skip  # the first: as alone
+    # The next frame's colours moved a little (other noise, 6 levels lighter): its own k-means
+    # inks differ from the first frame's, and the frame is printed in the first frame's.
+    _, own = print_finish_and_inks(photo, output(ART_COLOURS, 6, seed=3), PrintFinish(colours=4))
+    frames(photo, output(ART_COLOURS, 6, seed=3))
+    assert not np.allclose(own, inks, atol=0.5) and np.array_equal(frames.inks, inks)
+    # A new scene (other colours altogether): the inks are fitted to it.
+    scene = [(20, 160, 90), (240, 240, 120), (120, 40, 160), (90, 200, 230)]
+    _, fresh = print_finish_and_inks(photo, output(scene, 0, seed=4), PrintFinish(colours=4))
+    frames(photo, output(scene, 0, seed=4))
+    assert np.array_equal(frames.inks, fresh)
+    # The other finishes are drawn frame by frame, as alone.
+    inked = FinishFrames("ink:washes=2")
+    for seed in (5, 6):
+        out = output(ART_COLOURS, 0, seed)
+        expected = apply_finish("ink:washes=2", photo, out)
+        assert np.array_equal(np.asarray(inked(photo, out)), np.asarray(expected))
+
+
 def test_merging_handles_one_area_and_tiny_pictures():
     flat = Image.new("RGB", (8, 8), (200, 180, 150))
     for photo, out in [(flat, flat), (Image.new("RGB", (80, 64), (90, 120, 150)), flat)]:

@@ -189,8 +189,8 @@ def test_style_options_reach_every_frame_and_unset_ones_are_not_passed(tmp_path)
                   mix="a:1,b:2", strength=0.5, finish="print", batch_size=2,
                   progress=False)  # fmt: skip
     expected = {"target": "art", "seed": 7, "mix": "a:1,b:2", "strength": 0.5,
-                "finish": "print", "batch_size": 2}  # fmt: skip
-    assert stylizer.calls == [expected] * 3  # batches of 2, 2, 1
+                "batch_size": 2}  # fmt: skip
+    assert stylizer.calls == [expected] * 3  # batches of 2, 2, 1; the video draws the finish
     stylizer = Invert()
     stylize_video(clip, tmp_path / "o.mp4", stylizer=stylizer, progress=False)
     assert stylizer.calls == [{"batch_size": 1}] * 5

@@ -3,7 +3,9 @@
 Each frame goes through the one :class:`culturegan.inference.Stylizer` call with one style code
 for the whole video; :mod:`culturegan.temporal` blends in the previous output, warped by the
 optical flow of the input frames, where the flow is reliable (``temporal=0`` gives the
-per-frame result exactly) and measures flicker (the warping error).
+per-frame result exactly) and measures flicker (the warping error). A finish is drawn on each
+frame before that stage, one frame after another (:class:`culturegan.finish.FinishFrames`: the
+print finish keeps its inks from frame to frame).
 
 Decoding, stylizing and encoding are streamed (one frame, or one batch, in memory); the audio
 stream is copied (or re-encoded to AAC when the container cannot hold it); the output is written
@@ -35,6 +37,7 @@ from PIL import Image
 
 from culturegan.data.video import Frame, open_video, require, scaled_size, stored, upright
 from culturegan.fileio import atomic_write
+from culturegan.finish import FinishFrames, check_finish_size
 from culturegan.temporal import (
     DEFAULT_TEMPORAL,
     FlowStep,
@@ -236,6 +239,9 @@ def stylize_video(
     request = stylizer.check_inputs(**options, batch_size=batch_size)  # refuse before any work
     if request.reference is not None:
         options["reference"] = request.reference  # read once, not once per frame
+    # The finish is drawn here, frame after frame, so it can keep what it chose (the print's
+    # inks) from one frame to the next: culturegan.finish.FinishFrames.
+    finishing = FinishFrames(options.pop("finish")) if "finish" in options else None
     flow_fn = OpticalFlow(flow) if temporal > 0 or observer is not None else None
     codec = codec or default_codec()
     if codec not in require("av").codecs_available:
@@ -250,6 +256,8 @@ def stylize_video(
     crop = (width - width % 2, height - height % 2) if even else (width, height)
     if min(crop) < 2:
         raise ValueError(f"'{video}' frames are {width} x {height}: too small to encode")
+    if finishing is not None:
+        check_finish_size(finishing.spec, crop, str(video))
 
     state: dict[str, Any] = {"frames": 0, "reliable": []}
 
@@ -257,6 +265,8 @@ def stylize_video(
         inputs = [upright(f.image[: crop[1], : crop[0]], info.rotation) for f in batch]
         result = stylizer([Image.fromarray(x) for x in inputs], **options, batch_size=batch_size)
         for frame, x, styled in zip(batch, inputs, result.images, strict=True):
+            if finishing is not None:
+                styled = finishing(Image.fromarray(x), styled)
             y = np.asarray(styled.convert("RGB"))  # (H, W, 3) uint8, upright
             step = None
             if flow_fn is not None and "input" in state:

@@ -56,13 +56,19 @@ from typing import TYPE_CHECKING
 from culturegan.finish.common import REFERENCE_SIDE
 from culturegan.finish.ink import InkFinish, ink_finish
 from culturegan.finish.paint import PaintFinish, paint_finish
-from culturegan.finish.woodblock import PrintFinish, flat_areas, print_finish
+from culturegan.finish.woodblock import (
+    PrintFinish,
+    flat_areas,
+    print_finish,
+    print_finish_and_inks,
+)
 
 if TYPE_CHECKING:
     from PIL import Image
 
 __all__ = [
     "FINISHES",
+    "FinishFrames",
     "MAX_FINISH_PIXELS",
     "REFERENCE_SIDE",
     "InkFinish",
@@ -167,3 +173,21 @@ def apply_finish(spec: str, photo: Image.Image, stylized: Image.Image) -> Image.
     """The finish ``spec`` names (``print``, or with settings ``print:merge=6``; see
     :func:`parse_finish` and :data:`FINISHES`) drawn from ``photo`` and its ``stylized``."""
     return parse_finish(spec)[1].draw(photo, stylized)
+
+
+class FinishFrames:
+    """A finish drawn over the frames of a video, one frame after another: the ``print``
+    finish keeps the first frame's inks for the frames after it (refitted at a new scene;
+    :func:`culturegan.finish.woodblock.flat_areas_and_inks`), so a field is not printed in a
+    new ink each frame. The other finishes have no state across frames: each is drawn alone."""
+
+    def __init__(self, spec: str) -> None:
+        self.spec = spec
+        self.settings = parse_finish(spec)[1]
+        self.inks = None  # the print's inks, CIELAB, once a frame is drawn
+
+    def __call__(self, photo: Image.Image, stylized: Image.Image) -> Image.Image:
+        if isinstance(self.settings, PrintFinish):
+            image, self.inks = print_finish_and_inks(photo, stylized, self.settings, self.inks)
+            return image
+        return self.settings.draw(photo, stylized)

@@ -54,6 +54,10 @@ GAMUT_TOLERANCE = 0.5  # CIELAB distance an ink may move when sRGB clips it: sti
 GAMUT_STEPS = 12  # bisection steps of an ink's chroma scale: 1/4096 of its range
 MAX_REACH = 4096.0  # px at a 256 px side: a ``cohere_reach`` this wide is the whole picture
 VOTE_ROWS = 512  # areas whose votes are counted at once
+# An earlier frame's inks are kept while their mean squared CIELAB distance to a frame's areas
+# is at most REFIT_COST times that of the frame's own k-means inks plus REFIT_SLACK squared (the
+# same areas a few units of colour away): past it, a new scene.
+REFIT_COST, REFIT_SLACK = 2.0, 10.0
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,20 @@ def flat_areas(
 ) -> np.ndarray:
     """(H, W, 3) CIELAB: one ink per superpixel of photo and output together; with ``merge``,
     one per merged area of the photo where one ink covers ``merge_share`` of it or more."""
+    return flat_areas_and_inks(photo_lab, out_lab, settings, scale)[0]
+
+
+def flat_areas_and_inks(
+    photo_lab: np.ndarray,
+    out_lab: np.ndarray,
+    settings: PrintFinish,
+    scale: float,
+    held: np.ndarray | None = None,  # (colours, 3) CIELAB inks of an earlier frame, or None
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`flat_areas`, and the inks it chose (CIELAB, before ``chroma``). Given ``held``,
+    the areas take those inks unless they fit this picture's areas much worse than its own
+    inks would (:data:`REFIT_COST`, :data:`REFIT_SLACK`: a new scene): a video's frames are
+    printed in the same inks, not in inks fitted afresh to every frame."""
     import numpy as np
 
     from culturegan.culture.descriptors.colour import weighted_kmeans
@@ -156,7 +174,14 @@ def flat_areas(
         if cost < best_cost:
             best_cost, palette = cost, inks
             chosen[present] = distances.argmin(1)
+    if held is not None and len(held) == settings.colours:
+        distances = ((points[:, None, :] - held[None]) ** 2).sum(-1)
+        held_cost = (distances.min(1) * weights).sum()
+        if held_cost <= REFIT_COST * best_cost + REFIT_SLACK**2 * weights.sum():
+            palette = held
+            chosen[present] = distances.argmin(1)
     palette = np.array(palette, dtype=np.float64)
+    inks = palette.copy()  # before their chroma: what a later frame fits its areas to
     # a* and b*: the same hue and lightness, stronger or weaker, and inside sRGB
     held = np.hypot(palette[:, 1], palette[:, 2])
     colourful = np.clip((held - GREY_CHROMA) / (FULL_CHROMA - GREY_CHROMA), 0.0, 1.0)
@@ -173,7 +198,7 @@ def flat_areas(
         share = votes.max(1) / np.maximum(votes.sum(1), 1)
         settled = share >= settings.merge_share  # else its superpixels keep their own inks
         ink_of_pixel = np.where(settled[regions], votes.argmax(1)[regions], ink_of_pixel)
-    return palette[ink_of_pixel]
+    return palette[ink_of_pixel], inks
 
 
 def cohered_inks(
@@ -227,6 +252,16 @@ def print_finish(
     settings: PrintFinish | None = None,
 ) -> Image.Image:
     """The model's output redrawn as a woodblock print: flat inks, its grain, keyblock lines."""
+    return print_finish_and_inks(photo, stylized, settings)[0]
+
+
+def print_finish_and_inks(
+    photo: Image.Image,
+    stylized: Image.Image,
+    settings: PrintFinish | None = None,
+    held: np.ndarray | None = None,  # an earlier frame's inks (see flat_areas_and_inks)
+) -> tuple[Image.Image, np.ndarray]:
+    """:func:`print_finish`, and the inks it printed in (CIELAB, before ``chroma``)."""
     import numpy as np
     from PIL import Image
     from scipy import ndimage as ndi
@@ -236,7 +271,8 @@ def print_finish(
 
     settings = settings or PrintFinish()
     rgb_photo, rgb_out, scale = as_arrays(photo, stylized)
-    painted = lab2rgb(flat_areas(rgb2lab(rgb_photo), rgb2lab(rgb_out), settings, scale))
+    flat, inks = flat_areas_and_inks(rgb2lab(rgb_photo), rgb2lab(rgb_out), settings, scale, held)
+    painted = lab2rgb(flat)
     if settings.detail > 0:
         sigma = settings.detail_sigma * scale
         grain = rgb_out - ndi.gaussian_filter(rgb_out, (sigma, sigma, 0))
@@ -247,4 +283,4 @@ def print_finish(
     )
     ink = np.array(settings.ink, dtype=np.float64) / 255.0
     painted = np.clip(painted, 0.0, 1.0) * (1.0 - lines[..., None]) + ink * lines[..., None]
-    return Image.fromarray(np.round(painted * 255.0).astype(np.uint8))
+    return Image.fromarray(np.round(painted * 255.0).astype(np.uint8)), inks
