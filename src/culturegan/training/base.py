@@ -315,9 +315,9 @@ class PerceptualTerms:
         taps = sorted((key for key in bank if key.isdigit()), key=int)
         layout = bank.get("layout")
         held = [bank[key] for key in taps]
-        rows = {t.shape[0] for t in held} | ({layout.shape[0]} if layout is not None else set())
-        if (layout is None or len(held) != len(self.style_taps) or len(rows) != 1
-                or any(t.dim() != 2 for t in [*held, layout])):  # fmt: skip
+        if (layout is None or len(held) != len(self.style_taps)
+                or any(t.dim() != 2 for t in [*held, layout])
+                or len({t.shape[0] for t in [*held, layout]}) != 1):  # fmt: skip
             shapes = {key: tuple(t.shape) for key, t in bank.items()}
             raise ValueError(
                 f"the checkpoint's style bank does not fit this run ({len(self.style_taps)} "
